@@ -1,0 +1,54 @@
+# The front door. Every target installs what it needs into .venv first, so each works on a
+# fresh clone: `make demo` runs the product on the bundled servers, `make test` the suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run demo test test-unit test-integration test-e2e lint format schemas bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: install            ## the bundled broker + PostgreSQL + both services + SMTP sink; Ctrl-C stops all
+	$(BIN)/recoveryctl dev --services
+
+demo: install           ## plays the seed stories through the running system and prints the outcomes
+	$(BIN)/recoveryctl demo
+
+test: install           ## the whole suite: unit, integration (real servers), end to end (real processes)
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+test-integration: install
+	$(PY) -m pytest tests/integration
+
+test-e2e: install
+	$(PY) -m pytest tests/e2e
+
+lint: install
+	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format services tests bench
+	$(BIN)/ruff check --fix services tests bench
+
+schemas: install        ## writes schemas/: JSON Schema per event type and the AsyncAPI document
+	$(PY) -m services.common.schemagen schemas
+
+bench: install          ## throughput and latency on the bundled servers; prints tables
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

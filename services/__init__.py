@@ -1,0 +1,1 @@
+"""Service recovery: the recovery service, the notifier, and what they share."""

@@ -1,0 +1,118 @@
+"""Settings shared by every process, read from the environment (and nothing else reads it).
+
+Each service has one settings class that extends :class:`CommonSettings`; field names are
+the environment variable names (case-insensitive).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # --- where things are (CONTRACT.md: unset, the local commands start the bundled servers)
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/recovery")
+
+    # --- topic names (CONTRACT.md defaults; each can be overridden)
+    topic_charges: str = "billing.charges"
+    topic_complaints: str = "customer.complaints"
+    topic_decisions: str = "recovery.decisions"
+    topic_notifications: str = "notifications.email"
+    topic_dlq: str = "recovery.dlq"
+    topic_partitions: int = Field(default=3, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    # --- Kafka client (production: TLS + SASL, acks=all, idempotence on Apache Kafka)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_acks: Literal["all", "1"] = "all"
+    # Off by default because the bundled broker lacks InitProducerId; turn on for Apache Kafka.
+    kafka_enable_idempotence: bool = False
+    kafka_linger_ms: int = Field(default=5, ge=0)
+    kafka_max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # The bundled broker holds a first group join for half the session timeout.
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+
+    # --- PostgreSQL
+    database_ssl_rootcert: str | None = None
+    database_pool_min: int = Field(default=1, ge=0)
+    database_pool_max: int = Field(default=8, ge=1)
+
+    # --- logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    def topic(self, logical: str) -> str:
+        """The topic name for a logical topic (``charges``, ``decisions``, ...)."""
+        name: str = getattr(self, f"topic_{logical}")
+        return name
+
+    def all_topics(self) -> list[str]:
+        return [self.topic(t) for t in ("charges", "complaints", "decisions", "notifications", "dlq")]
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        ctx = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+        if self.kafka_ssl_certfile:
+            ctx.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        return ctx
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection and security options for any aiokafka client."""
+        opts: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        ctx = self.kafka_ssl_context()
+        if ctx is not None:
+            opts["ssl_context"] = ctx
+        if self.kafka_sasl_mechanism:
+            opts["sasl_mechanism"] = self.kafka_sasl_mechanism
+            opts["sasl_plain_username"] = self.kafka_sasl_username
+            opts["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        return opts
+
+    def kafka_producer_options(self) -> dict[str, Any]:
+        return {
+            **self.kafka_client_options(),
+            "acks": "all" if self.kafka_acks == "all" else 1,
+            "enable_idempotence": self.kafka_enable_idempotence,
+            "linger_ms": self.kafka_linger_ms,
+            "max_request_size": self.kafka_max_request_size,
+            "max_batch_size": 1024 * 1024,
+        }
+
+    def kafka_consumer_options(self) -> dict[str, Any]:
+        return {
+            **self.kafka_client_options(),
+            "session_timeout_ms": self.kafka_session_timeout_ms,
+            "heartbeat_interval_ms": self.kafka_heartbeat_interval_ms,
+            "max_partition_fetch_bytes": self.kafka_max_request_size,
+        }
+
+    def database_dsn(self) -> str:
+        return self.database_url.get_secret_value()
+
+    def database_ssl(self) -> ssl.SSLContext | None:
+        """A TLS context when a root certificate is configured (``sslmode`` in the URL works too)."""
+        if not self.database_ssl_rootcert:
+            return None
+        return ssl.create_default_context(cafile=self.database_ssl_rootcert)

@@ -1,0 +1,1 @@
+"""The notifier: one apology per decision, in the customer's language."""

@@ -1,0 +1,1 @@
+"""Pure domain: standard library and pydantic only (no broker, driver or logger)."""

@@ -1,0 +1,39 @@
+"""The notifier's and the delivery worker's settings: the only reader of the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from services.common.settings import CommonSettings
+
+
+class NotifierSettings(CommonSettings):
+    notifier_source: str = "notifier-service"
+    notifier_group_id: str = "notifier-service"
+    notifier_batch_max: int = Field(default=500, ge=1)
+    # Operators can point this at a copy of the shipped templates to edit the wording.
+    notifier_templates_dir: Path | None = None
+    relay_batch_size: int = Field(default=1000, ge=1)
+    relay_poll_s: float = Field(default=1.0, gt=0)
+
+    http_host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on all interfaces
+    http_port: int = Field(default=8081, ge=0, le=65535)
+
+    # --- the reference delivery worker (`delivery-worker`)
+    delivery_group_id: str = "email-delivery"
+    delivery_source: str = "email-delivery"
+    delivery_http_port: int = Field(default=8082, ge=0, le=65535)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_use_tls: bool = False
+    smtp_start_tls: bool = False
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    smtp_from: str = "care@example.com"
+    # Retries with exponential backoff and full jitter; the defaults span well over 30 minutes.
+    delivery_max_attempts: int = Field(default=10, ge=1)
+    delivery_base_delay_s: float = Field(default=5.0, gt=0)
+    delivery_max_delay_s: float = Field(default=900.0, gt=0)

@@ -1,0 +1,1 @@
+"""The recovery service: cases, the policy book, the SLA clock and escalations."""

@@ -1,0 +1,30 @@
+"""The recovery service's settings (and recoveryctl's): the only reader of the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from services.common.settings import CommonSettings
+
+
+class RecoverySettings(CommonSettings):
+    # RECOVERY_POLICY_FILE: unset, the shipped default policy applies (POLICY.md).
+    recovery_policy_file: Path | None = None
+    # The case-owner roster; unset, the shipped roster applies.
+    recovery_roster_file: Path | None = None
+    recovery_source: str = "recovery-service"
+    recovery_group_id: str = "recovery-service"
+    recovery_batch_max: int = Field(default=500, ge=1)
+    recovery_batch_timeout_ms: int = Field(default=20, ge=1)
+    # Durable SLA timers: how often a worker looks for due timers (also woken by NOTIFY).
+    recovery_timer_poll_s: float = Field(default=0.5, gt=0)
+    relay_batch_size: int = Field(default=1000, ge=1)
+    relay_poll_s: float = Field(default=1.0, gt=0)
+
+    # Health, readiness, metrics and (recovery only) the ops API.
+    http_host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on all interfaces
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    # Bearer token for the ops API (everything but the probes). Unset: the ops API refuses all.
+    ops_api_token: SecretStr | None = None
