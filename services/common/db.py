@@ -1,0 +1,33 @@
+"""PostgreSQL connections (asyncpg): one pool per process, opened in the lifespan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.common.settings import CommonSettings
+
+
+def pool_kwargs(settings: CommonSettings) -> dict[str, Any]:
+    """Arguments for :func:`asyncpg.create_pool`: the DSN, TLS and pool size.
+
+    ``sslmode=require`` / ``verify-full`` in ``DATABASE_URL`` work as in libpq; a
+    ``DATABASE_SSL_ROOTCERT`` turns on TLS verified against that CA.
+    """
+    kwargs: dict[str, Any] = {
+        "dsn": settings.database_dsn(),
+        "min_size": settings.database_pool_min,
+        "max_size": settings.database_pool_max,
+        "command_timeout": 60,
+    }
+    ssl_ctx = settings.database_ssl()
+    if ssl_ctx is not None:
+        kwargs["ssl"] = ssl_ctx
+    return kwargs
+
+
+async def create_pool(settings: CommonSettings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(**pool_kwargs(settings))
+    assert pool is not None
+    return pool
