@@ -30,9 +30,7 @@ class CommonSettings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1)
 
     # --- Kafka client (production: TLS + SASL, acks=all, idempotence on Apache Kafka)
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
@@ -63,7 +61,9 @@ class CommonSettings(BaseSettings):
         return name
 
     def all_topics(self) -> list[str]:
-        return [self.topic(t) for t in ("charges", "complaints", "decisions", "notifications", "dlq")]
+        return [
+            self.topic(t) for t in ("charges", "complaints", "decisions", "notifications", "dlq")
+        ]
 
     def kafka_ssl_context(self) -> ssl.SSLContext | None:
         if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):

@@ -30,7 +30,7 @@ def minor_units(currency: str) -> int:
 
 def _parse_amount(value: Any) -> Decimal:
     if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError("money must be a decimal string such as \"4.99\", never a float")
+        raise ValueError('money must be a decimal string such as "4.99", never a float')
     if isinstance(value, int):
         value = str(value)
     if isinstance(value, str):

@@ -1,0 +1,185 @@
+"""The PostgreSQL event store (asyncpg).
+
+Appends are serialised by one advisory transaction lock taken before the global position is
+read, so positions are gapless and in commit order (see migrations/0001_event_store.sql);
+the lock is held only for the append's own statements plus the rest of its transaction, so
+callers append last and commit promptly. Events go in with COPY, one round trip a batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.common.eventstore.model import (
+    AppendRequest,
+    ConcurrencyError,
+    NewEvent,
+    RecordedEvent,
+)
+
+APPEND_LOCK = 0x5E_C0_7E_01
+_COLUMNS = (
+    "global_position",
+    "stream_id",
+    "version",
+    "event_id",
+    "event_type",
+    "data",
+    "metadata",
+    "occurred_at",
+    "recorded_at",
+)
+_SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM events"
+
+
+def _row(r: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        global_position=r[0],
+        stream_id=r[1],
+        version=r[2],
+        event_id=r[3],
+        event_type=r[4],
+        data=json.loads(r[5]),
+        metadata=json.loads(r[6]),
+        occurred_at=r[7],
+        recorded_at=r[8],
+    )
+
+
+async def lock_appends(conn: asyncpg.Connection) -> None:
+    """Take the append lock for the rest of the transaction (re-entrant)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+
+
+async def append_on(
+    conn: asyncpg.Connection, requests: Sequence[AppendRequest]
+) -> list[RecordedEvent]:
+    """Append within the caller's transaction on ``conn``; see :class:`EventStore`."""
+    events = [e for r in requests for e in r.events]
+    if not events:
+        return []
+    await lock_appends(conn)
+    existing: set[str] = {
+        r[0]
+        for r in await conn.fetch(
+            "SELECT event_id FROM events WHERE event_id = ANY($1::text[])",
+            [e.event_id for e in events],
+        )
+    }
+    stream_ids = list({r.stream_id for r in requests})
+    versions: dict[str, int] = {
+        r[0]: r[1]
+        for r in await conn.fetch(
+            "SELECT stream_id, max(version) FROM events"
+            " WHERE stream_id = ANY($1::text[]) GROUP BY stream_id",
+            stream_ids,
+        )
+    }
+    head: int = await conn.fetchval("SELECT coalesce(max(global_position), 0) FROM events")
+    now: datetime = await conn.fetchval("SELECT now()")
+    rows: list[tuple[Any, ...]] = []
+    recorded: list[RecordedEvent] = []
+    for request in requests:
+        fresh: list[NewEvent] = []
+        for e in request.events:
+            if e.event_id not in existing:
+                existing.add(e.event_id)
+                fresh.append(e)
+        if not fresh:
+            continue
+        current = versions.get(request.stream_id, 0)
+        if request.expected_version is not None and request.expected_version != current:
+            raise ConcurrencyError(request.stream_id, request.expected_version, current)
+        for e in fresh:
+            current += 1
+            head += 1
+            data, metadata = json.dumps(e.data), json.dumps(e.metadata)
+            rows.append(
+                (head, request.stream_id, current, e.event_id, e.event_type, data, metadata,
+                 e.occurred_at, now)
+            )  # fmt: skip
+            recorded.append(
+                RecordedEvent(head, request.stream_id, current, e.event_id, e.event_type,
+                              e.data, e.metadata, e.occurred_at, now)
+            )  # fmt: skip
+        versions[request.stream_id] = current
+    if rows:
+        await conn.copy_records_to_table("events", records=rows, columns=_COLUMNS)
+    return recorded
+
+
+async def read_stream_on(
+    conn: asyncpg.Connection | asyncpg.Pool, stream_id: str, from_version: int = 1
+) -> list[RecordedEvent]:
+    rows = await conn.fetch(
+        _SELECT + " WHERE stream_id = $1 AND version >= $2 ORDER BY version",
+        stream_id,
+        from_version,
+    )
+    return [_row(r) for r in rows]
+
+
+async def read_streams_on(
+    conn: asyncpg.Connection | asyncpg.Pool, stream_ids: Sequence[str]
+) -> dict[str, list[RecordedEvent]]:
+    out: dict[str, list[RecordedEvent]] = {s: [] for s in stream_ids}
+    if not stream_ids:
+        return out
+    rows = await conn.fetch(
+        _SELECT + " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version",
+        list(stream_ids),
+    )
+    for r in rows:
+        out[r[1]].append(_row(r))
+    return out
+
+
+class PostgresEventStore:
+    """The :class:`EventStore` on a pool; each call is its own transaction."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[RecordedEvent]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await append_on(conn, requests)
+
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+        return await read_stream_on(self._pool, stream_id, from_version)
+
+    async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
+        return await read_streams_on(self._pool, stream_ids)
+
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[RecordedEvent]:
+        clauses, args = ["global_position > $1"], [after_position]
+        if types is not None:
+            args.append(list(types))
+            clauses.append(f"event_type = ANY(${len(args)}::text[])")
+        if since is not None:
+            args.append(since)
+            clauses.append(f"occurred_at >= ${len(args)}")
+        if until is not None:
+            args.append(until)
+            clauses.append(f"occurred_at < ${len(args)}")
+        args.append(limit)
+        sql = f"{_SELECT} WHERE {' AND '.join(clauses)} ORDER BY global_position LIMIT ${len(args)}"
+        return [_row(r) for r in await self._pool.fetch(sql, *args)]
+
+    async def head_position(self) -> int:
+        head: int = await self._pool.fetchval(
+            "SELECT coalesce(max(global_position), 0) FROM events"
+        )
+        return head

@@ -1,0 +1,84 @@
+"""Inbox and outbox: exactly-once effects on top of at-least-once Kafka.
+
+Handling a batch of messages happens in ONE PostgreSQL transaction that
+
+1. claims the messages' ids in the inbox (a redelivered message is already there: skipped),
+2. appends the events its handling produced to the event store,
+3. queues those events for Kafka in the outbox,
+
+and only after that transaction commits is the Kafka offset committed. A crash before the
+commit redelivers the batch and nothing was written; a crash after it redelivers a batch
+whose ids are all in the inbox. The relay publishes the outbox afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from services.common.contract import CONTENT_TYPE, CloudEvent, encode
+from services.common.eventstore.postgres import lock_appends
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    topic: str
+    key: bytes | None
+    value: bytes
+    event_id: str | None = None
+    headers: tuple[tuple[str, bytes], ...] = field(
+        default=(("content-type", CONTENT_TYPE.encode()),)
+    )
+
+
+def outbox_message(event: CloudEvent, topic: str) -> OutboxMessage:
+    """The Kafka message for ``event``: keyed by the customer id (the CloudEvents subject)."""
+    key = event.subject.encode() if event.subject else None
+    return OutboxMessage(topic=topic, key=key, value=encode(event), event_id=event.id)
+
+
+async def claim_inbox(
+    conn: asyncpg.Connection, consumer: str, message_ids: Sequence[str]
+) -> set[str]:
+    """Record ``message_ids`` as handled by ``consumer``; return those not seen before.
+
+    Run inside the handling transaction: a concurrent claim of the same id by another
+    instance waits for this transaction and then sees the id as taken.
+    """
+    if not message_ids:
+        return set()
+    rows = await conn.fetch(
+        "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[])"
+        " ON CONFLICT DO NOTHING RETURNING message_id",
+        consumer,
+        list(message_ids),
+    )
+    return {r[0] for r in rows}
+
+
+async def enqueue(conn: asyncpg.Connection, relay: str, messages: Sequence[OutboxMessage]) -> None:
+    """Queue ``messages`` for ``relay`` inside the caller's transaction.
+
+    Takes the append lock so that outbox ids, like event positions, follow commit order and
+    the relay publishes one key's messages in the order they were decided.
+    """
+    if not messages:
+        return
+    await lock_appends(conn)
+    await conn.copy_records_to_table(
+        "outbox",
+        columns=("relay", "topic", "key", "value", "headers", "event_id"),
+        records=[
+            (relay, m.topic, m.key, m.value,
+             json.dumps([[k, v.decode()] for k, v in m.headers]), m.event_id)
+            for m in messages
+        ],
+    )  # fmt: skip
+
+
+async def outbox_backlog(conn: asyncpg.Connection | asyncpg.Pool, relay: str) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM outbox WHERE relay = $1", relay)
+    return count

@@ -1,0 +1,113 @@
+"""Fixtures: real servers (see tests/infra.py), a fresh migrated database per test, and
+unique topics per test so tests never see each other's messages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.common.kafka import create_topics
+from services.common.migrate import migrate
+from services.common.settings import CommonSettings
+from tests.infra import Infra, InfraUnavailable, start_infra, unique, with_database
+
+TEMPLATE_DB = "recovery_test_template"
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    try:
+        servers = start_infra()
+    except InfraUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield servers
+    servers.close()
+
+
+@pytest.fixture(scope="session")
+async def template_db(infra: Infra) -> str:
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(with_database(infra.database_url, TEMPLATE_DB))
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+async def database_url(infra: Infra, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test alone."""
+    name = unique("t")
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    finally:
+        await admin.close()
+    yield with_database(infra.database_url, name)
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
+    assert p is not None
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def settings_env(infra: Infra, database_url: str) -> dict[str, str]:
+    """Environment for a service under test: its own database and its own topics, created."""
+    suffix = unique("x")
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "DATABASE_URL": database_url,
+        "TOPIC_CHARGES": f"billing.charges.{suffix}",
+        "TOPIC_COMPLAINTS": f"customer.complaints.{suffix}",
+        "TOPIC_DECISIONS": f"recovery.decisions.{suffix}",
+        "TOPIC_NOTIFICATIONS": f"notifications.email.{suffix}",
+        "TOPIC_DLQ": f"recovery.dlq.{suffix}",
+        "TOPIC_PARTITIONS": "3",
+        "KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "RECOVERY_GROUP_ID": f"recovery-{suffix}",
+        "NOTIFIER_GROUP_ID": f"notifier-{suffix}",
+        "DELIVERY_GROUP_ID": f"delivery-{suffix}",
+        "LOG_FORMAT": "json",
+    }
+    settings = CommonSettings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+    await create_topics(settings)
+    return env
+
+
+@pytest.fixture
+def common_settings(settings_env: dict[str, str]) -> CommonSettings:
+    return CommonSettings(**{k.lower(): v for k, v in settings_env.items()})  # type: ignore[arg-type]
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    # Tier markers follow the folder, so `-m "not e2e"` works without decorating every test.
+    for item in items:
+        path = str(item.fspath)
+        if "/tests/integration/" in path:
+            item.add_marker(pytest.mark.integration)
+        elif "/tests/e2e/" in path:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
