@@ -1,0 +1,210 @@
+"""The recovery read models in PostgreSQL: the queries decisions need, and the projection
+that keeps the tables in step with the events (same transaction; replayable by a rebuild)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.common.contract.events import ChargePosted, ChargeRefunded, DecisionMade, EventData
+from services.recovery.domain.case import Case
+from services.recovery.domain.decide import pending_timers
+from services.recovery.domain.facts import ChargeFacts, CustomerHistory
+from services.recovery.domain.guardrail import is_concession
+from services.recovery.domain.policy import Policy
+
+# Kinds whose usual amount may be compared across customers (POLICY.md, charge-anomaly).
+CROSS_CUSTOMER_KINDS = ("fee", "shipping", "usage", "long_distance", "late_fee")
+
+
+async def charge_facts(
+    conn: asyncpg.Connection, charges: Sequence[ChargePosted]
+) -> dict[str, ChargeFacts]:
+    """Facts for ``charges`` with the usual amounts, computed from the history BEFORE them
+    (the customer's other charges of the kind; all customers' for cross-customer kinds)."""
+    if not charges:
+        return {}
+    keys = {(c.customer_id, c.kind, c.currency) for c in charges}
+    rows = await conn.fetch(
+        "SELECT customer_id, kind, currency, charge_id, amount FROM rm_charges"
+        " WHERE (customer_id, kind, currency) IN"
+        " (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))",
+        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+    )  # fmt: skip
+    own: dict[tuple[str, str, str], list[tuple[str, Decimal]]] = {}
+    for r in rows:
+        own.setdefault((r[0], r[1], r[2]), []).append((r[3], r[4]))
+    pairs = {(c.kind, c.currency) for c in charges if c.kind in CROSS_CUSTOMER_KINDS}
+    everyone: dict[tuple[str, str], Decimal] = {}
+    if pairs:
+        for r in await conn.fetch(
+            "SELECT kind, currency, percentile_disc(0.5) WITHIN GROUP (ORDER BY amount)"
+            " FROM rm_charges WHERE (kind, currency) IN"
+            " (SELECT * FROM unnest($1::text[], $2::text[])) GROUP BY kind, currency",
+            [p[0] for p in pairs], [p[1] for p in pairs],
+        ):  # fmt: skip
+            everyone[(r[0], r[1])] = r[2]
+    out = {}
+    for c in charges:
+        others = [a for cid, a in own.get((c.customer_id, c.kind, c.currency), []) if cid != c.charge_id]
+        usual_own = statistics.median(others) if others else None
+        out[c.charge_id] = ChargeFacts.from_posted(
+            c,
+            usual_customer_amount=usual_own,
+            usual_all_amount=everyone.get((c.kind, c.currency)),
+        )
+    return out
+
+
+async def posted_charges(conn: asyncpg.Connection, charge_ids: Iterable[str]) -> dict[str, ChargePosted]:
+    ids = list(set(charge_ids))
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT data FROM events WHERE stream_id = ANY($1::text[]) AND event_type = $2",
+        [f"charge-{i}" for i in ids],
+        ChargePosted.TYPE,
+    )
+    found = [ChargePosted.model_validate(json.loads(r[0])) for r in rows]
+    return {c.charge_id: c for c in found}
+
+
+async def customer_histories(
+    conn: asyncpg.Connection, customer_ids: Iterable[str], since: datetime
+) -> dict[str, CustomerHistory]:
+    ids = list(set(customer_ids))
+    if not ids:
+        return {}
+    times: dict[str, list[datetime]] = {i: [] for i in ids}
+    for r in await conn.fetch(
+        "SELECT customer_id, decided_at FROM rm_concessions"
+        " WHERE customer_id = ANY($1::text[]) AND decided_at >= $2 ORDER BY decided_at",
+        ids, since,
+    ):  # fmt: skip
+        times[r[0]].append(r[1])
+    owners = {
+        r[0]: r[1]
+        for r in await conn.fetch(
+            "SELECT customer_id, owner_id FROM rm_customer_owners WHERE customer_id = ANY($1::text[])",
+            ids,
+        )
+    }
+    return {
+        i: CustomerHistory(concession_times=tuple(times[i]), previous_owner_id=owners.get(i))
+        for i in ids
+    }
+
+
+async def cases_awaiting(conn: asyncpg.Connection, charge_ids: Iterable[str]) -> dict[str, list[str]]:
+    ids = list(set(charge_ids))
+    out: dict[str, list[str]] = {}
+    if not ids:
+        return out
+    for r in await conn.fetch(
+        "SELECT charge_id, case_id FROM rm_awaiting_charge WHERE charge_id = ANY($1::text[])", ids
+    ):
+        out.setdefault(r[0], []).append(r[1])
+    return out
+
+
+async def project(
+    conn: asyncpg.Connection,
+    events: Sequence[tuple[EventData, datetime]],
+    cases: Iterable[Case],
+    versions: dict[str, int],
+    policy: Policy,
+    now: datetime,
+) -> None:
+    """Bring the read models in line with ``events`` (data, occurred_at) and the final
+    state of every case they touched."""
+    charge_rows: list[tuple[Any, ...]] = []
+    refunds: list[tuple[str, Decimal]] = []
+    concessions: list[tuple[str, str, datetime]] = []
+    for data, _at in events:
+        if isinstance(data, ChargePosted):
+            charge_rows.append(
+                (data.charge_id, data.customer_id, data.kind, data.amount, data.currency,
+                 data.product.type if data.product else None, data.order_id, data.posted_at)
+            )  # fmt: skip
+        elif isinstance(data, ChargeRefunded):
+            refunds.append((data.charge_id, data.amount))
+        elif isinstance(data, DecisionMade) and is_concession(data):
+            concessions.append((data.customer.id, data.case_id, data.decided_at))
+    if charge_rows:
+        await conn.executemany(
+            "INSERT INTO rm_charges (charge_id, customer_id, kind, amount, currency, product_type,"
+            " order_id, posted_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (charge_id) DO NOTHING",
+            charge_rows,
+        )
+    if refunds:
+        await conn.executemany(
+            "UPDATE rm_charges SET refunded_amount = refunded_amount + $2 WHERE charge_id = $1",
+            refunds,
+        )
+    if concessions:
+        await conn.executemany(
+            "INSERT INTO rm_concessions (customer_id, case_id, decided_at) VALUES ($1,$2,$3)"
+            " ON CONFLICT DO NOTHING",
+            concessions,
+        )
+    await upsert_cases(conn, list(cases), versions, policy, now)
+
+
+async def upsert_cases(
+    conn: asyncpg.Connection, cases: list[Case], versions: dict[str, int], policy: Policy, now: datetime
+) -> None:
+    if not cases:
+        return
+    rows, owners, timers, awaiting = [], [], [], []
+    for c in cases:
+        last = c.decisions[-1] if c.decisions else None
+        esc = c.escalation
+        rows.append(
+            (c.case_id, c.customer_id, c.first_complaint.complaint_id, c.category, c.status,
+             c.owner.id, esc.priority if esc else None, esc.assignee if esc else None,
+             esc.reason.code if esc else None, c.sla_deadline, esc.due_by if esc else None,
+             c.contacts, c.filed_at, now, last.decided_at if last else None,
+             last.decided_by if last else None, last.policy.rule if last else None,
+             last.outcome if last else None, last.within_sla if last else None,
+             versions[c.case_id])
+        )  # fmt: skip
+        owners.append((c.customer_id, c.owner.id))
+        timers.extend((c.case_id, t.kind, t.due_at) for t in pending_timers(c, policy))
+        if c.awaiting_charge_until is not None and c.charge_id and not c.is_decided:
+            awaiting.append((c.charge_id, c.case_id))
+    ids = [c.case_id for c in cases]
+    await conn.executemany(
+        """INSERT INTO rm_cases (case_id, customer_id, complaint_id, category, status, owner_id,
+               priority, assignee, reason, sla_deadline, due_by, contacts, opened_at, updated_at,
+               decided_at, decided_by, rule, outcome, within_sla, version)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
+           ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
+               owner_id = EXCLUDED.owner_id, priority = EXCLUDED.priority,
+               assignee = EXCLUDED.assignee, reason = EXCLUDED.reason,
+               due_by = EXCLUDED.due_by, contacts = EXCLUDED.contacts,
+               updated_at = EXCLUDED.updated_at, decided_at = EXCLUDED.decided_at,
+               decided_by = EXCLUDED.decided_by, rule = EXCLUDED.rule,
+               outcome = EXCLUDED.outcome, within_sla = EXCLUDED.within_sla,
+               version = EXCLUDED.version""",
+        rows,
+    )
+    await conn.executemany(
+        "INSERT INTO rm_customer_owners (customer_id, owner_id) VALUES ($1, $2)"
+        " ON CONFLICT (customer_id) DO UPDATE SET owner_id = EXCLUDED.owner_id",
+        owners,
+    )
+    await conn.execute("DELETE FROM rm_timers WHERE case_id = ANY($1::text[])", ids)
+    await conn.execute("DELETE FROM rm_awaiting_charge WHERE case_id = ANY($1::text[])", ids)
+    if timers:
+        await conn.executemany("INSERT INTO rm_timers (case_id, kind, due_at) VALUES ($1,$2,$3)", timers)
+    if awaiting:
+        await conn.executemany(
+            "INSERT INTO rm_awaiting_charge (charge_id, case_id) VALUES ($1,$2) ON CONFLICT DO NOTHING",
+            awaiting,
+        )

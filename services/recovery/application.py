@@ -1,0 +1,358 @@
+"""The recovery application: load state, decide, append, project, queue — one transaction
+per batch of Kafka records (or of due timers, or of one agent's decision).
+
+A batch that loses a race with another instance (``ConcurrencyError`` on a case stream, as
+during a rebalance) is rolled back whole and handled again on fresh state; event ids are
+derived from the message that caused them, so the same message can never record two
+decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from services.common.clock import Clock
+from services.common.contract import EVENT_TYPES, CloudEvent, ContractError, Event, EventData, decode
+from services.common.contract.events import (
+    ChargePosted,
+    ChargeRefunded,
+    ComplaintFiled,
+    DecisionMade,
+    Reason,
+    Remedy,
+)
+from services.common.eventstore import AppendRequest, ConcurrencyError, RecordedEvent
+from services.common.eventstore.postgres import append_on, read_streams_on
+from services.common.kafka import dead_letter
+from services.common.logging import get_logger
+from services.common.outbox import claim_inbox, enqueue, outbox_message
+from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event, typed
+from services.common.settings import CommonSettings
+from services.recovery.adapters import readmodels
+from services.recovery.domain.anomaly import assess_charge
+from services.recovery.domain.case import Case, apply, case_id_for
+from services.recovery.domain.decide import AgentDecide, ChargeArrived, FileComplaint, FireTimer, decide
+from services.recovery.domain.events import INTERNAL_EVENT_TYPES
+from services.recovery.domain.facts import ChargeFacts, CustomerHistory
+from services.recovery.domain.guardrail import is_concession
+from services.recovery.domain.policy import Policy
+from services.recovery.domain.roster import Roster
+
+log = get_logger(__name__)
+
+CONSUMER = "recovery-service"
+RELAY = "recovery"
+ACCEPTED = frozenset({ChargePosted.TYPE, ChargeRefunded.TYPE, ComplaintFiled.TYPE})
+REGISTRY: dict[str, type[EventData]] = {**EVENT_TYPES, **{m.TYPE: m for m in INTERNAL_EVENT_TYPES}}
+MAX_RETRIES = 8
+
+
+def case_stream(case_id: str) -> str:
+    return f"case-{case_id}"
+
+
+def charge_stream(charge_id: str) -> str:
+    return f"charge-{charge_id}"
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    decisions: int = 0
+    escalations: int = 0
+    flagged: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+    within_sla: int = 0
+    late: int = 0
+
+
+@dataclass
+class _Work:
+    """What one transaction accumulates before it appends."""
+
+    now: datetime
+    cases: dict[str, Case | None] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, list[tuple[EventData, CloudEvent]]] = field(default_factory=dict)
+    requests: list[AppendRequest] = field(default_factory=list)
+    projected: list[tuple[EventData, datetime]] = field(default_factory=list)
+    published: list[CloudEvent] = field(default_factory=list)
+    histories: dict[str, CustomerHistory] = field(default_factory=dict)
+    charges: dict[str, ChargeFacts] = field(default_factory=dict)
+    result: BatchResult = field(default_factory=BatchResult)
+
+
+class RecoveryService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: CommonSettings,
+        policy: Policy,
+        roster: Roster,
+        clock: Clock,
+        source: str = "recovery-service",
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.policy = policy
+        self.roster = roster
+        self.clock = clock
+        self.source = source
+
+    # ------------------------------------------------------------------ Kafka batches
+
+    async def handle_records(self, records: Sequence[InboundRecord]) -> BatchResult:
+        good: list[Event[EventData]] = []
+        dead: list[CloudEvent] = []
+        now = self.clock()
+        for rec in records:
+            try:
+                good.append(decode(rec.value, accept=ACCEPTED))
+            except ContractError as exc:
+                dead.append(
+                    dead_letter(exc, topic=rec.topic, partition=rec.partition, offset=rec.offset,
+                                key=rec.key, value=rec.value, source=self.source, now=now)
+                )  # fmt: skip
+                log.warning("message.dead_lettered", code=exc.code, topic=rec.topic,
+                            partition=rec.partition, offset=rec.offset)  # fmt: skip
+        for attempt in range(MAX_RETRIES):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    result = await self._handle(conn, good, self.clock())
+                    if dead:
+                        topic = self.settings.topic("dlq")
+                        await enqueue(conn, RELAY, [outbox_message(d, topic) for d in dead])
+                result.dead_letters = len(dead)
+                return result
+            except ConcurrencyError as exc:
+                log.info("batch.concurrency_retry", attempt=attempt, stream=exc.stream_id)
+        raise RuntimeError("batch kept losing races with another instance; will be redelivered")
+
+    async def _handle(
+        self, conn: asyncpg.Connection, events: list[Event[EventData]], now: datetime
+    ) -> BatchResult:
+        w = _Work(now=now)
+        fresh = await claim_inbox(conn, CONSUMER, [e.envelope.id for e in events])
+        todo: list[Event[EventData]] = []
+        for e in events:
+            if e.envelope.id in fresh:
+                fresh.discard(e.envelope.id)  # a repeat inside the batch counts once
+                todo.append(e)
+        w.result.duplicates = len(events) - len(todo)
+        w.result.accepted = len(todo)
+        charges = [e for e in todo if isinstance(e.data, (ChargePosted, ChargeRefunded))]
+        complaints = [e for e in todo if isinstance(e.data, ComplaintFiled)]
+        await self._load_context(conn, w, charges, complaints)
+        await self._on_charges(conn, w, charges)
+        for e in complaints:
+            assert isinstance(e.data, ComplaintFiled)
+            self._on_complaint(w, e.envelope, e.data)
+        await self._commit(conn, w)
+        return w.result
+
+    async def _load_context(
+        self,
+        conn: asyncpg.Connection,
+        w: _Work,
+        charges: list[Event[EventData]],
+        complaints: list[Event[EventData]],
+    ) -> None:
+        customers = {e.data.customer.id for e in complaints if isinstance(e.data, ComplaintFiled)}
+        customers |= {e.data.customer_id for e in charges if isinstance(e.data, ChargePosted)}
+        since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
+        w.histories = await readmodels.customer_histories(conn, customers, since)
+        filed = [e.data for e in complaints if isinstance(e.data, ComplaintFiled)]
+        await self._load_cases(conn, w, [case_id_for(c) for c in filed])
+        # Charges the complaints name: stored ones and those arriving in this very batch.
+        named = {c.charge_id for c in filed if c.charge_id}
+        known = await readmodels.posted_charges(conn, named)
+        for e in charges:
+            if isinstance(e.data, ChargePosted) and e.data.charge_id in named:
+                known.setdefault(e.data.charge_id, e.data)
+        w.charges = await readmodels.charge_facts(conn, list(known.values()))
+
+    async def _load_cases(self, conn: asyncpg.Connection, w: _Work, case_ids: list[str]) -> None:
+        wanted = [c for c in dict.fromkeys(case_ids) if c not in w.cases]
+        streams = await read_streams_on(conn, [case_stream(c) for c in wanted])
+        for cid in wanted:
+            recorded = streams[case_stream(cid)]
+            w.cases[cid] = _fold(recorded)
+            w.versions[cid] = recorded[-1].version if recorded else 0
+
+    async def _on_charges(self, conn: asyncpg.Connection, w: _Work, charges: list[Event[EventData]]) -> None:
+        if not charges:
+            return
+        posted = [e.data for e in charges if isinstance(e.data, ChargePosted)]
+        facts = await readmodels.charge_facts(conn, posted)
+        for e in charges:
+            stream = charge_stream(e.data.charge_id)  # type: ignore[attr-defined]
+            w.requests.append(AppendRequest(stream, None, [to_new_event(e.envelope)]))
+            w.projected.append((e.data, e.envelope.time))
+            if isinstance(e.data, ChargePosted):
+                flag = assess_charge(facts[e.data.charge_id], self.policy)
+                if flag is not None:
+                    ev = envelope(flag, event_id=derived_event_id(e.envelope.id, stream, 0),
+                                  source=self.source, time=w.now, subject=e.data.customer_id,
+                                  correlation_id=None, causation_id=e.envelope.id)  # fmt: skip
+                    w.requests.append(AppendRequest(stream, None, [to_new_event(ev)]))
+                    w.published.append(ev)
+                    w.result.flagged += 1
+        waiting = await readmodels.cases_awaiting(conn, facts)
+        await self._load_cases(conn, w, [c for ids in waiting.values() for c in ids])
+        for charge_id, case_ids in waiting.items():
+            for cid in case_ids:
+                case = w.cases.get(cid)
+                if case is None:
+                    continue
+                history = w.histories.get(case.customer_id) or CustomerHistory()
+                cmd = ChargeArrived(charge=facts[charge_id], history=history)
+                cause = next(e.envelope.id for e in charges if e.data.charge_id == charge_id)  # type: ignore[attr-defined]
+                self._decide(w, cid, cmd, cause)
+
+    def _on_complaint(self, w: _Work, env: CloudEvent, complaint: ComplaintFiled) -> None:
+        cid = case_id_for(complaint)
+        charge = w.charges.get(complaint.charge_id) if complaint.charge_id else None
+        history = w.histories.get(complaint.customer.id) or CustomerHistory()
+        cmd = FileComplaint(complaint=complaint, charge=charge, history=history)
+        self._decide(w, cid, cmd, env.id)
+
+    def _decide(self, w: _Work, cid: str, command: object, cause: str) -> list[EventData]:
+        case = w.cases.get(cid)
+        produced = decide(case, command, w.now, self.policy, self.roster)  # type: ignore[arg-type]
+        stream = case_stream(cid)
+        offset = len(w.pending.get(cid, []))
+        for i, data in enumerate(produced):
+            case = apply(case, data)
+            customer = case.customer_id
+            correlation = case.first_complaint.complaint_id if case.complaints else None
+            ev = envelope(data, event_id=derived_event_id(cause, stream, offset + i),
+                          source=self.source, time=w.now, subject=customer,
+                          correlation_id=correlation, causation_id=cause)  # fmt: skip
+            w.pending.setdefault(cid, []).append((data, ev))
+            self._count(w, data)
+        w.cases[cid] = case
+        return produced
+
+    def _count(self, w: _Work, data: EventData) -> None:
+        if isinstance(data, DecisionMade):
+            w.result.decisions += 1
+            w.result.rules[data.policy.rule] = w.result.rules.get(data.policy.rule, 0) + 1
+            if data.within_sla:
+                w.result.within_sla += 1
+            else:
+                w.result.late += 1
+            if data.decided_by == "policy" and is_concession(data):
+                hist = w.histories.get(data.customer.id) or CustomerHistory()
+                w.histories[data.customer.id] = hist.model_copy(
+                    update={"concession_times": (*hist.concession_times, data.decided_at)}
+                )
+        elif data.TYPE == "recovery.case.escalated.v1":
+            w.result.escalations += 1
+        elif data.TYPE == "recovery.case.opened.v1":
+            hist = w.histories.get(data.customer_id) or CustomerHistory()  # type: ignore[attr-defined]
+            w.histories[data.customer_id] = hist.model_copy(  # type: ignore[attr-defined]
+                update={"previous_owner_id": data.case_owner.id}  # type: ignore[attr-defined]
+            )
+
+    async def _commit(self, conn: asyncpg.Connection, w: _Work) -> list[RecordedEvent]:
+        for cid, items in w.pending.items():
+            w.requests.append(
+                AppendRequest(case_stream(cid), w.versions.get(cid, 0), [to_new_event(ev) for _, ev in items])
+            )
+            for data, ev in items:
+                w.projected.append((data, ev.time))
+                if data.TOPIC != "internal":
+                    w.published.append(ev)
+        recorded = await append_on(conn, w.requests)
+        touched = [c for cid, c in w.cases.items() if cid in w.pending and c is not None]
+        versions = {cid: w.versions.get(cid, 0) + len(w.pending[cid]) for cid in w.pending}
+        await readmodels.project(conn, w.projected, touched, versions, self.policy, w.now)
+        if w.published:
+            messages = [outbox_message(ev, self.settings.topic(REGISTRY[ev.type].TOPIC)) for ev in w.published]
+            await enqueue(conn, RELAY, messages)
+        return recorded
+
+    # ------------------------------------------------------------------ SLA timers
+
+    async def fire_due_timers(self, limit: int = 500) -> int:
+        """Fire every timer due by now (FOR UPDATE SKIP LOCKED: never twice across instances)."""
+        for _ in range(MAX_RETRIES):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    w = _Work(now=self.clock())
+                    rows = await conn.fetch(
+                        "SELECT case_id, kind, due_at FROM rm_timers WHERE due_at <= $1"
+                        " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                        w.now, limit,
+                    )  # fmt: skip
+                    if not rows:
+                        return 0
+                    await self._load_cases(conn, w, [r[0] for r in rows])
+                    customers = {c.customer_id for c in w.cases.values() if c is not None}
+                    since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
+                    w.histories = await readmodels.customer_histories(conn, customers, since)
+                    for cid, kind, due_at in rows:
+                        case = w.cases.get(cid)
+                        if case is None:
+                            continue
+                        cmd = FireTimer(kind=kind, due_at=due_at,
+                                        history=w.histories.get(case.customer_id) or CustomerHistory())  # fmt: skip
+                        self._decide(w, cid, cmd, f"timer:{cid}:{kind}:{due_at.isoformat()}")
+                    await conn.execute(
+                        "DELETE FROM rm_timers WHERE (case_id, kind) IN"
+                        " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                        [r[0] for r in rows], [r[1] for r in rows],
+                    )  # fmt: skip
+                    await self._commit(conn, w)
+                    return len(rows)
+            except ConcurrencyError:
+                continue
+        return 0
+
+    async def next_timer_due(self) -> datetime | None:
+        due: datetime | None = await self.pool.fetchval("SELECT min(due_at) FROM rm_timers")
+        return due
+
+    # ------------------------------------------------------------------ people
+
+    async def agent_decide(
+        self,
+        case_id: str,
+        agent_id: str,
+        remedies: Sequence[Remedy],
+        decline_reason: Reason | None,
+        note: str | None = None,
+    ) -> DecisionMade:
+        """A person's decision on an escalated case (raises the domain's CommandRejected)."""
+        for _ in range(MAX_RETRIES):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    w = _Work(now=self.clock())
+                    await self._load_cases(conn, w, [case_id])
+                    case = w.cases.get(case_id)
+                    if case is None:
+                        raise LookupError(f"no case {case_id}")
+                    cmd = AgentDecide(agent_id=agent_id, remedies=tuple(remedies),
+                                      decline_reason=decline_reason, note=note)  # fmt: skip
+                    cause = f"agent:{agent_id}:{case_id}:{w.versions[case_id]}"
+                    produced = self._decide(w, case_id, cmd, cause)
+                    await self._commit(conn, w)
+                    return next(d for d in produced if isinstance(d, DecisionMade))
+            except ConcurrencyError:
+                continue
+        raise RuntimeError(f"case {case_id} kept changing; try again")
+
+
+def _fold(recorded: Sequence[RecordedEvent]) -> Case | None:
+    case: Case | None = None
+    for r in recorded:
+        data = typed(r, REGISTRY)
+        if data is not None:
+            case = apply(case, data)
+    return case
