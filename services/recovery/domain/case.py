@@ -1,0 +1,232 @@
+"""A case: the state of one complaint (and its repeat contacts), folded from its events.
+
+``apply(case, event)`` is the only way state changes, so a live run, a replay and a
+what-if re-run rebuild exactly the same case from the same stream. The stream of a case
+begins with ``CaseOpened`` followed by the first ``ContactAdded``; both are written in one
+append, so a case read back always has at least one complaint.
+
+Status::
+
+    open ──► awaiting_charge ──► escalated ──► decided
+      │            │                 ▲  │         │
+      └────────────┴─────────────────┘  └─► decided ─┘ (a repeat contact may reopen it)
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from services.common.contract.events import (
+    CaseEscalated,
+    CaseOpened,
+    Category,
+    ComplaintFiled,
+    Customer,
+    DecisionMade,
+    EventData,
+    Person,
+    Priority,
+    Reason,
+    SlaBreached,
+    SlaWarning,
+)
+from services.recovery.domain.errors import InvalidStream
+from services.recovery.domain.events import (
+    ChargeAwaited,
+    ChargeLinked,
+    ContactAdded,
+    EffortVoucherOwed,
+)
+from services.recovery.domain.facts import ChargeFacts
+
+Status = Literal["open", "awaiting_charge", "escalated", "decided"]
+
+# A fixed namespace: case ids must be the same on every machine and in every replay.
+CASE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:service-recovery:case")
+
+
+def case_id_for(complaint: ComplaintFiled) -> str:
+    """The case a complaint belongs to: a UUID derived from what it is about.
+
+    Customer id + charge id if the complaint names a charge, else customer id + order id,
+    else the complaint id alone (a complaint about nothing identifiable is its own case).
+    The charge wins over the order, so a complaint naming both joins the charge's case.
+    """
+    customer = complaint.customer.id
+    if complaint.charge_id:
+        key = f"charge\x1f{customer}\x1f{complaint.charge_id}"
+    elif complaint.order_id:
+        key = f"order\x1f{customer}\x1f{complaint.order_id}"
+    else:
+        key = f"complaint\x1f{complaint.complaint_id}"
+    return str(uuid.uuid5(CASE_NAMESPACE, key))
+
+
+class Escalation(BaseModel):
+    """The case's current escalation: why, how urgent, who has it and by when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: Reason
+    priority: Priority
+    assignee: str
+    due_by: AwareDatetime
+
+
+class Case(BaseModel):
+    """Everything the decisions need to know about one case."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    case_id: str
+    customer_id: str
+    category: Category
+    owner: Person
+    sla_deadline: AwareDatetime
+    status: Status = "open"
+    complaints: tuple[ComplaintFiled, ...] = ()
+    charge: ChargeFacts | None = None
+    awaiting_charge_until: AwareDatetime | None = None
+    escalation: Escalation | None = None
+    warning_sent: bool = False
+    breached: bool = False
+    decisions: tuple[DecisionMade, ...] = ()
+    effort_voucher_owed: EffortVoucherOwed | None = None
+    effort_voucher_granted: bool = False
+    vouchers_issued: int = 0
+
+    @property
+    def first_complaint(self) -> ComplaintFiled:
+        """The complaint that opened the case (the one the SLA counts from)."""
+        if not self.complaints:
+            raise InvalidStream(f"case {self.case_id} has no complaint")
+        return self.complaints[0]
+
+    @property
+    def latest_complaint(self) -> ComplaintFiled:
+        """The most recent contact: the one a decision now answers."""
+        if not self.complaints:
+            raise InvalidStream(f"case {self.case_id} has no complaint")
+        return self.complaints[-1]
+
+    @property
+    def customer(self) -> Customer:
+        """The customer as of the latest contact (a newer locale or email wins)."""
+        return self.latest_complaint.customer
+
+    @property
+    def filed_at(self) -> AwareDatetime:
+        """When the first complaint was filed."""
+        return self.first_complaint.filed_at
+
+    @property
+    def complaint_ids(self) -> frozenset[str]:
+        """Every complaint id on the case (a duplicate delivery is recognised by these)."""
+        return frozenset(c.complaint_id for c in self.complaints)
+
+    @property
+    def contacts(self) -> int:
+        """How many times the customer has complained about this charge or order."""
+        return len(self.complaints)
+
+    @property
+    def charge_id(self) -> str | None:
+        """The charge the case is about, if any."""
+        return self.first_complaint.charge_id
+
+    @property
+    def order_id(self) -> str | None:
+        """The order the case is about, if any."""
+        return self.first_complaint.order_id
+
+    @property
+    def is_decided(self) -> bool:
+        """True once a decision closed the case (until a repeat contact reopens it)."""
+        return self.status == "decided"
+
+
+def _opened(event: CaseOpened) -> Case:
+    return Case(
+        case_id=event.case_id,
+        customer_id=event.customer_id,
+        category=event.category,
+        owner=event.case_owner,
+        sla_deadline=event.sla_deadline,
+    )
+
+
+def _escalated(case: Case, event: CaseEscalated) -> Case:
+    update: dict[str, object] = {
+        "status": "escalated",
+        "escalation": Escalation(
+            reason=event.reason,
+            priority=event.priority,
+            assignee=event.assignee,
+            due_by=event.due_by,
+        ),
+    }
+    if event.due_by != case.sla_deadline:
+        # A reopened case gets a fresh SLA, and with it a fresh warning and breach.
+        update |= {"sla_deadline": event.due_by, "warning_sent": False, "breached": False}
+    return case.model_copy(update=update)
+
+
+def _decided(case: Case, event: DecisionMade) -> Case:
+    vouchers = sum(1 for r in event.remedies if r.type == "voucher")
+    return case.model_copy(
+        update={
+            "status": "decided",
+            "decisions": (*case.decisions, event),
+            "vouchers_issued": case.vouchers_issued + vouchers,
+            "awaiting_charge_until": None,
+            "effort_voucher_granted": case.effort_voucher_owed is not None,
+        }
+    )
+
+
+def apply(case: Case | None, event: EventData) -> Case:
+    """The case after ``event``; raise :class:`InvalidStream` for an event out of place."""
+    if isinstance(event, CaseOpened):
+        if case is not None:
+            raise InvalidStream(f"case {event.case_id} opened twice")
+        return _opened(event)
+    if case is None:
+        raise InvalidStream(f"{event.TYPE} before the case was opened")
+    if getattr(event, "case_id", case.case_id) != case.case_id:
+        raise InvalidStream(f"{event.TYPE} of another case in case {case.case_id}")
+    match event:
+        case ContactAdded():
+            return case.model_copy(update={"complaints": (*case.complaints, event.complaint)})
+        case ChargeAwaited():
+            return case.model_copy(
+                update={"status": "awaiting_charge", "awaiting_charge_until": event.until}
+            )
+        case ChargeLinked():
+            # The wait is over; a case that waited is open again until its decision follows.
+            status = "open" if case.status == "awaiting_charge" else case.status
+            return case.model_copy(
+                update={"charge": event.charge, "awaiting_charge_until": None, "status": status}
+            )
+        case EffortVoucherOwed():
+            return case.model_copy(update={"effort_voucher_owed": event})
+        case CaseEscalated():
+            return _escalated(case, event)
+        case DecisionMade():
+            return _decided(case, event)
+        case SlaWarning():
+            return case.model_copy(update={"warning_sent": True})
+        case SlaBreached():
+            return case.model_copy(update={"breached": True})
+    raise InvalidStream(f"{event.TYPE} does not belong in a case stream")
+
+
+def fold(events: Iterable[EventData]) -> Case | None:
+    """The case built from its whole stream, or None for an empty stream."""
+    case: Case | None = None
+    for event in events:
+        case = apply(case, event)
+    return case

@@ -1,0 +1,66 @@
+"""The commands the recovery domain decides on: frozen, imperative, one per intent.
+
+Each carries the facts the application looked up for it (the charge with its medians, the
+customer's history); the domain reads nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from services.common.contract.events import ComplaintFiled, Reason, Remedy
+from services.recovery.domain.facts import ChargeFacts, CustomerHistory
+
+TimerKind = Literal["sla_warning", "sla_breach", "charge_wait"]
+
+
+class Command(BaseModel):
+    """Base of every command: frozen, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FileComplaint(Command):
+    """Take in a complaint: open its case, or add it to the case as a repeat contact.
+
+    ``charge``: the facts of the charge the complaint names, if the service has seen it.
+    """
+
+    complaint: ComplaintFiled
+    charge: ChargeFacts | None = None
+    history: CustomerHistory = Field(default_factory=CustomerHistory)
+
+
+class ChargeArrived(Command):
+    """A charge a case was waiting for has been posted: decide the case now."""
+
+    charge: ChargeFacts
+    history: CustomerHistory = Field(default_factory=CustomerHistory)
+
+
+class FireTimer(Command):
+    """A timer from :func:`~services.recovery.domain.sla.pending_timers` is due."""
+
+    kind: TimerKind
+    due_at: AwareDatetime
+    history: CustomerHistory = Field(default_factory=CustomerHistory)
+
+
+class AgentDecide(Command):
+    """A person's decision on an escalated case: remedies, or a reason to decline."""
+
+    agent_id: str = Field(min_length=1, max_length=256)
+    remedies: tuple[Remedy, ...] = ()
+    decline_reason: Reason | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class FlagCharge(Command):
+    """Check a charge on arrival, before anyone complains (the anomaly rule)."""
+
+    charge: ChargeFacts
+
+
+AnyCommand = FileComplaint | ChargeArrived | FireTimer | AgentDecide | FlagCharge

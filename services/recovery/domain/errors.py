@@ -1,0 +1,57 @@
+"""The recovery domain's errors, one tree.
+
+::
+
+    RecoveryError                   anything the pure domain refuses
+    ├── ConfigError                 a policy or roster file that cannot be used
+    │   ├── PolicyError             names the file and the bad field
+    │   └── RosterError             names the file and the bad field
+    ├── InvalidStream               events that cannot be folded into a case (a bug or a
+    │                               corrupted store: never a customer's doing)
+    └── CommandRejected             a command the case's state does not allow
+        ├── CaseMismatch            the command belongs to another case or charge
+        ├── CaseNotAwaitingAgent    an agent decision on a case that is not escalated
+        │                           and undecided
+        └── InvalidAgentDecision    neither (or both) remedies and a decline reason
+
+The application maps ``CommandRejected`` to a 4xx answer on the ops API; a ``ConfigError``
+stops the service at start; ``InvalidStream`` is an alarm.
+"""
+
+from __future__ import annotations
+
+
+class RecoveryError(Exception):
+    """Base of every error the recovery domain raises."""
+
+
+class ConfigError(RecoveryError):
+    """A configuration file (policy or roster) that cannot be used."""
+
+
+class PolicyError(ConfigError):
+    """A policy file that is missing, not TOML, or fails validation."""
+
+
+class RosterError(ConfigError):
+    """A roster file that is missing, not TOML, or fails validation."""
+
+
+class InvalidStream(RecoveryError):
+    """A sequence of events that does not make a case."""
+
+
+class CommandRejected(RecoveryError):
+    """A command that the case's current state does not allow."""
+
+
+class CaseMismatch(CommandRejected):
+    """The command names a different case (or charge) from the one it was given."""
+
+
+class CaseNotAwaitingAgent(CommandRejected):
+    """An agent decision for a case that is unknown, not escalated, or already decided."""
+
+
+class InvalidAgentDecision(CommandRejected):
+    """An agent decision must carry remedies or a decline reason, not both, not neither."""

@@ -1,0 +1,116 @@
+"""The versioned recovery policy (shared/POLICY.md): every number a rule reads.
+
+The shipped default lives in ``services/recovery/policy/default.toml``; ``Policy()`` with no
+arguments is the same policy, so a test can build a variant with ``model_copy(update=...)``.
+Every decision names ``policy.id``, ``policy.version`` and the rule that fired, which is what
+lets a what-if replay say which version would have decided differently.
+
+Money limits are per currency (``limits.USD.auto_refund_limit``); a currency without an
+entry has no automatic decisions that compare with a limit: such complaints escalate.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.common.contract.events import PolicyRef
+from services.common.contract.money import Amount, Currency, check_minor_units
+from services.recovery.domain.errors import PolicyError
+from services.recovery.domain.loading import load_toml_model
+
+DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "policy" / "default.toml"
+
+
+class CurrencyLimits(BaseModel):
+    """The money limits of one currency; each must fit the currency's minor units."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    auto_refund_limit: Amount
+    micro_claim_limit: Amount
+    anomaly_auto_limit: Amount
+    damage_auto_limit: Amount
+    goodwill_cap: Amount
+    effort_voucher: Amount
+    breach_fallback_limit: Amount
+    # Not a decision limit: what one contact costs to handle, for the what-if report.
+    handling_cost_per_contact: Amount
+
+
+def _limits(*amounts: str) -> CurrencyLimits:
+    names = list(CurrencyLimits.model_fields)
+    return CurrencyLimits.model_validate(dict(zip(names, amounts, strict=True)))
+
+
+def _default_limits() -> dict[str, CurrencyLimits]:
+    usd = _limits("50.00", "2.70", "10000.00", "1500.00", "200.00", "10.00", "50.00", "11.30")
+    # COP: the USD numbers times about 4,000, rounded to amounts a person would write.
+    cop = _limits("200000", "10800", "40000000", "6000000", "800000", "40000", "200000", "45200")
+    return {"USD": usd, "EUR": usd, "COP": cop}
+
+
+class Policy(BaseModel):
+    """Every parameter of the recovery policy, with POLICY.md's defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(default="default", min_length=1)
+    version: str = Field(default="1", min_length=1)
+    sla_hours: int = Field(default=10, ge=1)
+    sla_warning_ratio: Decimal = Field(default=Decimal("0.8"), gt=0, lt=1)
+    charge_wait_minutes: int = Field(default=15, ge=0)
+    anomaly_multiple: Decimal = Field(default=Decimal(10), gt=1)
+    goodwill_percent: Decimal = Field(default=Decimal(20), ge=0, le=100)
+    voucher_valid_days: int = Field(default=365, ge=1)
+    legal_guarantee_years: int = Field(default=3, ge=0)
+    repeat_contact_threshold: int = Field(default=3, ge=2)
+    max_auto_concessions: int = Field(default=3, ge=1)
+    guardrail_window_days: int = Field(default=90, ge=1)
+    refund_settlement: str = Field(default="3-5 business days", min_length=1)
+    subscription_period_days: int = Field(default=30, ge=1)
+    # The currency of an effort voucher on a case whose own currency has no limits (or
+    # that names no money at all): the voucher is still owed, so it needs some currency.
+    fallback_currency: Currency = "USD"
+    limits: dict[Currency, CurrencyLimits] = Field(default_factory=_default_limits)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        for currency, limits in self.limits.items():
+            for name, amount in limits:
+                check_minor_units(amount, currency, f"{currency}.{name}")
+        if self.fallback_currency not in self.limits:
+            raise ValueError(f"fallback_currency {self.fallback_currency} has no limits")
+        return self
+
+    @property
+    def sla(self) -> timedelta:
+        """The time from filing to the decision the customer is promised."""
+        return timedelta(hours=self.sla_hours)
+
+    @property
+    def warning_lead(self) -> timedelta:
+        """How long before the deadline the warning fires ((1 - ratio) of the SLA)."""
+        seconds = Decimal(self.sla_hours * 3600) * (1 - self.sla_warning_ratio)
+        return timedelta(microseconds=int(seconds * 1_000_000))
+
+    @property
+    def charge_wait(self) -> timedelta:
+        """How long a complaint waits for a charge it names but the service has not seen."""
+        return timedelta(minutes=self.charge_wait_minutes)
+
+    def limits_for(self, currency: str | None) -> CurrencyLimits | None:
+        """The limits of ``currency``, or None (no currency, or none configured)."""
+        return None if currency is None else self.limits.get(currency)
+
+    def ref(self, rule: str) -> PolicyRef:
+        """The reference a decision by ``rule`` carries."""
+        return PolicyRef(id=self.id, version=self.version, rule=rule)
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Load a policy file (None: the shipped default); raise :class:`PolicyError`."""
+    return load_toml_model(path or DEFAULT_POLICY_FILE, Policy, "policy file", PolicyError)

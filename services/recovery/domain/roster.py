@@ -1,0 +1,102 @@
+"""Who owns a case: the roster of named owners and supervisors, and the stable pick.
+
+Each case gets one named person as the customer's contact from now on (seed 000: "will be
+your contact for anything in future"). The pick is a pure function of the customer id, so
+a replay assigns the same owner and a returning customer is not passed around.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+from services.common.contract.events import Person
+from services.recovery.domain.errors import RosterError
+from services.recovery.domain.loading import load_toml_model
+
+DEFAULT_ROSTER_FILE = Path(__file__).resolve().parent.parent / "policy" / "roster.toml"
+
+Language = Literal["es", "en"]
+
+
+class Member(BaseModel):
+    """A person on the roster and the languages they answer customers in."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=256)
+    email: EmailStr
+    languages: tuple[Language, ...] = Field(min_length=1)
+
+    def person(self) -> Person:
+        """The member as the contract's ``Person`` (what events carry)."""
+        return Person(id=self.id, name=self.name, email=self.email)
+
+
+class Roster(BaseModel):
+    """Case owners and the supervisors who take urgent escalations."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    owners: tuple[Member, ...] = Field(min_length=1)
+    supervisors: tuple[Member, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Roster:
+        ids = [m.id for m in (*self.owners, *self.supervisors)]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"ids must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+def load_roster(path: Path | None = None) -> Roster:
+    """Load a roster file (None: the shipped one); raise :class:`RosterError`."""
+    return load_toml_model(path or DEFAULT_ROSTER_FILE, Roster, "roster file", RosterError)
+
+
+def language_of(locale: str) -> Language:
+    """``es`` for ``es`` and ``es-*`` locales, ``en`` for every other."""
+    return "es" if locale.replace("_", "-").split("-")[0].lower() == "es" else "en"
+
+
+def _speaking(members: tuple[Member, ...], locale: str) -> list[Member]:
+    # The customer's language first, then English, then anyone: a case always gets an owner.
+    for language in (language_of(locale), "en"):
+        found = [m for m in members if language in m.languages]
+        if found:
+            return sorted(found, key=lambda m: m.id)
+    return sorted(members, key=lambda m: m.id)
+
+
+def _stable_index(key: str, size: int) -> int:
+    # sha256, not hash(): Python's str hash is salted per process, and a replay must agree.
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % size
+
+
+def assign_owner(
+    roster: Roster, customer_id: str, locale: str, previous_owner_id: str | None
+) -> Person:
+    """The case owner for a customer.
+
+    A returning customer keeps the previous owner while that person is on the roster
+    (whatever the language). Otherwise a stable pick, by a hash of the customer id, among
+    the owners speaking the locale's language, falling back to English speakers, then to
+    all owners. Candidates are ordered by id so reordering the file changes nothing.
+    """
+    if previous_owner_id is not None:
+        for member in roster.owners:
+            if member.id == previous_owner_id:
+                return member.person()
+    candidates = _speaking(roster.owners, locale)
+    return candidates[_stable_index(customer_id, len(candidates))].person()
+
+
+def supervisor_for(roster: Roster, locale: str) -> Person:
+    """The supervisor for urgent escalations: the first (by id) speaking the language."""
+    return _speaking(roster.supervisors, locale)[0].person()
