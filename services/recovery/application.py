@@ -35,7 +35,8 @@ from services.common.settings import CommonSettings
 from services.recovery.adapters import readmodels
 from services.recovery.domain.anomaly import assess_charge
 from services.recovery.domain.case import Case, apply, case_id_for
-from services.recovery.domain.decide import AgentDecide, ChargeArrived, FileComplaint, FireTimer, decide
+from services.recovery.domain.commands import AgentDecide, ChargeArrived, FileComplaint, FireTimer
+from services.recovery.domain.decide import decide
 from services.recovery.domain.events import INTERNAL_EVENT_TYPES
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession

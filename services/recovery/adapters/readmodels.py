@@ -14,7 +14,7 @@ import asyncpg
 
 from services.common.contract.events import ChargePosted, ChargeRefunded, DecisionMade, EventData
 from services.recovery.domain.case import Case
-from services.recovery.domain.decide import pending_timers
+from services.recovery.domain.sla import pending_timers
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
 from services.recovery.domain.policy import Policy

@@ -44,9 +44,10 @@ from services.recovery.settings import RecoverySettings
 log = get_logger(__name__)
 
 
-def _raw(body: Any) -> Any:
-    # Keep the raw bytes: the application decodes and dead-letters what it cannot accept.
-    return body
+def _raw(_message: Any) -> None:
+    # No decoding here: the application reads the raw records, decodes them and dead-letters
+    # what it cannot accept (a decoder error here would redeliver a poison message forever).
+    return None
 
 
 class Runtime:
@@ -150,7 +151,7 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
         title="recovery-service: charges and complaints",
         description=f"Accepts {ChargePosted.TYPE}, billing.charge.refunded.v1 and {ComplaintFiled.TYPE}.",
     )
-    async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
+    async def on_batch(body: Any, message: KafkaMessage) -> None:
         raw = message.raw_message
         records = [
             InboundRecord(r.topic, r.partition, r.offset, r.key, r.value)

@@ -1,0 +1,132 @@
+"""Helpers for tests that drive the system over Kafka as its neighbours would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cloudevent(type_: str, data: dict[str, Any], subject: str, *, event_id: str | None = None,
+               time_: datetime | None = None, source: str = "tests") -> dict[str, Any]:  # fmt: skip
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": type_,
+        "time": (time_ or datetime.now(UTC)).isoformat(),
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+async def produce(bootstrap: str, topic: str, items: Iterable[tuple[str | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key.encode() if key else None,
+                                headers=[("content-type", b"application/cloudevents+json")])
+            for key, value in items
+        ]  # fmt: skip
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def produce_events(bootstrap: str, topic: str, events: Iterable[dict[str, Any]]) -> None:
+    await produce(bootstrap, topic, ((e.get("subject"), json.dumps(e).encode()) for e in events))
+
+
+class TopicReader:
+    """Reads a topic from the beginning (no group) and keeps every decoded event."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.events: list[dict[str, Any]] = []
+        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                          auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+
+    async def __aenter__(self) -> TopicReader:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, seconds: float = 0.2) -> None:
+        batches = await self._consumer.getmany(timeout_ms=int(seconds * 1000), max_records=5000)
+        for records in batches.values():
+            for r in records:
+                self.events.append(json.loads(r.value))
+
+    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in self.events if predicate(e)]
+            if found:
+                return found
+            await self.poll()
+        raise AssertionError(f"nothing matching on {self.topic} within {timeout} s; saw {len(self.events)}")
+
+    async def wait_count(self, predicate: Any, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in self.events if predicate(e)]
+            if len(found) >= count:
+                return found
+            await self.poll()
+        found = [e for e in self.events if predicate(e)]
+        raise AssertionError(f"{len(found)} of {count} matching on {self.topic} within {timeout} s")
+
+    async def settle(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await self.poll()
+
+
+class ServiceProcess:
+    """A service console script run as a real process with the test's environment."""
+
+    def __init__(self, script: str, env: dict[str, str], log_path: Path, *args: str) -> None:
+        self.script, self.args, self.log_path = script, args, log_path
+        self.env = {**os.environ, **env, "HTTP_PORT": env.get("HTTP_PORT", "0")}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        exe = Path(sys.executable).parent / self.script
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([str(exe), *self.args], env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
