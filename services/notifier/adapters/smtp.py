@@ -58,9 +58,10 @@ def build_message(req: EmailRequested, sender: str, now: datetime) -> EmailMessa
     msg["Date"] = format_datetime(now.astimezone(UTC))
     msg["Message-ID"] = message_id(req, sender)
     msg["X-Notification-Id"] = req.notification_id
-    msg["Content-Language"] = req.locale
     msg.set_content(req.text, subtype="plain", charset="utf-8")
     msg.add_alternative(req.html, subtype="html", charset="utf-8")
+    # After the body: setting content drops every Content-* header already there.
+    msg["Content-Language"] = req.locale
     return msg
 
 

@@ -62,13 +62,13 @@ class TemplateSet:
         return Rendered(
             subject=" ".join(parts["subject"].split()),
             text=_tidy_text(parts["text"]),
-            html=parts["html"].strip() + "\n",
+            html=parts["html"].strip(),
         )
 
 
 def _tidy_text(text: str) -> str:
     lines = "\n".join(line.rstrip() for line in text.strip().splitlines())
-    return _BLANK_RUNS.sub("\n\n", lines) + "\n"
+    return _BLANK_RUNS.sub("\n\n", lines)
 
 
 def _environment(root: Path, *, html: bool) -> SandboxedEnvironment:
