@@ -12,6 +12,8 @@ Which template:
 - ``recovery.case.escalated.v1`` with ``customer`` and ``case_owner`` → ``escalation_ack``:
   the apology, the named owner, and when the customer will hear back. Without them there
   is no one to write to or sign as: :func:`compose` returns ``None``.
+- An event re-published from the store (``replay`` set on the envelope) was answered
+  when it first happened: ``None``, so a replay never emails a customer twice.
 """
 
 from __future__ import annotations
@@ -156,10 +158,12 @@ def compose(
 ) -> EmailRequested | None:
     """The one email request for ``event`` (whose typed data is ``data``), or ``None``.
 
-    ``None`` only for an escalation that names no customer or no case owner; the caller
-    logs it. Raises :class:`~services.notifier.domain.errors.TemplateSetError` if a
-    template fails to render.
+    ``None`` for a replayed event and for an escalation that names no customer or no case
+    owner; the caller logs it. Raises
+    :class:`~services.notifier.domain.errors.TemplateSetError` if a template fails to render.
     """
+    if event.replay:
+        return None
     if isinstance(data, DecisionMade):
         return _decision(event, data, templates)
     return _escalation(event, data, templates)

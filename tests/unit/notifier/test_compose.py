@@ -238,6 +238,12 @@ def test_escalation_without_someone_to_write_to_sends_nothing(
     assert compose(envelope(data), data, templates) is None
 
 
+def test_a_replayed_event_sends_nothing(templates: TemplateSet) -> None:
+    data = decision()
+    replayed = envelope(data).model_copy(update={"replay": True})
+    assert compose(replayed, data, templates) is None
+
+
 def test_html_escapes_what_the_customer_typed(templates: TemplateSet) -> None:
     name = "<script>alert('x')</script> & Co"
     data = decision(name=name, outcome="declined", remedies=[], reasons=["<b>bold</b> claim"])
