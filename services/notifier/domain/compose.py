@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from services.common.contract.envelope import CloudEvent
 from services.common.contract.events import (
     CaseEscalated,
-    Customer,
     DecisionMade,
     EmailRequested,
-    Person,
     Recipient,
     Remedy,
 )
@@ -87,70 +85,18 @@ def _remedy_view(remedy: Remedy, locale: CustomerLocale) -> RemedyView:
     )
 
 
-def _request(
-    event: CloudEvent,
-    case_id: str,
-    customer: Customer,
-    owner: Person,
-    locale: CustomerLocale,
-    template: str,
-    context: dict[str, object],
-    templates: TemplateSet,
-) -> EmailRequested:
-    rendered = templates.render(
-        locale.language,
-        template,
-        {
-            "case_id": case_id,
-            "customer": PersonView(customer.name, str(customer.email)),
-            "owner": PersonView(owner.name, str(owner.email)),
-            **context,
-        },
-    )
-    return EmailRequested(
-        notification_id=notification_id(event.id, template),
-        case_id=case_id,
-        to=Recipient(name=customer.name, email=customer.email),
-        reply_to=Recipient(name=owner.name, email=owner.email),
-        locale=locale.tag,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        template=template,
-        causation=event.id,
-    )
-
-
-def _decision(event: CloudEvent, data: DecisionMade, templates: TemplateSet) -> EmailRequested:
-    locale = resolve_locale(data.customer.locale)
+def _template_and_context(
+    data: DecisionMade | CaseEscalated, locale: CustomerLocale
+) -> tuple[str, dict[str, object]]:
+    """The template for ``data`` and the variables only that template has."""
+    if isinstance(data, CaseEscalated):
+        return ESCALATION_ACK, {"due_by": format_moment_utc(data.due_by, locale)}
     template = DECISION_RESOLVED if data.outcome == "resolved" else DECISION_DECLINED
-    context: dict[str, object] = {
+    return template, {
         "late": not data.within_sla,
         "remedies": [_remedy_view(r, locale) for r in data.remedies],
         "reasons": [r.text for r in data.reasons],
     }
-    return _request(
-        event, data.case_id, data.customer, data.case_owner, locale, template, context, templates
-    )
-
-
-def _escalation(
-    event: CloudEvent, data: CaseEscalated, templates: TemplateSet
-) -> EmailRequested | None:
-    if data.customer is None or data.case_owner is None:
-        return None
-    locale = resolve_locale(data.customer.locale)
-    context: dict[str, object] = {"due_by": format_moment_utc(data.due_by, locale)}
-    return _request(
-        event,
-        data.case_id,
-        data.customer,
-        data.case_owner,
-        locale,
-        ESCALATION_ACK,
-        context,
-        templates,
-    )
 
 
 def compose(
@@ -162,8 +108,30 @@ def compose(
     owner; the caller logs it. Raises
     :class:`~services.notifier.domain.errors.TemplateSetError` if a template fails to render.
     """
-    if event.replay:
+    customer, owner = data.customer, data.case_owner
+    if event.replay or customer is None or owner is None:
         return None
-    if isinstance(data, DecisionMade):
-        return _decision(event, data, templates)
-    return _escalation(event, data, templates)
+    locale = resolve_locale(customer.locale)
+    template, context = _template_and_context(data, locale)
+    rendered = templates.render(
+        locale.language,
+        template,
+        {
+            "case_id": data.case_id,
+            "customer": PersonView(customer.name, str(customer.email)),
+            "owner": PersonView(owner.name, str(owner.email)),
+            **context,
+        },
+    )
+    return EmailRequested(
+        notification_id=notification_id(event.id, template),
+        case_id=data.case_id,
+        to=Recipient(name=customer.name, email=customer.email),
+        reply_to=Recipient(name=owner.name, email=owner.email),
+        locale=locale.tag,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        template=template,
+        causation=event.id,
+    )
