@@ -1,0 +1,262 @@
+"""`recoveryctl`: the ops command line (dev stack, demo, migrations, topics, cases)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.recovery.settings import RecoverySettings
+
+app = typer.Typer(help="Operate the service-recovery system.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+cases_app = typer.Typer(help="Cases and the escalation desk.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(cases_app, name="cases")
+console = Console()
+
+DataDir = Annotated[Path, typer.Option(help="where the bundled servers keep their data")]
+
+
+@app.command()
+def dev(
+    data_dir: DataDir = Path(".local"),
+    kafka_port: Annotated[int, typer.Option(help="0 picks a free port")] = 0,
+    partitions: int = 3,
+    services: Annotated[bool, typer.Option(help="also run both services and an SMTP sink")] = False,
+) -> None:
+    """Start the local stack (bundled broker + PostgreSQL unless KAFKA_BOOTSTRAP_SERVERS /
+    DATABASE_URL are set), create topics, migrate; with --services run everything until Ctrl-C."""
+    from services.recovery.entrypoints import devrun
+
+    stack = devrun.bring_up(data_dir, kafka_port or None, partitions)
+    try:
+        if services:
+            devrun.start_smtp_sink(stack, data_dir)
+            devrun.start_services(stack, data_dir)
+        devrun.print_exports(stack)
+        console.print("\n[green]Running.[/] Press Ctrl-C to stop everything.")
+        _wait_for_signal(stack)
+    finally:
+        console.print("Stopping...")
+        stack.stop()
+        console.print("Stopped.")
+
+
+def _wait_for_signal(stack: Any) -> None:
+    stopping = {"now": False}
+
+    def handler(*_: Any) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stopping["now"]:
+        for p in stack.procs:
+            if p.poll() is not None:
+                console.print(f"[red]a service exited with code {p.returncode}; see .local/logs[/]")
+                return
+        time.sleep(0.5)
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = Path(".local"),
+    partitions: int = 3,
+) -> None:
+    """Start the stack and both services, play the seed stories, print what was decided."""
+    from services.recovery.entrypoints import demo as demo_mod
+    from services.recovery.entrypoints import devrun
+
+    stack = devrun.bring_up(data_dir, None, partitions)
+    try:
+        devrun.start_smtp_sink(stack, data_dir)
+        devrun.start_services(stack, data_dir)
+        settings = RecoverySettings(**{k.lower(): v for k, v in stack.env.items()})  # type: ignore[arg-type]
+        with console.status("Playing the seed stories through Kafka..."):
+            time.sleep(2)  # let the consumers join their groups
+            rows = asyncio.run(demo_mod.play(settings))
+        demo_mod.render(rows, console)
+        console.print(f"Emails delivered to the local SMTP sink: {len(stack.mailbox)} "
+                      f"(saved under {data_dir / 'mail'})")  # fmt: skip
+    finally:
+        stack.stop()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (DATABASE_URL)."""
+    from services.common.migrate import migrate as run_migrations
+
+    async def go() -> list[str]:
+        conn = await asyncpg.connect(RecoverySettings().database_dsn())
+        try:
+            return await run_migrations(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(go())
+    console.print(f"applied: {', '.join(applied) if applied else 'nothing, already current'}")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the contract's topics (TOPIC_PARTITIONS partitions each) where missing."""
+    from services.common.kafka import create_topics
+
+    created = asyncio.run(create_topics(RecoverySettings()))
+    console.print(f"created: {', '.join(created) if created else 'nothing, all exist'}")
+
+
+async def _pool() -> asyncpg.Pool:
+    from services.common.db import create_pool
+
+    return await create_pool(RecoverySettings())
+
+
+@cases_app.command("list")
+def cases_list(all_: Annotated[bool, typer.Option("--all", help="every case, not only escalations")] = False) -> None:
+    """Open escalations, most urgent first (or every case with --all)."""
+
+    async def go() -> list[asyncpg.Record]:
+        pool = await _pool()
+        try:
+            where = "" if all_ else "WHERE status = 'escalated'"
+            return await pool.fetch(
+                f"SELECT case_id, customer_id, category, status, priority, assignee, reason, due_by,"
+                f" sla_deadline, rule FROM rm_cases {where} ORDER BY"
+                f" CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END,"
+                f" coalesce(due_by, sla_deadline) LIMIT 500"
+            )
+        finally:
+            await pool.close()
+
+    rows = asyncio.run(go())
+    table = Table(title="Escalations" if not all_ else "Cases")
+    for col in ("case", "customer", "category", "status", "priority", "assignee", "reason / rule", "due by"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["case_id"], r["customer_id"], r["category"], r["status"], r["priority"] or "-",
+                      r["assignee"] or "-", r["reason"] or r["rule"] or "-",
+                      (r["due_by"] or r["sla_deadline"]).isoformat(timespec="minutes"))  # fmt: skip
+    console.print(table)
+
+
+@cases_app.command("show")
+def cases_show(case_id: str) -> None:
+    """The case's timeline: every event on it, and whether the apology reached the customer."""
+
+    async def go() -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+        pool = await _pool()
+        try:
+            events = await pool.fetch(
+                "SELECT version, event_type, occurred_at, data FROM events WHERE stream_id = $1 ORDER BY version",
+                f"case-{case_id}",
+            )
+            mails: list[asyncpg.Record] = []
+            if await pool.fetchval("SELECT to_regclass('notifications') IS NOT NULL"):
+                mails = await pool.fetch(
+                    "SELECT template, status, error, updated_at FROM notifications WHERE case_id = $1", case_id
+                )
+            return events, mails
+        finally:
+            await pool.close()
+
+    events, mails = asyncio.run(go())
+    if not events:
+        console.print(f"[red]no case {case_id}[/]")
+        raise typer.Exit(1)
+    table = Table(title=f"Case {case_id}")
+    for col in ("#", "when", "event", "details"):
+        table.add_column(col, overflow="fold")
+    for r in events:
+        table.add_row(str(r["version"]), r["occurred_at"].isoformat(timespec="seconds"),
+                      r["event_type"], _summary(r["event_type"], json.loads(r["data"])))  # fmt: skip
+    console.print(table)
+    for m in mails:
+        console.print(f"apology [{m['template']}]: {m['status']}" + (f" ({m['error']})" if m["error"] else ""))
+
+
+def _summary(kind: str, d: dict[str, Any]) -> str:
+    if kind == "recovery.decision.made.v1":
+        rem = ", ".join(f"{x['type']} {x.get('amount', '')} {x.get('currency', '')}".strip() for x in d["remedies"])
+        return f"{d['outcome']} by {d['decided_by']} ({d['policy']['rule']}): {rem or 'no remedy'}"
+    if kind == "recovery.case.escalated.v1":
+        return f"{d['priority']} to {d['assignee']}: {d['reason']['text']}"
+    if kind == "recovery.case.opened.v1":
+        return f"{d['category']}, owner {d['case_owner']['name']}, SLA {d['sla_deadline']}"
+    if kind == "recovery.case.contact_added.v1":
+        return f"contact {d['contact']} ({d['complaint']['channel']})"
+    return ", ".join(f"{k}={v}" for k, v in d.items() if isinstance(v, str | int | bool))[:200]
+
+
+@cases_app.command("decide")
+def cases_decide(
+    case_id: str,
+    agent: Annotated[str, typer.Option(help="the agent's id")],
+    refund: Annotated[str | None, typer.Option(help="grant a refund: AMOUNT CURRENCY, e.g. '12.50 USD'")] = None,
+    voucher: Annotated[str | None, typer.Option(help="grant a voucher: AMOUNT CURRENCY")] = None,
+    replacement: bool = False,
+    repair: bool = False,
+    cancellation: bool = False,
+    decline: Annotated[str | None, typer.Option(help="decline, with this reason for the customer")] = None,
+    note: str | None = None,
+) -> None:
+    """Decide an escalated case as a person: grant remedies or decline with a reason."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.common.clock import system_clock
+    from services.common.contract.events import Reason, Remedy
+    from services.recovery.application import RecoveryService
+    from services.recovery.domain.errors import CommandRejected
+    from services.recovery.domain.policy import load_policy
+    from services.recovery.domain.roster import load_roster
+
+    remedies: list[Remedy] = []
+    if refund:
+        amount, currency = refund.split()
+        remedies.append(Remedy(type="refund", amount=Decimal(amount), currency=currency.upper(),
+                               settlement="3-5 business days"))  # fmt: skip
+    if voucher:
+        amount, currency = voucher.split()
+        code = f"AGENT-{case_id[:8].upper()}"
+        remedies.append(Remedy(type="voucher", amount=Decimal(amount), currency=currency.upper(),
+                               voucher_code=code, expires_at=datetime.now(UTC) + timedelta(days=365)))  # fmt: skip
+    remedies += [Remedy(type=t) for t, on in (("replacement", replacement), ("repair", repair),
+                                                ("cancellation", cancellation)) if on]  # fmt: skip
+    reason = Reason(code="agent_declined", text=decline) if decline else None
+    if not remedies and reason is None:
+        console.print("[red]grant at least one remedy or --decline with a reason[/]")
+        raise typer.Exit(2)
+    settings = RecoverySettings()
+
+    async def go() -> Any:
+        pool = await _pool()
+        try:
+            svc = RecoveryService(pool, settings, load_policy(settings.recovery_policy_file),
+                                  load_roster(settings.recovery_roster_file), system_clock)  # fmt: skip
+            return await svc.agent_decide(case_id, agent, remedies, reason, note)
+        finally:
+            await pool.close()
+
+    try:
+        decision = asyncio.run(go())
+    except (CommandRejected, LookupError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"decided: {decision.outcome} by {decision.decided_by}, within SLA: {decision.within_sla}")
+
+
+def main() -> None:
+    os.environ.setdefault("COLUMNS", "160")
+    app()

@@ -1,0 +1,176 @@
+"""`recoveryctl demo`: the seed stories, sent as a billing system and a contact channel
+would, and what the system did about each, as a table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.table import Table
+
+from services.recovery.settings import RecoverySettings
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+RUN = uuid.uuid4().hex[:6]
+
+
+def _event(type_: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "demo", "type": type_,
+            "time": NOW.isoformat(), "subject": subject, "datacontenttype": "application/json",
+            "data": data}  # fmt: skip
+
+
+def _charge(cust: str, cid: str, amount: str, cur: str, kind: str, desc: str,
+            product: dict[str, str] | None = None, days_ago: float = 1) -> dict[str, Any]:  # fmt: skip
+    data: dict[str, Any] = {"charge_id": cid, "customer_id": cust, "amount": amount, "currency": cur,
+                            "kind": kind, "description": desc,
+                            "posted_at": (NOW - timedelta(days=days_ago)).isoformat()}  # fmt: skip
+    if product:
+        data["product"] = product
+    return _event("billing.charge.posted.v1", cust, data)
+
+
+def _complaint(cust: str, name: str, locale: str, category: str, text: str, **extra: Any) -> dict[str, Any]:
+    data = {"complaint_id": f"cmp-{uuid.uuid4().hex[:8]}",
+            "customer": {"id": cust, "name": name, "email": f"{cust}@example.com", "locale": locale},
+            "channel": extra.pop("channel", "web"), "category": category, "description": text,
+            "filed_at": (NOW - timedelta(minutes=2)).isoformat(), **extra}  # fmt: skip
+    return _event("complaint.filed.v1", cust, data)
+
+
+def stories() -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
+    """(charges, [(story, complaint)]) for the seed stories in shared/seeds."""
+    c = lambda s: f"{s}-{RUN}"  # noqa: E731 - unique ids per demo run
+    charges = [
+        _charge(c("luis"), c("ch-film"), "4.99", "USD", "purchase", "Eat, Pray, Love (rental)",
+                {"sku": "film-epl", "name": "Eat, Pray, Love", "type": "digital"}),
+        _charge(c("ana"), c("ch-ld"), "2.70", "USD", "long_distance", "Long distance call"),
+        *[_charge(c(f"shipper{i}"), c(f"ch-ship{i}"), amt, "USD", "shipping", "Shipping, 3 cartons")
+          for i, amt in enumerate(["12.00", "15.00", "18.00", "14.50", "16.00"])],
+        _charge(c("mark"), c("ch-tp"), "7455.00", "USD", "shipping", "Shipping, 3 cartons of toilet paper"),
+        _charge(c("dave"), c("ch-flight"), "420.00", "USD", "purchase", "Flight + checked guitar"),
+        _charge(c("marta"), c("ch-phone"), "649.00", "EUR", "purchase", "iPhone",
+                {"sku": "iphone", "name": "iPhone", "type": "physical"}, days_ago=40),
+        _charge(c("sam"), c("ch-cable"), "90.00", "USD", "subscription", "Cable, monthly", days_ago=10),
+        _charge(c("rita"), c("ch-fee"), "35.00", "USD", "late_fee", "Late fee"),
+    ]  # fmt: skip
+    repeat = [_complaint(c("rita"), "Rita", "en-US", "service_failure",
+                         f"Contact {n}: the late fee is wrong.", charge_id=c("ch-fee"))
+              for n in (1, 2, 3)]  # fmt: skip
+    complaints = [
+        ("iTunes film that never played (US$4.99)", _complaint(c("luis"), "Luis Fernando", "es-CO",
+         "delivery_failed", "La película se volvió a descargar y no se pudo ver.", charge_id=c("ch-film"))),
+        ("Telco claim under US$2.70", _complaint(c("ana"), "Ana", "es-CO", "charge_disputed",
+         "No hice esa llamada de larga distancia.", charge_id=c("ch-ld"))),
+        ("US$7,455 shipping on toilet paper", _complaint(c("mark"), "Mark", "en-US", "charge_disputed",
+         "I was charged $7,455 for shipping three cartons.", charge_id=c("ch-tp"))),
+        ("Guitar broken in the hold (US$1,200)", _complaint(c("dave"), "Dave", "en-US", "damaged_item",
+         "My guitar arrived broken.", charge_id=c("ch-flight"), claimed_amount="1200.00", currency="USD")),
+        ("Defective phone (Phonehouse)", _complaint(c("marta"), "Marta", "es-ES", "defective_product",
+         "No me oyen cuando llamo.", charge_id=c("ch-phone"), remedy_preference="refund",
+         purchased_at=(NOW - timedelta(days=40)).isoformat())),
+        ("Cancellation (Comcast)", _complaint(c("sam"), "Sam", "en-US", "cancellation",
+         "Please cancel my service.", charge_id=c("ch-cable"))),
+        *[(f"Repeat contact #{i + 1} on one fee", r) for i, r in enumerate(repeat)],
+    ]  # fmt: skip
+    return charges, complaints
+
+
+async def play(settings: RecoverySettings, timeout_s: float = 90) -> list[dict[str, Any]]:
+    charges, complaints = stories()
+    consumers = {t: AIOKafkaConsumer(t, **settings.kafka_client_options(), auto_offset_reset="latest",
+                                     enable_auto_commit=False)
+                 for t in (settings.topic_decisions, settings.topic_notifications)}  # fmt: skip
+    for c in consumers.values():
+        await c.start()
+        await c.getmany(timeout_ms=500)  # join before sending, so nothing is missed
+    producer = AIOKafkaProducer(**settings.kafka_client_options())
+    await producer.start()
+    try:
+        for e in charges:
+            await producer.send_and_wait(settings.topic_charges, json.dumps(e).encode(), key=e["subject"].encode())
+        await asyncio.sleep(1.0)
+        for _, e in complaints:
+            await producer.send_and_wait(settings.topic_complaints, json.dumps(e).encode(), key=e["subject"].encode())
+            await asyncio.sleep(0.3)  # repeat contacts arrive one after another
+        seen: list[dict[str, Any]] = []
+        wanted = {e["data"]["complaint_id"] for _, e in complaints}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for c in consumers.values():
+                for recs in (await c.getmany(timeout_ms=300)).values():
+                    seen.extend(json.loads(r.value) for r in recs)
+            answered = {e["data"].get("complaint_id") for e in seen
+                        if e["type"] in ("recovery.decision.made.v1", "recovery.case.escalated.v1")}  # fmt: skip
+            mails = sum(1 for e in seen if e["type"] == "notification.email.requested.v1")
+            if wanted <= answered and mails >= len({*answered} - {None}) - 3:
+                await asyncio.sleep(1.5)
+                for c in consumers.values():
+                    for recs in (await c.getmany(timeout_ms=300)).values():
+                        seen.extend(json.loads(r.value) for r in recs)
+                break
+        return _rows(complaints, seen)
+    finally:
+        await producer.stop()
+        for c in consumers.values():
+            await c.stop()
+
+
+def _rows(complaints: list[tuple[str, dict[str, Any]]], seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_complaint: dict[str, list[dict[str, Any]]] = {}
+    case_of: dict[str, str] = {}
+    for e in seen:
+        d = e["data"]
+        if "complaint_id" in d:
+            by_complaint.setdefault(d["complaint_id"], []).append(e)
+        if e["type"] == "recovery.case.opened.v1":
+            case_of[d["case_id"]] = d["complaint_id"]
+    mails = {e["data"]["causation"]: e["data"] for e in seen if e["type"] == "notification.email.requested.v1"}
+    rows = []
+    for story, c in complaints:
+        events = by_complaint.get(c["data"]["complaint_id"], [])
+        decision = next((e for e in events if e["type"] == "recovery.decision.made.v1"), None)
+        escalation = next((e for e in events if e["type"] == "recovery.case.escalated.v1"), None)
+        chosen = decision or escalation
+        mail = mails.get(chosen["id"]) if chosen else None
+        joined = any(c["data"]["complaint_id"] == e["data"].get("complaint", {}).get("complaint_id")
+                     for e in seen if e["type"] == "recovery.case.contact_added.v1")  # fmt: skip
+        rows.append({"story": story, "decision": decision, "escalation": escalation, "mail": mail,
+                     "joined": joined or (not chosen and "Repeat" in story)})  # fmt: skip
+    return rows
+
+
+def render(rows: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="Seed stories: what the service did", show_lines=True)
+    for col in ("story", "outcome", "remedies", "rule / reasons", "apology (subject)"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        d, esc, mail = r["decision"], r["escalation"], r["mail"]
+        if d:
+            data = d["data"]
+            remedies = "\n".join(_remedy(x) for x in data["remedies"]) or "-"
+            reasons = data["policy"]["rule"] + "\n" + "; ".join(x["text"] for x in data["reasons"])
+            outcome = f"{data['outcome']} by {data['decided_by']}" + ("" if data["within_sla"] else " (late)")
+        elif esc:
+            data = esc["data"]
+            remedies = "-"
+            reasons = f"{data['reason']['code']}\n{data['reason']['text']}"
+            outcome = f"escalated ({data['priority']}) to {data['assignee']}"
+        elif r["joined"]:
+            remedies, reasons, outcome = "-", "repeat contact", "joined the open case"
+        else:
+            remedies, reasons, outcome = "-", "-", "[red]no answer yet[/]"
+        table.add_row(r["story"], outcome, remedies, reasons, mail["subject"] if mail else "-")
+    console.print(table)
+
+
+def _remedy(x: dict[str, Any]) -> str:
+    money = f" {x['amount']} {x['currency']}" if x.get("amount") else ""
+    extra = f" code {x['voucher_code']}" if x.get("voucher_code") else ""
+    return f"{x['type']}{money}{extra}"

@@ -1,0 +1,156 @@
+"""`recoveryctl dev`: the bundled stack (or the servers the environment names), the topics,
+the migrations, and optionally the services and an SMTP sink, stopped cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from rich.console import Console
+
+from services.common.devstack import BundledKafka, BundledPostgres, StackError, free_port
+from services.common.kafka import create_topics
+from services.common.migrate import migrate
+from services.recovery.settings import RecoverySettings
+
+console = Console(stderr=True)
+
+
+@dataclass
+class DevStack:
+    env: dict[str, str]
+    smtp_port: int | None = None
+    mailbox: list[Any] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    exit: ExitStack = field(default_factory=ExitStack)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for p in self.procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.exit.close()
+
+
+def bring_up(data_dir: Path, kafka_port: int | None, partitions: int) -> DevStack:
+    """Start what is missing and return the environment that points at it."""
+    settings = RecoverySettings()
+    stack = DevStack(env={})
+    env: dict[str, str] = {"TOPIC_PARTITIONS": str(partitions)}
+    try:
+        if "kafka_bootstrap_servers" in settings.model_fields_set:
+            env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
+            console.print(f"Kafka: [bold]{settings.kafka_bootstrap_servers}[/] (from KAFKA_BOOTSTRAP_SERVERS)")
+        else:
+            kafka = BundledKafka(data_dir / "kafka", kafka_port)
+            env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.start()
+            stack.exit.callback(kafka.stop)
+            # The bundled broker holds first group joins for half the session timeout.
+            env.update(KAFKA_SESSION_TIMEOUT_MS="2000", KAFKA_HEARTBEAT_INTERVAL_MS="500")
+            console.print(f"Kafka: bundled broker on [bold]{kafka.bootstrap}[/] (memory storage)")
+        if "database_url" in settings.model_fields_set:
+            env["DATABASE_URL"] = settings.database_dsn()
+            console.print("PostgreSQL: from DATABASE_URL")
+        else:
+            pg = BundledPostgres(data_dir / "pg")
+            env["DATABASE_URL"] = pg.start()
+            stack.exit.callback(pg.stop)
+            console.print(f"PostgreSQL: bundled server, data in [bold]{pg.data_dir}[/]")
+    except StackError as exc:
+        stack.exit.close()
+        console.print(f"[red]Cannot start the local stack:[/] {exc}")
+        raise SystemExit(2) from None
+    stack.env = env
+    merged = RecoverySettings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+    asyncio.run(_prepare(merged))
+    console.print(f"Topics ready ({partitions} partitions each): {', '.join(merged.all_topics())}")
+    return stack
+
+
+async def _prepare(settings: RecoverySettings) -> None:
+    await create_topics(settings)
+    conn = await asyncpg.connect(settings.database_dsn())
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    console.print(f"Migrations applied: {', '.join(applied) if applied else 'already current'}")
+
+
+def start_smtp_sink(stack: DevStack, data_dir: Path) -> None:
+    """A local SMTP server that keeps every email in data_dir/mail/ (one .eml per message)."""
+    from aiosmtpd.controller import Controller
+
+    maildir = data_dir / "mail"
+    maildir.mkdir(parents=True, exist_ok=True)
+
+    class Sink:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            name = f"{time.time_ns()}.eml"
+            (maildir / name).write_bytes(envelope.content)
+            stack.mailbox.append(envelope.content)
+            return "250 Message accepted for delivery"
+
+    port = free_port()
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    stack.exit.callback(controller.stop)
+    stack.smtp_port = port
+    stack.env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port))
+    console.print(f"SMTP sink: 127.0.0.1:{port}, emails saved in [bold]{maildir}[/]")
+
+
+def start_services(stack: DevStack, data_dir: Path, http_base: int = 8080) -> None:
+    bindir = Path(sys.executable).parent
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    plan = [("recovery-service", {"HTTP_PORT": str(http_base)}),
+            ("notifier-service", {"HTTP_PORT": str(http_base + 1)}),
+            ("delivery-worker", {"DELIVERY_HTTP_PORT": str(http_base + 2)})]  # fmt: skip
+    for script, extra in plan:
+        exe = bindir / script
+        if not exe.exists() and shutil.which(script) is None:
+            continue
+        if not _importable(script):
+            console.print(f"[yellow]{script} is not available in this build; skipped[/]")
+            continue
+        log = (logs / f"{script}.log").open("ab")
+        env = {**os.environ, **stack.env, **extra}
+        stack.procs.append(subprocess.Popen([str(exe)], env=env, stdout=log, stderr=subprocess.STDOUT))  # noqa: S603
+        log.close()
+        console.print(f"Started [bold]{script}[/] (log: {logs / (script + '.log')})")
+
+
+def _importable(script: str) -> bool:
+    module = {
+        "recovery-service": "services.recovery.entrypoints.kafka",
+        "notifier-service": "services.notifier.entrypoints.kafka",
+        "delivery-worker": "services.notifier.entrypoints.delivery",
+    }[script]
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def print_exports(stack: DevStack) -> None:
+    console.print("\nPoint a client at it:")
+    for k in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"):
+        console.print(f"  export {k}='{stack.env[k]}'")
