@@ -20,6 +20,12 @@ def _write(tmp_path: Path, text: str, name: str = "x.toml") -> Path:
     return path
 
 
+def _edited(tmp_path: Path, old: str, new: str) -> Path:
+    """The shipped policy with the first ``old`` replaced, as ``x.toml``."""
+    assert old in SHIPPED
+    return _write(tmp_path, SHIPPED.replace(old, new, 1))
+
+
 def test_the_shipped_policy_is_the_documented_default() -> None:
     assert load_policy() == Policy()
 
@@ -51,14 +57,12 @@ def test_the_sla_warning_fires_two_hours_before_a_ten_hour_deadline() -> None:
 
 
 def test_a_policy_file_can_change_a_number(tmp_path: Path) -> None:
-    path = _write(tmp_path, SHIPPED.replace("sla_hours = 10", "sla_hours = 24"))
+    path = _edited(tmp_path, "sla_hours = 10", "sla_hours = 24")
     assert load_policy(path).sla_hours == 24
 
 
 def test_a_limit_of_zero_names_the_file_and_the_field(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path, SHIPPED.replace('auto_refund_limit = "50.00"', "auto_refund_limit = 0", 1)
-    )
+    path = _edited(tmp_path, 'auto_refund_limit = "50.00"', "auto_refund_limit = 0")
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
     assert str(caught.value) == (
@@ -67,39 +71,31 @@ def test_a_limit_of_zero_names_the_file_and_the_field(tmp_path: Path) -> None:
 
 
 def test_a_limit_with_too_many_decimals_is_refused(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path, SHIPPED.replace('goodwill_cap = "200.00"', 'goodwill_cap = "200.001"', 1)
-    )
-    with pytest.raises(
-        PolicyError, match=r"USD\.goodwill_cap 200\.001 has 3 decimals; USD allows 2"
-    ):
+    path = _edited(tmp_path, 'goodwill_cap = "200.00"', 'goodwill_cap = "200.001"')
+    with pytest.raises(PolicyError, match=r"USD\.goodwill_cap 200\.001 has 3 decimals"):
         load_policy(path)
 
 
 def test_money_written_as_a_float_is_refused(tmp_path: Path) -> None:
-    path = _write(tmp_path, SHIPPED.replace('effort_voucher = "10.00"', "effort_voucher = 10.0", 1))
+    path = _edited(tmp_path, 'effort_voucher = "10.00"', "effort_voucher = 10.0")
     with pytest.raises(PolicyError, match=r"limits\.USD\.effort_voucher: .*never a float"):
         load_policy(path)
 
 
 def test_an_unknown_field_is_a_typo_not_a_silent_default(tmp_path: Path) -> None:
-    path = _write(tmp_path, SHIPPED.replace("sla_hours = 10", "sla_hour = 10"))
+    path = _edited(tmp_path, "sla_hours = 10", "sla_hour = 10")
     with pytest.raises(PolicyError, match=r"sla_hour: Extra inputs are not permitted"):
         load_policy(path)
 
 
 def test_a_warning_ratio_of_one_is_refused(tmp_path: Path) -> None:
-    path = _write(tmp_path, SHIPPED.replace("sla_warning_ratio = 0.8", "sla_warning_ratio = 1"))
-    with pytest.raises(
-        PolicyError, match=r"x\.toml: sla_warning_ratio: Input should be less than 1"
-    ):
+    path = _edited(tmp_path, "sla_warning_ratio = 0.8", "sla_warning_ratio = 1")
+    with pytest.raises(PolicyError, match=r"x\.toml: sla_warning_ratio: Input should be less than"):
         load_policy(path)
 
 
 def test_a_fallback_currency_needs_limits(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path, SHIPPED.replace('fallback_currency = "USD"', 'fallback_currency = "JPY"')
-    )
+    path = _edited(tmp_path, 'fallback_currency = "USD"', 'fallback_currency = "JPY"')
     with pytest.raises(PolicyError, match="fallback_currency JPY has no limits"):
         load_policy(path)
 
