@@ -30,9 +30,7 @@ def candidate_ports(environ: dict[str, str] | os._Environ[str]) -> list[int]:
 
 def healthy(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with urllib.request.urlopen(  # noqa: S310 - a fixed http URL on the loopback
-            f"http://{host}:{port}/healthz", timeout=TIMEOUT_S
-        ) as response:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=TIMEOUT_S) as response:
             return 200 <= response.status < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
