@@ -2,7 +2,7 @@
 
     python3 deploy/samples/kafka_line.py deploy/samples/complaint.json | \
       docker compose -f deploy/docker-compose.yml exec -T kafka \
-        /opt/kafka/bin/kafka-console-producer.sh --bootstrap-server localhost:9092 \
+        /opt/kafka/bin/kafka-console-producer.sh --bootstrap-server kafka:19092 \
         --topic customer.complaints --property parse.key=true --property parse.headers=true
 
 The line is ``content-type:application/cloudevents+json<TAB>customer id<TAB>event JSON``
