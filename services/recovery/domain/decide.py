@@ -7,7 +7,10 @@ re-run with another policy reproduces (or revises) every past decision.
 Complaints about one charge or order share a case (:func:`case_id_for`). A first complaint
 opens the case (``CaseOpened`` with its owner and SLA deadline, then ``ContactAdded``) and
 is decided at once, or waits up to ``charge_wait_minutes`` for a charge it names but the
-service has not seen, when its rule needs that charge. A later complaint is a repeat
+service has not seen, when its rule needs that charge; when the wait runs out the case
+is decided with what is known (rules that need the charge refer it as
+``charge_not_found``; a cancellation is confirmed without the refund of the unused
+period, which only the charge can show). A later complaint is a repeat
 contact: recorded, and at ``repeat_contact_threshold`` contacts the case goes to a person
 as ``high`` (re-prioritised if already escalated, reopened with a fresh SLA if decided)
 with an effort voucher owed to its next decision.

@@ -39,7 +39,12 @@ def needs_charge(complaint: ComplaintFiled) -> bool:
 
 
 def failed_delivery(s: Situation) -> Verdict:
-    """A digital product that never worked: refund the whole charge up to the limit."""
+    """A digital product that never worked: refund the whole charge at once.
+
+    Needs the charge, with ``product_type`` digital and an amount of at most
+    ``auto_refund_limit``; the refund carries the policy's settlement time. Goods or a
+    service that failed to arrive, or a bigger charge, go to a person.
+    """
     charge = s.charge
     if charge is None:
         return refer("charge_not_found", "The charge complained about is not known.")
@@ -64,7 +69,14 @@ def failed_delivery(s: Situation) -> Verdict:
 
 
 def charge_disputed(s: Situation) -> Verdict:
-    """Micro-claim first (waive a small charge), then the anomaly, else a person."""
+    """Micro-claim first, then charge-anomaly, else a person.
+
+    micro-claim: a disputed charge of at most ``micro_claim_limit`` is waived (taken off
+    the bill), since handling the claim costs more (seed 003). charge-anomaly: a charge
+    over ``anomaly_multiple`` times its usual amount (see ``anomaly.py``) gets the part
+    above the usual amount refunded, quantized; when that part is over
+    ``anomaly_auto_limit`` it goes to a supervisor as urgent.
+    """
     charge = s.charge
     if charge is None:
         return refer("charge_not_found", "The disputed charge is not known.")
