@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -101,6 +103,24 @@ def _stop(procs: list[ServiceProcess]) -> None:
         p.stop()
 
 
+async def _status(database_url: str, notification_id: str, want: str) -> asyncpg.Record:
+    """The notifications row once it reaches ``want`` (the read model follows the outcome)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            row = await conn.fetchrow(
+                "SELECT * FROM notifications WHERE notification_id = $1", notification_id
+            )
+            if (row is not None and row["status"] == want) or time.monotonic() > deadline:
+                assert row is not None
+                assert row["status"] == want, dict(row)
+                return row
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 def _dump(procs: list[ServiceProcess]) -> None:
     for p in procs:
         print(f"--- {p.script}\n{p.log()[-5000:]}")
@@ -114,8 +134,13 @@ async def test_a_decision_becomes_one_spanish_email_delivered_once(
     boot = settings_env["KAFKA_BOOTSTRAP_SERVERS"]
     event = decision_event()
     try:
+        # Garbage first: it is dead-lettered and the decision behind it still handled.
+        await produce(boot, settings_env["TOPIC_DECISIONS"], [("cust-1", b"{not json")])
         await produce(boot, settings_env["TOPIC_DECISIONS"], [("cust-1", encode(event))])
-        async with TopicReader(boot, settings_env["TOPIC_NOTIFICATIONS"]) as notes:
+        async with (
+            TopicReader(boot, settings_env["TOPIC_NOTIFICATIONS"]) as notes,
+            TopicReader(boot, settings_env["TOPIC_DLQ"]) as dlq,
+        ):
             try:
                 requested = await notes.wait_for(lambda e: e["type"] == REQUESTED, 60)
                 delivered = await notes.wait_for(
@@ -135,6 +160,14 @@ async def test_a_decision_becomes_one_spanish_email_delivered_once(
             _, rcpts, content = handler.received[0]
             assert rcpts == ["luis@example.com"]
             assert req["data"]["notification_id"].encode() in content
+            dead = await dlq.wait_for(lambda e: e["type"] == "recovery.deadletter.v1")
+            assert dead[0]["data"]["error"]["code"] == "not_json"
+            assert len(dead) == 1
+            row = await _status(
+                settings_env["DATABASE_URL"], req["data"]["notification_id"], "delivered"
+            )
+            assert row["case_id"] == "case-1"
+            assert row["causation"] == event.id
 
             # The same decision again (same CloudEvents id): no second request, no second email.
             await produce(boot, settings_env["TOPIC_DECISIONS"], [("cust-1", encode(event))])
@@ -148,7 +181,6 @@ async def test_a_decision_becomes_one_spanish_email_delivered_once(
         assert "luis@example.com" not in logs
     finally:
         _stop(procs)
-    _ = json
 
 
 async def test_a_refused_recipient_gives_one_failed_outcome(
@@ -171,6 +203,9 @@ async def test_a_refused_recipient_gives_one_failed_outcome(
             assert "550" in failed[0]["data"]["error"]
             assert "permanent" in failed[0]["data"]["error"]
             assert handler.received == []
+            nid = failed[0]["data"]["notification_id"]
+            row = await _status(settings_env["DATABASE_URL"], nid, "failed")
+            assert "550" in row["error"]
     finally:
         _stop(procs)
         controller.stop()
