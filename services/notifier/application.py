@@ -169,8 +169,9 @@ class NotifierService:
     async def _outcome(
         self, conn: asyncpg.Connection, data: EmailDelivered | EmailFailed, now: datetime
     ) -> int:
-        failed = isinstance(data, EmailFailed)
-        status, error = ("failed", data.error) if failed else ("delivered", None)
+        status, error = ("delivered", None)
+        if isinstance(data, EmailFailed):
+            status, error = ("failed", data.error)
         updated = await conn.execute(
             "UPDATE notifications SET status = $2, error = $3, updated_at = $4"
             " WHERE notification_id = $1 AND status = 'requested'",

@@ -134,8 +134,9 @@ class DeliveryWorker:
         attempts: int,
     ) -> CloudEvent | None:
         now: datetime = self.clock()
-        failed = isinstance(outcome, EmailFailed)
-        status, error = ("failed", outcome.error) if failed else ("delivered", None)
+        status, error = ("delivered", None)
+        if isinstance(outcome, EmailFailed):
+            status, error = ("failed", outcome.error)
         inserted = await conn.fetchval(
             "INSERT INTO deliveries (notification_id, status, attempts, error, updated_at)"
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING notification_id",
