@@ -1,0 +1,180 @@
+"""The notifier application: decisions and escalations in, one email request each out — one
+transaction per batch of Kafka records.
+
+In that transaction: claim the records in the inbox, compose the email requests, append
+each to its own ``notification-<id>`` stream (the event id is derived from the notification
+id, so a redelivery or a second instance appends nothing new), record it in the
+``notifications`` read model and queue it for Kafka via the outbox. Delivery outcomes read
+back from the notifications topic update the read model's status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from services.common.clock import Clock
+from services.common.contract import CloudEvent, ContractError, Event, EventData, decode
+from services.common.contract.events import (
+    CaseEscalated,
+    CaseOpened,
+    ChargeFlagged,
+    DecisionMade,
+    EmailDelivered,
+    EmailFailed,
+    EmailRequested,
+    SlaBreached,
+    SlaWarning,
+)
+from services.common.eventstore import ANY_VERSION, AppendRequest
+from services.common.eventstore.postgres import append_on
+from services.common.kafka import dead_letter
+from services.common.logging import get_logger
+from services.common.outbox import claim_inbox, enqueue, outbox_message
+from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event
+from services.notifier.domain.compose import compose
+from services.notifier.domain.errors import TemplateSetError
+from services.notifier.domain.templates import TemplateSet
+from services.notifier.settings import NotifierSettings
+
+log = get_logger(__name__)
+
+CONSUMER = "notifier-service"
+RELAY = "notifier"
+HANDLED = frozenset({DecisionMade.TYPE, CaseEscalated.TYPE, EmailDelivered.TYPE, EmailFailed.TYPE})
+# Known types on the topics the notifier reads that need no email: skipped, never dead-lettered.
+SKIPPED = frozenset(
+    {CaseOpened.TYPE, SlaWarning.TYPE, SlaBreached.TYPE, ChargeFlagged.TYPE, EmailRequested.TYPE}
+)
+ACCEPTED = HANDLED | SKIPPED
+
+
+def notification_stream(notification_id: str) -> str:
+    return f"notification-{notification_id}"
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    dead_letters: int = 0
+    requested: int = 0
+    outcomes: int = 0
+
+
+class NotifierService:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: NotifierSettings, templates: TemplateSet, clock: Clock
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.templates = templates
+        self.clock = clock
+        self.source = settings.notifier_source
+
+    async def handle_records(self, records: Sequence[InboundRecord]) -> BatchResult:
+        good: list[Event[EventData]] = []
+        dead: list[CloudEvent] = []
+        now = self.clock()
+        result = BatchResult()
+        for rec in records:
+            try:
+                event = decode(rec.value, accept=ACCEPTED)
+            except ContractError as exc:
+                dead.append(
+                    dead_letter(exc, topic=rec.topic, partition=rec.partition, offset=rec.offset,
+                                key=rec.key, value=rec.value, source=self.source, now=now)
+                )  # fmt: skip
+                log.warning("message.dead_lettered", code=exc.code, topic=rec.topic,
+                            partition=rec.partition, offset=rec.offset)  # fmt: skip
+                continue
+            if event.envelope.type in SKIPPED:
+                result.skipped += 1
+            else:
+                good.append(event)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._handle(conn, good, self.clock(), result)
+            if dead:
+                topic = self.settings.topic("dlq")
+                await enqueue(conn, RELAY, [outbox_message(d, topic) for d in dead])
+        result.dead_letters = len(dead)
+        return result
+
+    async def _handle(
+        self,
+        conn: asyncpg.Connection,
+        events: list[Event[EventData]],
+        now: datetime,
+        result: BatchResult,
+    ) -> None:
+        fresh = await claim_inbox(conn, CONSUMER, [e.envelope.id for e in events])
+        todo: list[Event[EventData]] = []
+        for e in events:
+            if e.envelope.id in fresh:
+                fresh.discard(e.envelope.id)  # a repeat inside the batch counts once
+                todo.append(e)
+        result.duplicates = len(events) - len(todo)
+        result.accepted = len(todo)
+        published: list[CloudEvent] = []
+        for e in todo:
+            data = e.data
+            if isinstance(data, (DecisionMade, CaseEscalated)):
+                ev = await self._request(conn, e.envelope, data, now)
+                if ev is not None:
+                    published.append(ev)
+            elif isinstance(data, (EmailDelivered, EmailFailed)):
+                result.outcomes += await self._outcome(conn, data, now)
+        result.requested = len(published)
+        if published:
+            topic = self.settings.topic("notifications")
+            await enqueue(conn, RELAY, [outbox_message(ev, topic) for ev in published])
+
+    async def _request(
+        self,
+        conn: asyncpg.Connection,
+        cause: CloudEvent,
+        data: DecisionMade | CaseEscalated,
+        now: datetime,
+    ) -> CloudEvent | None:
+        """Compose, append and record the email request; the event if it is new, else None."""
+        try:
+            req = compose(cause, data, self.templates)
+        except TemplateSetError as exc:
+            log.error("notification.template_failed", event_id=cause.id, error=str(exc))
+            return None
+        if req is None:
+            log.info("notification.none", event_id=cause.id, type=cause.type)
+            return None
+        stream = notification_stream(req.notification_id)
+        ev = envelope(req, event_id=derived_event_id(req.notification_id, stream, 0),
+                      source=self.source, time=now, subject=cause.subject,
+                      correlation_id=cause.correlationid, causation_id=cause.id)  # fmt: skip
+        await append_on(conn, [AppendRequest(stream, ANY_VERSION, [to_new_event(ev)])])
+        inserted = await conn.fetchval(
+            "INSERT INTO notifications (notification_id, case_id, causation, template, status,"
+            " requested_at, updated_at) VALUES ($1, $2, $3, $4, 'requested', $5, $5)"
+            " ON CONFLICT DO NOTHING RETURNING notification_id",
+            req.notification_id, req.case_id, req.causation, req.template, now,
+        )  # fmt: skip
+        if inserted is None:
+            return None
+        log.info("notification.requested", notification_id=req.notification_id,
+                 case_id=req.case_id, template=req.template)  # fmt: skip
+        return ev
+
+    async def _outcome(
+        self, conn: asyncpg.Connection, data: EmailDelivered | EmailFailed, now: datetime
+    ) -> int:
+        status, error = ("delivered", None)
+        if isinstance(data, EmailFailed):
+            status, error = ("failed", data.error)
+        updated = await conn.execute(
+            "UPDATE notifications SET status = $2, error = $3, updated_at = $4"
+            " WHERE notification_id = $1 AND status = 'requested'",
+            data.notification_id, status, error, now,
+        )  # fmt: skip
+        return 1 if updated.endswith(" 1") else 0
