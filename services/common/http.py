@@ -46,7 +46,6 @@ async def serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None
         return
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True

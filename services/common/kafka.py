@@ -55,9 +55,7 @@ def broker_security(settings: CommonSettings) -> BaseSecurity | None:
     use_ssl = ctx is not None
     if settings.kafka_sasl_mechanism:
         user = settings.kafka_sasl_username or ""
-        password = (
-            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-        )
+        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
         cls: Any = {
             "PLAIN": SASLPlaintext,
             "SCRAM-SHA-256": SASLScram256,
@@ -109,9 +107,9 @@ def dead_letter(
             offset=offset,
             key=key.decode("utf-8", "replace") if key is not None else None,
             value=text,
-            value_encoding=encoding,  # type: ignore[arg-type]
+            value_encoding=encoding,
         ),
-        error=DeadLetterError(code=error.code, message=error.message, details=error.details),  # type: ignore[arg-type]
+        error=DeadLetterError(code=error.code, message=error.message, details=error.details),
         received_at=when,
     )
     subject = key.decode("utf-8", "replace") if key is not None else None

@@ -29,9 +29,7 @@ class OutboxMessage:
     key: bytes | None
     value: bytes
     event_id: str | None = None
-    headers: tuple[tuple[str, bytes], ...] = field(
-        default=(("content-type", CONTENT_TYPE.encode()),)
-    )
+    headers: tuple[tuple[str, bytes], ...] = field(default=(("content-type", CONTENT_TYPE.encode()),))
 
 
 def outbox_message(event: CloudEvent, topic: str) -> OutboxMessage:
@@ -40,9 +38,7 @@ def outbox_message(event: CloudEvent, topic: str) -> OutboxMessage:
     return OutboxMessage(topic=topic, key=key, value=encode(event), event_id=event.id)
 
 
-async def claim_inbox(
-    conn: asyncpg.Connection, consumer: str, message_ids: Sequence[str]
-) -> set[str]:
+async def claim_inbox(conn: asyncpg.Connection, consumer: str, message_ids: Sequence[str]) -> set[str]:
     """Record ``message_ids`` as handled by ``consumer``; return those not seen before.
 
     Run inside the handling transaction: a concurrent claim of the same id by another

@@ -55,8 +55,7 @@ class OutboxRelay:
         """Publish up to one batch; return how many messages went out."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox WHERE relay = $1"
-                " ORDER BY id LIMIT $2",
+                "SELECT id, topic, key, value, headers FROM outbox WHERE relay = $1 ORDER BY id LIMIT $2",
                 self.relay,
                 self._batch_size,
             )
@@ -65,13 +64,9 @@ class OutboxRelay:
             futures = []
             for r in rows:
                 headers = [(k, v.encode()) for k, v in json.loads(r["headers"])]
-                futures.append(
-                    await self._producer.send(r["topic"], r["value"], key=r["key"], headers=headers)
-                )
+                futures.append(await self._producer.send(r["topic"], r["value"], key=r["key"], headers=headers))
             await asyncio.gather(*futures)
-            await conn.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         self.published += len(rows)
         return len(rows)
 
@@ -83,9 +78,7 @@ class OutboxRelay:
             await listener.add_listener("outbox", self._on_notify)
             while not stop.is_set():
                 if not self.is_leader:
-                    self.is_leader = bool(
-                        await listener.fetchval("SELECT pg_try_advisory_lock($1)", lock_key)
-                    )
+                    self.is_leader = bool(await listener.fetchval("SELECT pg_try_advisory_lock($1)", lock_key))
                     if not self.is_leader:
                         await _wait(stop, self._poll_s)
                         continue

@@ -61,9 +61,7 @@ class CommonSettings(BaseSettings):
         return name
 
     def all_topics(self) -> list[str]:
-        return [
-            self.topic(t) for t in ("charges", "complaints", "decisions", "notifications", "dlq")
-        ]
+        return [self.topic(t) for t in ("charges", "complaints", "decisions", "notifications", "dlq")]
 
     def kafka_ssl_context(self) -> ssl.SSLContext | None:
         if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):

@@ -46,9 +46,7 @@ CONSUMER = "notifier-service"
 RELAY = "notifier"
 HANDLED = frozenset({DecisionMade.TYPE, CaseEscalated.TYPE, EmailDelivered.TYPE, EmailFailed.TYPE})
 # Known types on the topics the notifier reads that need no email: skipped, never dead-lettered.
-SKIPPED = frozenset(
-    {CaseOpened.TYPE, SlaWarning.TYPE, SlaBreached.TYPE, ChargeFlagged.TYPE, EmailRequested.TYPE}
-)
+SKIPPED = frozenset({CaseOpened.TYPE, SlaWarning.TYPE, SlaBreached.TYPE, ChargeFlagged.TYPE, EmailRequested.TYPE})
 ACCEPTED = HANDLED | SKIPPED
 
 
@@ -67,9 +65,7 @@ class BatchResult:
 
 
 class NotifierService:
-    def __init__(
-        self, pool: asyncpg.Pool, settings: NotifierSettings, templates: TemplateSet, clock: Clock
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: NotifierSettings, templates: TemplateSet, clock: Clock) -> None:
         self.pool = pool
         self.settings = settings
         self.templates = templates
@@ -166,9 +162,7 @@ class NotifierService:
                  case_id=req.case_id, template=req.template)  # fmt: skip
         return ev
 
-    async def _outcome(
-        self, conn: asyncpg.Connection, data: EmailDelivered | EmailFailed, now: datetime
-    ) -> int:
+    async def _outcome(self, conn: asyncpg.Connection, data: EmailDelivered | EmailFailed, now: datetime) -> int:
         status, error = ("delivered", None)
         if isinstance(data, EmailFailed):
             status, error = ("failed", data.error)

@@ -16,7 +16,14 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from services.common.clock import Clock
-from services.common.contract import EVENT_TYPES, CloudEvent, ContractError, Event, EventData, decode
+from services.common.contract import (
+    EVENT_TYPES,
+    CloudEvent,
+    ContractError,
+    Event,
+    EventData,
+    decode,
+)
 from services.common.contract.events import (
     ChargePosted,
     ChargeRefunded,
@@ -135,9 +142,7 @@ class RecoveryService:
                 log.info("batch.concurrency_retry", attempt=attempt, stream=exc.stream_id)
         raise RuntimeError("batch kept losing races with another instance; will be redelivered")
 
-    async def _handle(
-        self, conn: asyncpg.Connection, events: list[Event[EventData]], now: datetime
-    ) -> BatchResult:
+    async def _handle(self, conn: asyncpg.Connection, events: list[Event[EventData]], now: datetime) -> BatchResult:
         w = _Work(now=now)
         fresh = await claim_inbox(conn, CONSUMER, [e.envelope.id for e in events])
         todo: list[Event[EventData]] = []

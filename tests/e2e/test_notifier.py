@@ -47,9 +47,7 @@ class Sink:
 
 
 class Refuse(Sink):
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         return "550 5.1.1 mailbox unavailable"
 
 
@@ -109,9 +107,7 @@ async def _status(database_url: str, notification_id: str, want: str) -> asyncpg
     try:
         deadline = time.monotonic() + 30
         while True:
-            row = await conn.fetchrow(
-                "SELECT * FROM notifications WHERE notification_id = $1", notification_id
-            )
+            row = await conn.fetchrow("SELECT * FROM notifications WHERE notification_id = $1", notification_id)
             if (row is not None and row["status"] == want) or time.monotonic() > deadline:
                 assert row is not None
                 assert row["status"] == want, dict(row)
@@ -143,9 +139,7 @@ async def test_a_decision_becomes_one_spanish_email_delivered_once(
         ):
             try:
                 requested = await notes.wait_for(lambda e: e["type"] == REQUESTED, 60)
-                delivered = await notes.wait_for(
-                    lambda e: e["type"] == "notification.email.delivered.v1", 60
-                )
+                delivered = await notes.wait_for(lambda e: e["type"] == "notification.email.delivered.v1", 60)
             except AssertionError:
                 _dump(procs)
                 raise
@@ -163,9 +157,7 @@ async def test_a_decision_becomes_one_spanish_email_delivered_once(
             dead = await dlq.wait_for(lambda e: e["type"] == "recovery.deadletter.v1")
             assert dead[0]["data"]["error"]["code"] == "not_json"
             assert len(dead) == 1
-            row = await _status(
-                settings_env["DATABASE_URL"], req["data"]["notification_id"], "delivered"
-            )
+            row = await _status(settings_env["DATABASE_URL"], req["data"]["notification_id"], "delivered")
             assert row["case_id"] == "case-1"
             assert row["causation"] == event.id
 
@@ -183,9 +175,7 @@ async def test_a_decision_becomes_one_spanish_email_delivered_once(
         _stop(procs)
 
 
-async def test_a_refused_recipient_gives_one_failed_outcome(
-    settings_env: dict[str, str], tmp_path: Path
-) -> None:
+async def test_a_refused_recipient_gives_one_failed_outcome(settings_env: dict[str, str], tmp_path: Path) -> None:
     handler = Refuse()
     controller = _start(handler)
     procs = _processes(settings_env, controller.port, tmp_path)
@@ -194,9 +184,7 @@ async def test_a_refused_recipient_gives_one_failed_outcome(
         await produce(boot, settings_env["TOPIC_DECISIONS"], [("cust-1", encode(decision_event()))])
         async with TopicReader(boot, settings_env["TOPIC_NOTIFICATIONS"]) as notes:
             try:
-                failed = await notes.wait_for(
-                    lambda e: e["type"] == "notification.email.failed.v1", 60
-                )
+                failed = await notes.wait_for(lambda e: e["type"] == "notification.email.failed.v1", 60)
             except AssertionError:
                 _dump(procs)
                 raise

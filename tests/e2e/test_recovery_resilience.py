@@ -25,7 +25,11 @@ async def test_a_complaint_before_its_charge_waits_for_it_then_is_decided(
     svc = ServiceProcess("recovery-service", settings_env, tmp_path / "svc.log").start()
     try:
         async with TopicReader(boot, settings_env["TOPIC_DECISIONS"]) as decisions:
-            await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [itunes_complaint("c-early", "ch-late", "cmp-early")])
+            await produce_events(
+                boot,
+                settings_env["TOPIC_COMPLAINTS"],
+                [itunes_complaint("c-early", "ch-late", "cmp-early")],
+            )
             await decisions.wait_for(lambda e: e["type"] == "recovery.case.opened.v1", 60)
             await decisions.settle(1.5)
             assert not [e for e in decisions.events if e["type"] == DECIDED]
@@ -136,7 +140,8 @@ async def test_a_kill_9_in_the_middle_of_a_backlog_loses_nothing_and_decides_eac
     conn = await asyncpg.connect(settings_env["DATABASE_URL"])
     try:
         per_case = await conn.fetch(
-            "SELECT stream_id, count(*) FROM events WHERE event_type = $1 GROUP BY stream_id", DECIDED
+            "SELECT stream_id, count(*) FROM events WHERE event_type = $1 GROUP BY stream_id",
+            DECIDED,
         )
     finally:
         await conn.close()

@@ -49,9 +49,10 @@ async def test_a_failed_digital_delivery_is_refunded_at_once_and_bad_input_is_de
     await produce(boot, settings_env["TOPIC_COMPLAINTS"], [("cust-1", b"{not json")])
     await produce_events(boot, settings_env["TOPIC_CHARGES"], [itunes_charge("cust-1", "ch-1")])
     await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint])
-    async with TopicReader(boot, settings_env["TOPIC_DECISIONS"]) as decisions, TopicReader(
-        boot, settings_env["TOPIC_DLQ"]
-    ) as dlq:
+    async with (
+        TopicReader(boot, settings_env["TOPIC_DECISIONS"]) as decisions,
+        TopicReader(boot, settings_env["TOPIC_DLQ"]) as dlq,
+    ):
         try:
             made = await decisions.wait_for(lambda e: e["type"] == "recovery.decision.made.v1", 60)
         except AssertionError:

@@ -49,7 +49,8 @@ async def test_appends_and_reads_a_stream_in_order(store: EventStore) -> None:
     read = await store.read_stream("case-1")
     assert [r.event_id for r in read] == [e.event_id for e in events]
     assert [r.data["n"] for r in read] == [0, 1, 2]
-    assert read[0].correlation_id == "c-1" and read[0].causation_id == "e-0"
+    assert read[0].correlation_id == "c-1"
+    assert read[0].causation_id == "e-0"
     assert [r.global_position for r in read] == sorted(r.global_position for r in read)
 
 
@@ -81,9 +82,7 @@ async def test_the_same_event_id_twice_is_one_event(store: EventStore) -> None:
 async def test_a_batch_is_all_or_nothing(store: EventStore) -> None:
     await store.append([AppendRequest("b", NO_STREAM, [ev()])])
     with pytest.raises(ConcurrencyError):
-        await store.append(
-            [AppendRequest("a", NO_STREAM, [ev()]), AppendRequest("b", NO_STREAM, [ev()])]
-        )
+        await store.append([AppendRequest("a", NO_STREAM, [ev()]), AppendRequest("b", NO_STREAM, [ev()])])
     assert await store.read_stream("a") == []
     assert await store.head_position() == 1
 

@@ -103,9 +103,7 @@ def decode(
     try:
         data = model.model_validate(envelope.data)
     except ValidationError as exc:
-        raise ContractError(
-            "invalid_data", f"{envelope.type} data is invalid", _errors(exc)
-        ) from None
+        raise ContractError("invalid_data", f"{envelope.type} data is invalid", _errors(exc)) from None
     return Event[EventData](envelope=envelope, data=data)
 
 

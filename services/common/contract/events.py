@@ -38,9 +38,7 @@ def _check_money(model: BaseModel, amount_field: str = "amount") -> None:
 
 # --------------------------------------------------------------------------- shared parts
 
-ChargeKind = Literal[
-    "purchase", "subscription", "usage", "long_distance", "shipping", "late_fee", "fee", "other"
-]
+ChargeKind = Literal["purchase", "subscription", "usage", "long_distance", "shipping", "late_fee", "fee", "other"]
 Category = Literal[
     "delivery_failed",
     "charge_disputed",
@@ -312,9 +310,7 @@ class OriginalMessage(WireModel):
 
 
 class DeadLetterError(WireModel):
-    code: Literal[
-        "not_json", "not_cloudevent", "unknown_type", "invalid_data", "too_large", "rejected"
-    ]
+    code: Literal["not_json", "not_cloudevent", "unknown_type", "invalid_data", "too_large", "rejected"]
     message: str
     details: list[dict[str, Any]] = Field(default_factory=list)
 

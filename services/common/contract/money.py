@@ -29,7 +29,7 @@ def minor_units(currency: str) -> int:
 
 
 def _parse_amount(value: Any) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError('money must be a decimal string such as "4.99", never a float')
     if isinstance(value, int):
         value = str(value)
@@ -58,9 +58,7 @@ Amount = Annotated[
     BeforeValidator(_parse_amount),
     Field(gt=0),
     PlainSerializer(format_amount, return_type=str, when_used="json"),
-    WithJsonSchema(
-        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "examples": ["4.99", "7455.00"]}
-    ),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "examples": ["4.99", "7455.00"]}),
 ]
 """A positive amount of money; pair it with a ``currency`` field checked by
 :func:`check_minor_units`."""
@@ -78,9 +76,7 @@ def check_minor_units(amount: Decimal | None, currency: str | None, field: str =
     places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     allowed = minor_units(currency)
     if places > allowed:
-        raise ValueError(
-            f"{field} {format_amount(amount)} has {places} decimals; {currency} allows {allowed}"
-        )
+        raise ValueError(f"{field} {format_amount(amount)} has {places} decimals; {currency} allows {allowed}")
 
 
 def quantize(amount: Decimal, currency: str) -> Decimal:

@@ -56,9 +56,7 @@ async def lock_appends(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
 
 
-async def append_on(
-    conn: asyncpg.Connection, requests: Sequence[AppendRequest]
-) -> list[RecordedEvent]:
+async def append_on(conn: asyncpg.Connection, requests: Sequence[AppendRequest]) -> list[RecordedEvent]:
     """Append within the caller's transaction on ``conn``; see :class:`EventStore`."""
     events = [e for r in requests for e in r.events]
     if not events:
@@ -75,8 +73,7 @@ async def append_on(
     versions: dict[str, int] = {
         r[0]: r[1]
         for r in await conn.fetch(
-            "SELECT stream_id, max(version) FROM events"
-            " WHERE stream_id = ANY($1::text[]) GROUP BY stream_id",
+            "SELECT stream_id, max(version) FROM events WHERE stream_id = ANY($1::text[]) GROUP BY stream_id",
             stream_ids,
         )
     }
@@ -164,7 +161,8 @@ class PostgresEventStore:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[RecordedEvent]:
-        clauses, args = ["global_position > $1"], [after_position]
+        clauses: list[str] = ["global_position > $1"]
+        args: list[object] = [after_position]
         if types is not None:
             args.append(list(types))
             clauses.append(f"event_type = ANY(${len(args)}::text[])")
@@ -179,7 +177,5 @@ class PostgresEventStore:
         return [_row(r) for r in await self._pool.fetch(sql, *args)]
 
     async def head_position(self) -> int:
-        head: int = await self._pool.fetchval(
-            "SELECT coalesce(max(global_position), 0) FROM events"
-        )
+        head: int = await self._pool.fetchval("SELECT coalesce(max(global_position), 0) FROM events")
         return head

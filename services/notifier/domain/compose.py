@@ -85,9 +85,7 @@ def _remedy_view(remedy: Remedy, locale: CustomerLocale) -> RemedyView:
     )
 
 
-def _template_and_context(
-    data: DecisionMade | CaseEscalated, locale: CustomerLocale
-) -> tuple[str, dict[str, object]]:
+def _template_and_context(data: DecisionMade | CaseEscalated, locale: CustomerLocale) -> tuple[str, dict[str, object]]:
     """The template for ``data`` and the variables only that template has."""
     if isinstance(data, CaseEscalated):
         return ESCALATION_ACK, {"due_by": format_moment_utc(data.due_by, locale)}
@@ -99,9 +97,7 @@ def _template_and_context(
     }
 
 
-def compose(
-    event: CloudEvent, data: DecisionMade | CaseEscalated, templates: TemplateSet
-) -> EmailRequested | None:
+def compose(event: CloudEvent, data: DecisionMade | CaseEscalated, templates: TemplateSet) -> EmailRequested | None:
     """The one email request for ``event`` (whose typed data is ``data``), or ``None``.
 
     ``None`` for a replayed event and for an escalation that names no customer or no case

@@ -42,9 +42,7 @@ def _floors(max_attempts: int, base_s: float, max_s: float) -> list[float]:
     return floors
 
 
-def backoff_delays(
-    max_attempts: int, base_s: float, max_s: float, rng: random.Random
-) -> list[float]:
+def backoff_delays(max_attempts: int, base_s: float, max_s: float, rng: random.Random) -> list[float]:
     """The waits, in seconds, before attempts 2..``max_attempts`` (so one fewer than attempts).
 
     ``rng`` is an input so a test (or a replay) gets the same schedule from the same seed.

@@ -52,9 +52,7 @@ class TemplateSet:
     def render(self, language: Language, name: str, context: Mapping[str, object]) -> Rendered:
         """Render template ``name`` in ``language``; raise :class:`TemplateSetError` if it fails."""
         try:
-            parts = {
-                part: self._templates[(language, name, part)].render(context) for part in _PARTS
-            }
+            parts = {part: self._templates[(language, name, part)].render(context) for part in _PARTS}
         except KeyError:
             raise TemplateSetError(f"no template {name!r} in {language!r}") from None
         except TemplateError as exc:

@@ -68,9 +68,7 @@ class CountingSender:
 
 
 class DeliveryWorker:
-    def __init__(
-        self, pool: asyncpg.Pool, settings: NotifierSettings, sender: EmailSender, clock: Clock
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: NotifierSettings, sender: EmailSender, clock: Clock) -> None:
         self.pool = pool
         self.settings = settings
         self.sender = sender
@@ -170,9 +168,7 @@ class Runtime:
         self.worker = DeliveryWorker(self.pool, s, SmtpSender.from_settings(s), self.clock)
         self.producer = make_producer(s)
         await self.producer.start()
-        self.relay = OutboxRelay(
-            self.pool, self.producer, RELAY, batch_size=s.relay_batch_size, poll_s=s.relay_poll_s
-        )
+        self.relay = OutboxRelay(self.pool, self.producer, RELAY, batch_size=s.relay_batch_size, poll_s=s.relay_poll_s)
         probes = probes_app(self.ready, NAME, version("service-recovery"))
         self.tasks = [
             asyncio.create_task(self.relay.run(self.stop)),
@@ -234,9 +230,7 @@ def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastSt
         description=f"Delivery outcomes. Types: {EmailDelivered.TYPE}, {EmailFailed.TYPE}",
     )  # fmt: skip
 
-    app = FastStream(
-        broker, specification=AsyncAPI(title="delivery-worker", version=version("service-recovery"))
-    )
+    app = FastStream(broker, specification=AsyncAPI(title="delivery-worker", version=version("service-recovery")))
 
     @app.on_startup
     async def _start() -> None:

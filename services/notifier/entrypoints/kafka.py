@@ -76,9 +76,7 @@ class Runtime:
         self.service = NotifierService(self.pool, s, templates, self.clock)
         self.producer = make_producer(s)
         await self.producer.start()
-        self.relay = OutboxRelay(
-            self.pool, self.producer, RELAY, batch_size=s.relay_batch_size, poll_s=s.relay_poll_s
-        )
+        self.relay = OutboxRelay(self.pool, self.producer, RELAY, batch_size=s.relay_batch_size, poll_s=s.relay_poll_s)
         probes = probes_app(self.ready, NAME, version("service-recovery"))
         self.tasks = [
             asyncio.create_task(self.relay.run(self.stop)),

@@ -14,18 +14,16 @@ import asyncpg
 
 from services.common.contract.events import ChargePosted, ChargeRefunded, DecisionMade, EventData
 from services.recovery.domain.case import Case
-from services.recovery.domain.sla import pending_timers
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
 from services.recovery.domain.policy import Policy
+from services.recovery.domain.sla import pending_timers
 
 # Kinds whose usual amount may be compared across customers (POLICY.md, charge-anomaly).
 CROSS_CUSTOMER_KINDS = ("fee", "shipping", "usage", "long_distance", "late_fee")
 
 
-async def charge_facts(
-    conn: asyncpg.Connection, charges: Sequence[ChargePosted]
-) -> dict[str, ChargeFacts]:
+async def charge_facts(conn: asyncpg.Connection, charges: Sequence[ChargePosted]) -> dict[str, ChargeFacts]:
     """Facts for ``charges`` with the usual amounts, computed from the history BEFORE them
     (the customer's other charges of the kind; all customers' for cross-customer kinds)."""
     if not charges:
@@ -95,10 +93,7 @@ async def customer_histories(
             ids,
         )
     }
-    return {
-        i: CustomerHistory(concession_times=tuple(times[i]), previous_owner_id=owners.get(i))
-        for i in ids
-    }
+    return {i: CustomerHistory(concession_times=tuple(times[i]), previous_owner_id=owners.get(i)) for i in ids}
 
 
 async def cases_awaiting(conn: asyncpg.Connection, charge_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -149,19 +144,25 @@ async def project(
         )
     if concessions:
         await conn.executemany(
-            "INSERT INTO rm_concessions (customer_id, case_id, decided_at) VALUES ($1,$2,$3)"
-            " ON CONFLICT DO NOTHING",
+            "INSERT INTO rm_concessions (customer_id, case_id, decided_at) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
             concessions,
         )
     await upsert_cases(conn, list(cases), versions, policy, now)
 
 
 async def upsert_cases(
-    conn: asyncpg.Connection, cases: list[Case], versions: dict[str, int], policy: Policy, now: datetime
+    conn: asyncpg.Connection,
+    cases: list[Case],
+    versions: dict[str, int],
+    policy: Policy,
+    now: datetime,
 ) -> None:
     if not cases:
         return
-    rows, owners, timers, awaiting = [], [], [], []
+    rows: list[tuple[object, ...]] = []
+    owners: list[tuple[str, str]] = []
+    timers: list[tuple[str, str, datetime]] = []
+    awaiting: list[tuple[str, str]] = []
     for c in cases:
         last = c.decisions[-1] if c.decisions else None
         esc = c.escalation

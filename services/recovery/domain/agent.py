@@ -19,9 +19,7 @@ from services.recovery.domain.settle import decision_made, mint_for
 AGENT_RULE = "agent-decision"
 
 
-def agent_decide(
-    case: Case | None, command: AgentDecide, now: datetime, policy: Policy
-) -> list[EventData]:
+def agent_decide(case: Case | None, command: AgentDecide, now: datetime, policy: Policy) -> list[EventData]:
     """The agent's ``DecisionMade``; raise if the case is not waiting for a person."""
     if case is None:
         raise CaseNotAwaitingAgent("no such case")
@@ -33,9 +31,7 @@ def agent_decide(
     if command.decline_reason is not None:
         reasons = (command.decline_reason, *note)
     else:
-        reasons = tuple(note) or (
-            Reason(code="agent_decision", text="Decided by a person after review."),
-        )
+        reasons = tuple(note) or (Reason(code="agent_decision", text="Decided by a person after review."),)
     decision = decision_made(
         case,
         rule=AGENT_RULE,

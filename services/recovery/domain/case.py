@@ -202,15 +202,11 @@ def apply(case: Case | None, event: EventData) -> Case:
         case ContactAdded():
             return case.model_copy(update={"complaints": (*case.complaints, event.complaint)})
         case ChargeAwaited():
-            return case.model_copy(
-                update={"status": "awaiting_charge", "awaiting_charge_until": event.until}
-            )
+            return case.model_copy(update={"status": "awaiting_charge", "awaiting_charge_until": event.until})
         case ChargeLinked():
             # The wait is over; a case that waited is open again until its decision follows.
             status = "open" if case.status == "awaiting_charge" else case.status
-            return case.model_copy(
-                update={"charge": event.charge, "awaiting_charge_until": None, "status": status}
-            )
+            return case.model_copy(update={"charge": event.charge, "awaiting_charge_until": None, "status": status})
         case EffortVoucherOwed():
             return case.model_copy(update={"effort_voucher_owed": event})
         case CaseEscalated():

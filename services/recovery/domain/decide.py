@@ -48,9 +48,7 @@ from services.recovery.domain.settle import (
 from services.recovery.domain.sla import fire_timer
 
 
-def decide(
-    case: Case | None, command: AnyCommand, now: datetime, policy: Policy, roster: Roster
-) -> list[EventData]:
+def decide(case: Case | None, command: AnyCommand, now: datetime, policy: Policy, roster: Roster) -> list[EventData]:
     """The events ``command`` causes on ``case`` (None: no case yet) at ``now``."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must carry a time zone")
@@ -78,9 +76,7 @@ def file_complaint(
         raise CaseMismatch(f"charge {charge.charge_id} is not the one the complaint names")
     if case is None:
         customer = complaint.customer
-        owner = assign_owner(
-            roster, customer.id, customer.locale, command.history.previous_owner_id
-        )
+        owner = assign_owner(roster, customer.id, customer.locale, command.history.previous_owner_id)
         opening: list[EventData] = [
             CaseOpened(
                 case_id=case_id,
@@ -130,11 +126,7 @@ def _repeat_steps(
 ) -> list[EventData]:
     repeat = is_repeat(case, policy)
     if case.status in ("open", "awaiting_charge"):
-        return (
-            settle(case, charge, now, policy, roster, history)
-            if charge is not None or repeat
-            else []
-        )
+        return settle(case, charge, now, policy, roster, history) if charge is not None or repeat else []
     events: list[EventData] = []
     if charge is not None and case.charge is None and case.status == "escalated":
         events.append(ChargeLinked(case_id=case.case_id, charge=charge))

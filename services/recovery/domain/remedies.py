@@ -37,9 +37,7 @@ class VoucherMint:
     case_id: str
     next_sequence: int
 
-    def issue(
-        self, amount: Decimal, currency: str, expires_at: datetime, charge_id: str | None = None
-    ) -> Remedy:
+    def issue(self, amount: Decimal, currency: str, expires_at: datetime, charge_id: str | None = None) -> Remedy:
         """A voucher remedy with the next code."""
         code = voucher_code(self.case_id, self.next_sequence)
         self.next_sequence += 1

@@ -79,9 +79,7 @@ def _stable_index(key: str, size: int) -> int:
     return int.from_bytes(digest[:8], "big") % size
 
 
-def assign_owner(
-    roster: Roster, customer_id: str, locale: str, previous_owner_id: str | None
-) -> Person:
+def assign_owner(roster: Roster, customer_id: str, locale: str, previous_owner_id: str | None) -> Person:
     """The case owner for a customer.
 
     A returning customer keeps the previous owner while that person is on the roster

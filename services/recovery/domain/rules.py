@@ -101,9 +101,7 @@ def charge_disputed(s: Situation) -> Verdict:
     return _anomaly_refund(s, quantize(charge.amount - usual, charge.currency), usual, limits)
 
 
-def _anomaly_refund(
-    s: Situation, excess: Decimal, usual: Decimal, limits: CurrencyLimits
-) -> Verdict:
+def _anomaly_refund(s: Situation, excess: Decimal, usual: Decimal, limits: CurrencyLimits) -> Verdict:
     charge = s.charge
     assert charge is not None  # the caller has checked; mypy cannot see it
     back = money_text(excess, charge.currency)

@@ -68,9 +68,7 @@ def defective_product(s: Situation) -> Verdict:
             return limits
         if charge.amount <= limits.auto_refund_limit:
             money = money_text(charge.amount, charge.currency)
-            remedy = refund(
-                charge.charge_id, charge.amount, charge.currency, s.policy.refund_settlement
-            )
+            remedy = refund(charge.charge_id, charge.amount, charge.currency, s.policy.refund_settlement)
             return _grant(remedy, guarantee, f"The {money} is refunded, as preferred.")
     if preference == "refund":
         return _grant(
@@ -124,6 +122,4 @@ def cancellation(s: Situation) -> Verdict:
                 text=f"The unused part of the period, {money_text(back, currency)}, is refunded.",
             )
         )
-    return Grant(
-        rule="cancellation", remedies=tuple(remedies), reasons=tuple(reasons), concession=False
-    )
+    return Grant(rule="cancellation", remedies=tuple(remedies), reasons=tuple(reasons), concession=False)

@@ -79,9 +79,7 @@ def decision_made(
     )
 
 
-def escalated(
-    case: Case, referral: Refer, roster: Roster, due_by: datetime | None = None
-) -> CaseEscalated:
+def escalated(case: Case, referral: Refer, roster: Roster, due_by: datetime | None = None) -> CaseEscalated:
     """The escalation: to the owner, or to a supervisor of the customer's language if urgent."""
     customer = case.customer
     urgent = referral.priority == "urgent"

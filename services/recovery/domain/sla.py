@@ -56,9 +56,7 @@ def pending_timers(case: Case, policy: Policy) -> list[Timer]:
     return sorted(timers, key=lambda t: (t.due_at, t.kind))
 
 
-def fire_timer(
-    case: Case | None, command: FireTimer, now: datetime, policy: Policy, roster: Roster
-) -> list[EventData]:
+def fire_timer(case: Case | None, command: FireTimer, now: datetime, policy: Policy, roster: Roster) -> list[EventData]:
     """The events of a due timer (none for a stale, early or repeated one)."""
     if case is None:
         return []

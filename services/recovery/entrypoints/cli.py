@@ -125,25 +125,37 @@ async def _pool() -> asyncpg.Pool:
 
 
 @cases_app.command("list")
-def cases_list(all_: Annotated[bool, typer.Option("--all", help="every case, not only escalations")] = False) -> None:
+def cases_list(
+    all_: Annotated[bool, typer.Option("--all", help="every case, not only escalations")] = False,
+) -> None:
     """Open escalations, most urgent first (or every case with --all)."""
 
     async def go() -> list[asyncpg.Record]:
         pool = await _pool()
         try:
             where = "" if all_ else "WHERE status = 'escalated'"
-            return await pool.fetch(
+            rows: list[asyncpg.Record] = await pool.fetch(
                 f"SELECT case_id, customer_id, category, status, priority, assignee, reason, due_by,"
                 f" sla_deadline, rule FROM rm_cases {where} ORDER BY"
                 f" CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END,"
                 f" coalesce(due_by, sla_deadline) LIMIT 500"
             )
+            return rows
         finally:
             await pool.close()
 
     rows = asyncio.run(go())
     table = Table(title="Escalations" if not all_ else "Cases")
-    for col in ("case", "customer", "category", "status", "priority", "assignee", "reason / rule", "due by"):
+    for col in (
+        "case",
+        "customer",
+        "category",
+        "status",
+        "priority",
+        "assignee",
+        "reason / rule",
+        "due by",
+    ):
         table.add_column(col)
     for r in rows:
         table.add_row(r["case_id"], r["customer_id"], r["category"], r["status"], r["priority"] or "-",
@@ -166,7 +178,8 @@ def cases_show(case_id: str) -> None:
             mails: list[asyncpg.Record] = []
             if await pool.fetchval("SELECT to_regclass('notifications') IS NOT NULL"):
                 mails = await pool.fetch(
-                    "SELECT template, status, error, updated_at FROM notifications WHERE case_id = $1", case_id
+                    "SELECT template, status, error, updated_at FROM notifications WHERE case_id = $1",
+                    case_id,
                 )
             return events, mails
         finally:

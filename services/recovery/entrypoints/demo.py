@@ -46,7 +46,10 @@ def _complaint(cust: str, name: str, locale: str, category: str, text: str, **ex
 
 def stories() -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
     """(charges, [(story, complaint)]) for the seed stories in shared/seeds."""
-    c = lambda s: f"{s}-{RUN}"  # noqa: E731 - unique ids per demo run
+
+    def c(s: str) -> str:  # unique ids per demo run
+        return f"{s}-{RUN}"
+
     charges = [
         _charge(c("luis"), c("ch-film"), "4.99", "USD", "purchase", "Eat, Pray, Love (rental)",
                 {"sku": "film-epl", "name": "Eat, Pray, Love", "type": "digital"}),

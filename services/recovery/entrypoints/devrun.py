@@ -100,7 +100,7 @@ def start_smtp_sink(stack: DevStack, data_dir: Path) -> None:
     maildir.mkdir(parents=True, exist_ok=True)
 
     class Sink:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             name = f"{time.time_ns()}.eml"
             (maildir / name).write_bytes(envelope.content)
             stack.mailbox.append(envelope.content)
@@ -131,7 +131,9 @@ def start_services(stack: DevStack, data_dir: Path, http_base: int = 8080) -> No
             continue
         log = (logs / f"{script}.log").open("ab")
         env = {**os.environ, **stack.env, **extra}
-        stack.procs.append(subprocess.Popen([str(exe)], env=env, stdout=log, stderr=subprocess.STDOUT))  # noqa: S603
+        stack.procs.append(
+            subprocess.Popen([str(exe)], env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - our own console script
+        )
         log.close()
         console.print(f"Started [bold]{script}[/] (log: {logs / (script + '.log')})")
 

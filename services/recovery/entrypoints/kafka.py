@@ -97,7 +97,7 @@ class Runtime:
                 if fired:
                     metrics.TIMERS_FIRED.inc(fired)
                     continue
-            except Exception as exc:  # noqa: BLE001 - keep the worker alive; it retries
+            except Exception as exc:
                 log.warning("timers.failed", error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.settings.recovery_timer_poll_s)

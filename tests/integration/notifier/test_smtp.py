@@ -53,9 +53,7 @@ class RefuseRecipients(Sink):
         self.reply = reply
         self.times = times
 
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         if self.times > 0:
             self.times -= 1
             return self.reply

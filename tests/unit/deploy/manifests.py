@@ -35,9 +35,7 @@ PROGRAM_SETTINGS: dict[str, tuple[type[RecoverySettings] | type[NotifierSettings
 
 def settings_env_names() -> set[str]:
     """Every environment variable some settings class reads (field names, upper-cased)."""
-    return {n.upper() for n in RecoverySettings.model_fields} | {
-        n.upper() for n in NotifierSettings.model_fields
-    }
+    return {n.upper() for n in RecoverySettings.model_fields} | {n.upper() for n in NotifierSettings.model_fields}
 
 
 def default_port(program: str) -> int:
@@ -82,9 +80,7 @@ def compose() -> dict[str, Any]:
 def app_services() -> dict[str, dict[str, Any]]:
     """The compose services that run this project's image."""
     return {
-        name: svc
-        for name, svc in compose()["services"].items()
-        if str(svc.get("image", "")).split(":")[0] == APP_IMAGE
+        name: svc for name, svc in compose()["services"].items() if str(svc.get("image", "")).split(":")[0] == APP_IMAGE
     }
 
 

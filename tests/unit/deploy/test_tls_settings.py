@@ -111,9 +111,7 @@ async def test_the_producer_speaks_sasl_ssl_with_scram_and_the_ca(production_set
 
 
 async def test_the_consumer_speaks_sasl_ssl_with_scram_and_the_ca(production_settings):
-    consumer = AIOKafkaConsumer(
-        group_id="recovery-service", **production_settings.kafka_consumer_options()
-    )
+    consumer = AIOKafkaConsumer(group_id="recovery-service", **production_settings.kafka_consumer_options())
     try:
         client = consumer._client
         assert client._security_protocol == "SASL_SSL"

@@ -31,9 +31,7 @@ REMEDIES: dict[str, Remedy] = {
         currency="USD",
         settlement="3-5 business days",
     ),
-    "charge_waiver": Remedy(
-        type="charge_waiver", charge_id="ch-003", amount="2.50", currency="USD"
-    ),
+    "charge_waiver": Remedy(type="charge_waiver", charge_id="ch-003", amount="2.50", currency="USD"),
     "voucher": Remedy(
         type="voucher",
         amount="20.00",
@@ -72,9 +70,7 @@ def decision(
         "customer": customer(locale, name),
         "outcome": outcome,
         "remedies": [REMEDIES["refund"]] if remedies is None else remedies,
-        "reasons": [
-            Reason(code="r", text=t) for t in (reasons or ["The film kept failing to play."])
-        ],
+        "reasons": [Reason(code="r", text=t) for t in (reasons or ["The film kept failing to play."])],
         "policy": PolicyRef(id="default", version="1", rule="failed-delivery"),
         "decided_by": "policy" if outcome == "resolved" else "agent:ag-3",
         "case_owner": OWNER,
@@ -85,9 +81,7 @@ def decision(
     return DecisionMade.model_validate(fields)
 
 
-def escalation(
-    *, locale: str = "en-US", with_customer: bool = True, with_owner: bool = True
-) -> CaseEscalated:
+def escalation(*, locale: str = "en-US", with_customer: bool = True, with_owner: bool = True) -> CaseEscalated:
     return CaseEscalated(
         case_id="case-0001",
         reason=Reason(code="over-limit", text="Claim above the automatic limit."),

@@ -96,12 +96,8 @@ def test_refund_says_how_much_and_when_it_shows(templates: TemplateSet, locale: 
     assert req.template == "decision_resolved"
 
 
-@pytest.mark.parametrize(
-    ("locale", "literal"), [("en-US", "$4.99"), ("es-CO", "US$4,99"), ("es-ES", "4,99\xa0US$")]
-)
-def test_money_is_written_the_customers_way(
-    templates: TemplateSet, locale: str, literal: str
-) -> None:
+@pytest.mark.parametrize(("locale", "literal"), [("en-US", "$4.99"), ("es-CO", "US$4,99"), ("es-ES", "4,99\xa0US$")])
+def test_money_is_written_the_customers_way(templates: TemplateSet, locale: str, literal: str) -> None:
     req = _render(templates, "refund", locale)
     assert literal in req.text
     assert literal in req.html
@@ -133,9 +129,7 @@ def test_voucher_expiry_literal_in_english(templates: TemplateSet) -> None:
 
 @pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("remedy", ["replacement", "repair"])
-def test_replacement_and_repair_are_said_plainly(
-    templates: TemplateSet, locale: str, remedy: str
-) -> None:
+def test_replacement_and_repair_are_said_plainly(templates: TemplateSet, locale: str, remedy: str) -> None:
     req = _render(templates, remedy, locale)
     assert_fit_to_send(req)
     assert WORDS[_language(locale)][remedy] in req.text
@@ -201,9 +195,7 @@ def test_late_decision_also_apologises_for_the_delay(templates: TemplateSet, loc
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_escalation_ack_names_the_owner_and_when_they_will_hear(
-    templates: TemplateSet, locale: str
-) -> None:
+def test_escalation_ack_names_the_owner_and_when_they_will_hear(templates: TemplateSet, locale: str) -> None:
     data = escalation(locale=locale)
     req = compose(envelope(data), data, templates)
     assert req is not None
@@ -308,10 +300,6 @@ def test_notification_id_is_stable_per_event_and_template(templates: TemplateSet
     assert first.notification_id == redelivered.notification_id
     assert first.notification_id != other_event.notification_id
     assert first.notification_id == notification_id("event-1", "decision_resolved")
-    assert notification_id("event-1", "decision_resolved") != notification_id(
-        "event-1", "escalation_ack"
-    )
+    assert notification_id("event-1", "decision_resolved") != notification_id("event-1", "escalation_ack")
     # Pinned: a changed namespace would make every past notification look new.
-    assert notification_id("event-1", "decision_resolved") == (
-        "4cce93d6-85da-5a69-bd0e-b577d1a219d9"
-    )
+    assert notification_id("event-1", "decision_resolved") == ("4cce93d6-85da-5a69-bd0e-b577d1a219d9")

@@ -57,9 +57,7 @@ def req(templates: TemplateSet) -> EmailRequested:
 async def test_temporary_failures_are_retried_until_it_goes(req: EmailRequested) -> None:
     sender = ScriptedSender(TemporaryDeliveryError("451"), TemporaryDeliveryError("timeout"))
     sleeps = Sleeps()
-    outcome = await deliver(
-        sender, req, "care@x.example", [5, 10, 20], sleep=sleeps, clock=lambda: NOW
-    )
+    outcome = await deliver(sender, req, "care@x.example", [5, 10, 20], sleep=sleeps, clock=lambda: NOW)
     assert outcome == EmailDelivered(notification_id=req.notification_id, at=NOW)
     assert sender.attempts == 3
     assert sleeps.waits == [5, 10]

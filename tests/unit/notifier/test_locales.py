@@ -54,9 +54,7 @@ def test_a_day_is_the_utc_date() -> None:
 def test_a_moment_is_given_in_utc_from_any_offset() -> None:
     moment = datetime(2026, 11, 22, 13, 30, tzinfo=timezone(timedelta(hours=-5)))
     assert format_moment_utc(moment, resolve_locale("es-ES")) == "22 de noviembre de 2026, 18:30"
-    assert format_moment_utc(moment.astimezone(UTC), resolve_locale("en-GB")) == (
-        "22 November 2026, 18:30"
-    )
+    assert format_moment_utc(moment.astimezone(UTC), resolve_locale("en-GB")) == ("22 November 2026, 18:30")
 
 
 @pytest.mark.parametrize(

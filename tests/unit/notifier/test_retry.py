@@ -48,9 +48,7 @@ def test_drawn_schedules_average_the_expected_span() -> None:
 
 
 def test_same_seed_same_schedule() -> None:
-    assert backoff_delays(*DEFAULTS, random.Random(7)) == backoff_delays(
-        *DEFAULTS, random.Random(7)
-    )
+    assert backoff_delays(*DEFAULTS, random.Random(7)) == backoff_delays(*DEFAULTS, random.Random(7))
 
 
 def test_one_attempt_means_no_waits() -> None:

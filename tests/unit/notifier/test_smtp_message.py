@@ -59,15 +59,12 @@ def test_message_has_both_parts_and_the_owner_as_reply_to(request_es: EmailReque
 def test_message_id_is_the_same_on_every_retry(request_es: EmailRequested) -> None:
     later = datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
     assert (
-        build_message(request_es, SENDER, NOW)["Message-ID"]
-        == build_message(request_es, SENDER, later)["Message-ID"]
+        build_message(request_es, SENDER, NOW)["Message-ID"] == build_message(request_es, SENDER, later)["Message-ID"]
     )
 
 
 def test_a_line_break_in_a_name_cannot_add_headers(request_es: EmailRequested) -> None:
-    evil = request_es.model_copy(
-        update={"to": Recipient(name="Bob\r\nBcc: all@example.org", email="bob@example.org")}
-    )
+    evil = request_es.model_copy(update={"to": Recipient(name="Bob\r\nBcc: all@example.org", email="bob@example.org")})
     with pytest.raises(PermanentDeliveryError) as info:
         build_message(evil, SENDER, NOW)
     assert "example.org" not in str(info.value)

@@ -33,9 +33,7 @@ def test_templates_ship_inside_the_package() -> None:
 
 def test_an_edited_copy_changes_the_wording(editable: Path) -> None:
     wording = editable / "en" / "_wording.jinja"
-    wording.write_text(
-        wording.read_text().replace("I am sorry for what happened", "We apologise sincerely")
-    )
+    wording.write_text(wording.read_text().replace("I am sorry for what happened", "We apologise sincerely"))
     data = decision()
     req = compose(envelope(data), data, load_templates(editable))
     assert req is not None

@@ -49,9 +49,7 @@ def customer(customer_id: str = "cust-1", locale: str = "en-US") -> Customer:
 def complaint(category: str = "delivery_failed", **fields: Any) -> ComplaintFiled:
     data: dict[str, Any] = {
         "complaint_id": "cmp-1",
-        "customer": customer(
-            fields.pop("customer_id", "cust-1"), fields.pop("locale", "en-US")
-        ).model_dump(),
+        "customer": customer(fields.pop("customer_id", "cust-1"), fields.pop("locale", "en-US")).model_dump(),
         "channel": "web",
         "category": category,
         "charge_id": "ch-1",
@@ -105,9 +103,7 @@ def file(
     past: CustomerHistory | None = None,
     policy: Policy = POLICY,
 ) -> tuple[list[EventData], Case]:
-    command = FileComplaint(
-        complaint=the_complaint, charge=the_charge, history=past or CustomerHistory()
-    )
+    command = FileComplaint(complaint=the_complaint, charge=the_charge, history=past or CustomerHistory())
     return run(case, command, now or the_complaint.filed_at, policy)
 
 
@@ -117,9 +113,7 @@ def of_type(events: Sequence[EventData], kind: type[E]) -> list[E]:
 
 def only(events: Sequence[EventData], kind: type[E]) -> E:
     found = of_type(events, kind)
-    assert len(found) == 1, (
-        f"expected one {kind.__name__}, got {[type(e).__name__ for e in events]}"
-    )
+    assert len(found) == 1, f"expected one {kind.__name__}, got {[type(e).__name__ for e in events]}"
     return found[0]
 
 

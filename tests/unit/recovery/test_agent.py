@@ -76,9 +76,7 @@ def test_an_agent_cannot_decide_an_unknown_case() -> None:
 
 @pytest.mark.parametrize("both", [True, False])
 def test_an_agent_gives_remedies_or_a_reason_not_both_nor_neither(both: bool) -> None:
-    command = AgentDecide(
-        agent_id="ana", remedies=(REFUND,) if both else (), decline_reason=NO if both else None
-    )
+    command = AgentDecide(agent_id="ana", remedies=(REFUND,) if both else (), decline_reason=NO if both else None)
     with pytest.raises(InvalidAgentDecision):
         run(escalated(), command)
 

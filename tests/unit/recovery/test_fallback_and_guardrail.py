@@ -87,7 +87,5 @@ def test_automatic_grants_are_concessions_but_cancellations_and_agents_are_not()
     assert is_concession(made)
     cancelled = decision(file(complaint("cancellation"), charge(kind="subscription"))[0])
     assert not is_concession(cancelled)
-    by_agent = made.model_copy(
-        update={"decided_by": "agent:a1", "policy": PolicyRef(id="d", version="1", rule="x")}
-    )
+    by_agent = made.model_copy(update={"decided_by": "agent:a1", "policy": PolicyRef(id="d", version="1", rule="x")})
     assert not is_concession(by_agent)

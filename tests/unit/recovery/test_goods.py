@@ -92,9 +92,7 @@ def defective(preference: str | None = None, **fields: object) -> ComplaintFiled
     [("repair", "repair"), ("replacement", "replacement"), (None, "replacement"),
      ("credit", "replacement")],
 )  # fmt: skip
-def test_offers_the_preferred_repair_or_replacement_within_the_guarantee(
-    preference: str | None, remedy: str
-) -> None:
+def test_offers_the_preferred_repair_or_replacement_within_the_guarantee(preference: str | None, remedy: str) -> None:
     made = decision(file(defective(preference))[0])
     assert made.policy.rule == "defective-product"
     assert [(r.type, r.charge_id) for r in made.remedies] == [(remedy, "ch-1")]
@@ -177,9 +175,7 @@ def test_the_unused_part_is_quantized_in_the_charge_currency() -> None:
 
 def test_a_subscription_past_its_period_is_cancelled_without_a_refund() -> None:
     month = charge("10.00", kind="subscription", posted_at=T0 - timedelta(days=30))
-    assert [r.type for r in decision(file(complaint("cancellation"), month)[0]).remedies] == [
-        "cancellation"
-    ]
+    assert [r.type for r in decision(file(complaint("cancellation"), month)[0]).remedies] == ["cancellation"]
 
 
 def test_a_cancellation_is_not_held_back_by_the_guardrail() -> None:

@@ -65,9 +65,7 @@ def test_a_limit_of_zero_names_the_file_and_the_field(tmp_path: Path) -> None:
     path = _edited(tmp_path, 'auto_refund_limit = "50.00"', "auto_refund_limit = 0")
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
-    assert str(caught.value) == (
-        f"policy file {path}: limits.USD.auto_refund_limit: Input should be greater than 0"
-    )
+    assert str(caught.value) == (f"policy file {path}: limits.USD.auto_refund_limit: Input should be greater than 0")
 
 
 def test_a_limit_with_too_many_decimals_is_refused(tmp_path: Path) -> None:

@@ -64,12 +64,8 @@ def scenarios(draw: st.DrawFn) -> tuple[FileComplaint, Any]:
         "order_id": "o-1",
         "claimed_amount": None if claimed is None else str(claimed),
         "currency": None if claimed is None else currency,
-        "remedy_preference": draw(
-            st.sampled_from([None, "refund", "repair", "replacement", "credit"])
-        ),
-        "purchased_at": draw(
-            st.none() | st.integers(0, 4 * 365).map(lambda d: T0 - timedelta(days=d))
-        ),
+        "remedy_preference": draw(st.sampled_from([None, "refund", "repair", "replacement", "credit"])),
+        "purchased_at": draw(st.none() | st.integers(0, 4 * 365).map(lambda d: T0 - timedelta(days=d))),
         "locale": draw(st.sampled_from(["es-CO", "en-US", "es-ES", "de-DE"])),
     }
     category = draw(
@@ -80,9 +76,7 @@ def scenarios(draw: st.DrawFn) -> tuple[FileComplaint, Any]:
     )  # fmt: skip
     days = draw(st.lists(st.integers(0, 120), max_size=5))
     past = CustomerHistory(concession_times=tuple(T0 - timedelta(days=d) for d in days))
-    command = FileComplaint(
-        complaint=complaint(category, **fields), charge=the_charge, history=past
-    )
+    command = FileComplaint(complaint=complaint(category, **fields), charge=the_charge, history=past)
     delay = timedelta(minutes=draw(st.integers(0, 16 * 60)))
     return command, delay
 
@@ -98,9 +92,7 @@ def _check(events: list[EventData]) -> None:
                     assert remedy.amount > 0
 
 
-def _step(
-    case: Case | None, command: Any, now: Any, policy: Policy
-) -> tuple[list[EventData], Case]:
+def _step(case: Case | None, command: Any, now: Any, policy: Policy) -> tuple[list[EventData], Case]:
     events = decide(case, command, now, policy, ROSTER)
     again = decide(case, command, now, policy, ROSTER)
     assert [e.model_dump_json() for e in events] == [e.model_dump_json() for e in again]

@@ -60,9 +60,7 @@ def test_a_fourth_contact_does_not_escalate_or_owe_again() -> None:
 def test_the_effort_voucher_is_added_to_an_agents_decision() -> None:
     _, case = _contacts(3)
     refund = Remedy(type="refund", charge_id="ch-1", amount=Decimal("5.00"), currency="USD")
-    events, after = run(
-        case, AgentDecide(agent_id="a7", remedies=(refund,)), T0 + timedelta(hours=5)
-    )
+    events, after = run(case, AgentDecide(agent_id="a7", remedies=(refund,)), T0 + timedelta(hours=5))
     made = only(events, DecisionMade)
     assert made.decided_by == "agent:a7"
     assert [r.type for r in made.remedies] == ["refund", "voucher"]

@@ -19,9 +19,7 @@ def _members(language: str) -> set[str]:
 def test_the_shipped_roster_has_two_owners_and_a_supervisor_per_language() -> None:
     assert len(_members("es")) >= 2
     assert len(_members("en")) >= 2
-    assert {language_of("es-CO"), language_of("en-GB")} <= {
-        lang for s in ROSTER.supervisors for lang in s.languages
-    }
+    assert {language_of("es-CO"), language_of("en-GB")} <= {lang for s in ROSTER.supervisors for lang in s.languages}
     assert all(m.email.endswith("@example.com") for m in (*ROSTER.owners, *ROSTER.supervisors))
 
 
@@ -58,9 +56,7 @@ def test_the_pick_spreads_customers_over_the_owners() -> None:
 def test_the_pick_does_not_depend_on_the_order_of_the_file() -> None:
     shuffled = ROSTER.model_copy(update={"owners": tuple(reversed(ROSTER.owners))})
     for n in range(20):
-        assert assign_owner(shuffled, f"c{n}", "en-US", None) == assign_owner(
-            ROSTER, f"c{n}", "en-US", None
-        )
+        assert assign_owner(shuffled, f"c{n}", "en-US", None) == assign_owner(ROSTER, f"c{n}", "en-US", None)
 
 
 def test_the_pick_is_a_known_value_in_every_process() -> None:
@@ -74,15 +70,11 @@ def test_a_returning_customer_keeps_the_previous_owner_whatever_the_language() -
 
 
 def test_a_previous_owner_who_left_the_roster_is_replaced_by_the_usual_pick() -> None:
-    assert assign_owner(ROSTER, "cust-1", "es-CO", "owner-gone") == assign_owner(
-        ROSTER, "cust-1", "es-CO", None
-    )
+    assert assign_owner(ROSTER, "cust-1", "es-CO", "owner-gone") == assign_owner(ROSTER, "cust-1", "es-CO", None)
 
 
 def test_without_owners_of_the_language_the_pick_falls_back_to_english() -> None:
-    english_only = ROSTER.model_copy(
-        update={"owners": tuple(m for m in ROSTER.owners if "es" not in m.languages)}
-    )
+    english_only = ROSTER.model_copy(update={"owners": tuple(m for m in ROSTER.owners if "es" not in m.languages)})
     assert assign_owner(english_only, "cust-1", "es-CO", None).id in _members("en")
 
 

@@ -97,9 +97,7 @@ def test_a_breach_grants_the_claimed_refund_with_an_apology_for_the_delay() -> N
     assert made.decided_by == "policy"
     assert made.within_sla is False
     assert made.reasons[0].code == "sla_breached"
-    assert [(r.type, r.amount, r.charge_id) for r in made.remedies] == [
-        ("refund", Decimal("20.00"), "ch-1")
-    ]
+    assert [(r.type, r.amount, r.charge_id) for r in made.remedies] == [("refund", Decimal("20.00"), "ch-1")]
     assert case.status == "decided"
     assert pending_timers(case, POLICY) == []
 
