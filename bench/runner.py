@@ -12,6 +12,7 @@ import tempfile
 import time
 import traceback
 import uuid
+import warnings
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -82,6 +83,9 @@ async def run_benchmarks(
     selected: list[Benchmark], *, quick: bool, console: Console
 ) -> tuple[list[Measured], list[str], dict[str, Any]]:
     configure_logging("WARNING")
+    # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset; harmless, and it would
+    # scroll the progress bars away.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     env = CommonSettings()
     meta: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
