@@ -1,0 +1,257 @@
+"""schemas/ is the contract in machine-readable form: generated from the models, never stale,
+and describing the events the code really emits."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from services.common import schemagen
+from services.common.contract import ALL_EVENT_TYPES, EVENT_TYPES, encode, new_event
+from services.common.contract.events import SlaWarning
+from services.common.settings import CommonSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+T = "2026-11-22T10:15:00Z"
+CUSTOMER = {"id": "cust-0042", "name": "Ana Gómez", "email": "ana@example.com", "locale": "es-CO"}
+OWNER = {"id": "agent-7", "name": "Luis Pérez", "email": "luis@example.com"}
+REASON = {"code": "late_delivery", "text": "The parcel arrived after the promised date."}
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "billing.charge.posted.v1": {
+        "charge_id": "ch-1", "customer_id": "cust-0042", "amount": "7455.00", "currency": "COP",
+        "kind": "purchase", "description": "Headphones",
+        "product": {"sku": "hp-1", "name": "Headphones", "type": "physical"},
+        "order_id": "o-1", "posted_at": T,
+    },
+    "billing.charge.refunded.v1": {
+        "charge_id": "ch-1", "refund_id": "rf-1", "amount": "3000", "currency": "JPY",
+        "refunded_at": T,
+    },
+    "complaint.filed.v1": {
+        "complaint_id": "cmp-1", "customer": CUSTOMER, "channel": "web",
+        "category": "delivery_failed", "charge_id": "ch-1", "claimed_amount": "4.99",
+        "currency": "USD", "remedy_preference": "refund", "description": "Never came.",
+        "filed_at": T,
+    },
+    "recovery.case.opened.v1": {
+        "case_id": "case-1", "customer_id": "cust-0042", "complaint_id": "cmp-1",
+        "category": "delivery_failed", "case_owner": OWNER, "sla_deadline": T,
+    },
+    "recovery.decision.made.v1": {
+        "case_id": "case-1", "complaint_id": "cmp-1", "customer": CUSTOMER,
+        "outcome": "resolved",
+        "remedies": [
+            {"type": "refund", "charge_id": "ch-1", "amount": "4.99", "currency": "USD",
+             "settlement": "3-5 business days"},
+            {"type": "voucher", "amount": "5.000", "currency": "KWD", "voucher_code": "SORRY5",
+             "expires_at": T},
+        ],
+        "reasons": [REASON], "policy": {"id": "default", "version": "3", "rule": "late-refund"},
+        "decided_by": "policy", "case_owner": OWNER, "decided_at": T, "sla_deadline": T,
+        "within_sla": True,
+    },
+    "recovery.case.escalated.v1": {
+        "case_id": "case-1", "reason": REASON, "priority": "high", "assignee": "agent-7",
+        "due_by": T,
+    },
+    "recovery.sla.warning.v1": {"case_id": "case-1", "sla_deadline": T, "at": T},
+    "recovery.sla.breached.v1": {"case_id": "case-1", "sla_deadline": T, "at": T},
+    "recovery.charge.flagged.v1": {
+        "charge_id": "ch-1", "customer_id": "cust-0042", "amount": "19.99", "currency": "EUR",
+        "reason": REASON,
+    },
+    "notification.email.requested.v1": {
+        "notification_id": "n-1", "case_id": "case-1",
+        "to": {"name": "Ana Gómez", "email": "ana@example.com"},
+        "reply_to": {"name": "Luis Pérez", "email": "luis@example.com"}, "locale": "es-CO",
+        "subject": "Lo sentimos", "text": "Hola Ana", "html": "<p>Hola Ana</p>",
+        "template": "decision.resolved", "causation": "evt-1",
+    },
+    "notification.email.delivered.v1": {"notification_id": "n-1", "at": T},
+    "notification.email.failed.v1": {"notification_id": "n-1", "at": T, "error": "550 unknown"},
+    "recovery.deadletter.v1": {
+        "original": {"topic": "billing.charges", "partition": 0, "offset": 12, "key": "c-1",
+                     "value": "not json", "value_encoding": "text"},
+        "error": {"code": "not_json", "message": "not UTF-8 JSON", "details": []},
+        "received_at": T,
+    },
+}  # fmt: skip
+
+
+def load(path: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((ROOT / "schemas" / path).read_text())
+    return doc
+
+
+def test_schemas_in_the_repo_are_what_the_models_generate(tmp_path: Path) -> None:
+    assert schemagen.main([str(tmp_path)]) == 0
+    generated = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    committed = schemagen.stale_files(ROOT / "schemas", schemagen.generate())
+    assert not committed, f"schemas/ is stale, run `make schemas`: {committed}"
+    for path in generated:
+        assert (ROOT / "schemas" / path).read_text() == (tmp_path / path).read_text(), (
+            f"schemas/{path} is stale: run `make schemas`"
+        )
+
+
+def test_there_is_one_schema_and_one_sample_per_event_type() -> None:
+    files = {p.name for p in (ROOT / "schemas" / "events").glob("*.json")}
+    assert files == {f"{m.TYPE}.json" for m in ALL_EVENT_TYPES}
+    assert SAMPLES.keys() == EVENT_TYPES.keys()
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
+def test_each_schema_accepts_an_event_the_code_emits(event_type: str) -> None:
+    model = EVENT_TYPES[event_type]
+    event = new_event(
+        model.model_validate(SAMPLES[event_type]),
+        source="tests",
+        time=datetime(2026, 11, 22, 10, 15, tzinfo=UTC),
+        subject="cust-0042",
+        correlation_id="cmp-1",
+        causation_id="evt-0",
+    )
+    instance = json.loads(encode(event))
+    schema = load(f"events/{event_type}.json")
+    assert conformance_errors(instance, schema, schema) == []
+    # ...and refuses the same event with another type or without its data.
+    assert conformance_errors({**instance, "type": "other.v1"}, schema, schema)
+    assert conformance_errors({k: v for k, v in instance.items() if k != "data"}, schema, schema)
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
+def test_each_schema_requires_the_envelope_and_pins_the_type(event_type: str) -> None:
+    schema = load(f"events/{event_type}.json")
+    assert {"specversion", "id", "source", "type", "time", "data"} <= set(schema["required"])
+    assert schema["properties"]["type"]["const"] == event_type
+    assert schema["properties"]["specversion"]["const"] == "1.0"
+    assert schema["properties"]["time"]["format"] == "date-time"
+    assert schema.get("additionalProperties") is not False  # unknown fields are ignored
+
+
+def test_money_is_a_decimal_string_in_every_schema_and_never_a_number() -> None:
+    amounts = 0
+    for m in ALL_EVENT_TYPES:
+        schema = load(f"events/{m.TYPE}.json")
+        assert '"number"' not in json.dumps(schema), f"{m.TYPE} has a JSON number"
+        for name, prop in _properties(schema):
+            if name in ("amount", "claimed_amount"):
+                amounts += 1
+                money = next((s for s in prop.get("anyOf", [prop]) if "type" in s), prop)
+                assert money["type"] == "string"
+                assert re.fullmatch(money["pattern"], "4.99")
+                assert re.fullmatch(money["pattern"], "3000")
+                assert not re.fullmatch(money["pattern"], "4.99e2")
+                assert not re.fullmatch(money["pattern"], "-4.99")
+    assert amounts >= 5
+
+
+def test_check_mode_lists_stale_missing_and_left_over_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert schemagen.main([str(tmp_path)]) == 0
+    assert schemagen.main([str(tmp_path), "--check"]) == 0
+    (tmp_path / "events" / "recovery.sla.warning.v1.json").write_text("{}\n")
+    (tmp_path / "events" / "billing.charge.posted.v1.json").unlink()
+    (tmp_path / "events" / "recovery.gone.v1.json").write_text("{}\n")
+    capsys.readouterr()
+    assert schemagen.main([str(tmp_path), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "run `make schemas`" in err
+    for name in ("recovery.sla.warning.v1", "billing.charge.posted.v1", "recovery.gone.v1"):
+        assert f"events/{name}.json" in err
+    assert schemagen.main([str(tmp_path)]) == 0
+    assert not (tmp_path / "events" / "recovery.gone.v1.json").exists()
+    assert schemagen.main([str(tmp_path), "--check"]) == 0
+
+
+# --------------------------------------------------------------------------- AsyncAPI
+
+
+def build_app(settings: CommonSettings) -> FastStream:
+    """A stand-in for a service's ``build_app``: publishes decisions, reads charges."""
+    broker = KafkaBroker(settings.kafka_bootstrap_servers)
+    broker.publisher(settings.topic("decisions"), title="decisions", schema=SlaWarning)
+
+    @broker.subscriber(settings.topic("charges"), group_id="fake")
+    async def on_charge(body: dict[str, Any]) -> None: ...
+
+    return FastStream(broker, specification=AsyncAPI(title="fake", version="1"))
+
+
+def test_asyncapi_comes_from_the_apps_with_the_contracts_default_topics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOPIC_DECISIONS", "this.machine.only")
+    fake = schemagen.AppSource("fake", __name__, "services.common.settings", "CommonSettings")
+    docs = schemagen.asyncapi_documents([fake])
+    assert set(docs) == {"asyncapi.json", "asyncapi-fake.json"}
+    addresses = {c["address"] for c in docs["asyncapi-fake.json"]["channels"].values()}
+    assert addresses == {"recovery.decisions", "billing.charges"}
+    assert docs["asyncapi.json"]["channels"] == docs["asyncapi-fake.json"]["channels"]
+    assert docs["asyncapi.json"]["info"]["title"] == schemagen.TITLE
+
+
+def test_an_app_not_written_yet_is_left_out_with_a_note(capsys: pytest.CaptureFixture[str]) -> None:
+    missing = schemagen.AppSource(
+        "later", "services.recovery.entrypoints.not_yet", "services.common.settings", "X"
+    )
+    docs = schemagen.asyncapi_documents([missing])
+    assert set(docs) == {"asyncapi.json"}
+    assert "not there yet" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- a small validator
+# jsonschema is not a dependency; this covers the keywords pydantic emits for these models.
+
+
+def conformance_errors(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> list[str]:
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/$defs/")
+        return conformance_errors(value, root["$defs"][name], root)
+    if "anyOf" in schema:
+        options = [conformance_errors(value, s, root) for s in schema["anyOf"]]
+        return [] if any(not o for o in options) else [f"{value!r} matches no anyOf option"]
+    errors: list[str] = []
+    if "const" in schema and value != schema["const"]:
+        errors.append(f"{value!r} != const {schema['const']!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{value!r} not in {schema['enum']}")
+    kind = schema.get("type")
+    checks = {"string": str, "object": dict, "array": list, "boolean": bool, "null": type(None)}
+    if kind == "integer" and not (isinstance(value, int) and not isinstance(value, bool)):
+        errors.append(f"{value!r} is not an integer")
+    elif kind in checks and not isinstance(value, checks[kind]):
+        errors.append(f"{value!r} is not a {kind}")
+    elif kind == "string":
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            errors.append(f"{value!r} does not match {schema['pattern']}")
+        if len(value) < schema.get("minLength", 0):
+            errors.append(f"{value!r} is too short")
+        if schema.get("format") == "date-time":
+            datetime.fromisoformat(value)
+    elif kind == "object":
+        errors += [f"missing {k}" for k in schema.get("required", []) if k not in value]
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                errors += conformance_errors(value[key], sub, root)
+    elif kind == "array":
+        for item in value:
+            errors += conformance_errors(item, schema.get("items", {}), root)
+    return errors
+
+
+def _properties(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    out = list(schema.get("properties", {}).items())
+    for sub in schema.get("$defs", {}).values():
+        out += list(sub.get("properties", {}).items())
+    return out
