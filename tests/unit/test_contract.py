@@ -168,11 +168,6 @@ def test_an_envelope_missing_a_required_attribute_is_not_a_cloudevent(missing: s
     assert error_code(raw(doc)) == "not_cloudevent"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CloudEvent.specversion defaults to '1.0', so decode() accepts an envelope without "
-    "it; fix in services/common/contract/envelope.py (decode: require doc['specversion'])",
-)
 def test_an_envelope_without_specversion_is_not_a_cloudevent() -> None:
     doc = wire()
     del doc["specversion"]

@@ -93,6 +93,9 @@ def decode(
         raise ContractError("not_json", f"not UTF-8 JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ContractError("not_json", "the value is JSON but not an object")
+    if "specversion" not in doc:
+        # The model defaults specversion for events we build; on the wire it is required.
+        raise ContractError("not_cloudevent", "not a CloudEvents 1.0 event: specversion is missing")
     try:
         envelope = CloudEvent.model_validate(doc)
     except ValidationError as exc:
