@@ -36,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; have {', '.join(benchmarks)}")
     selected = [benchmarks[n] for n in args.names] if args.names else list(benchmarks.values())
-    measured, failures, meta = asyncio.run(
-        run_benchmarks(selected, quick=args.quick, console=console)
-    )
+    measured, failures, meta = asyncio.run(run_benchmarks(selected, quick=args.quick, console=console))
     print_table(measured, meta, console)
     path = write_results(measured, failures, meta)
     console.print(f"results: {path}")

@@ -44,9 +44,7 @@ def _benchmark(module: ModuleType) -> Benchmark | None:
     name, description, run = (getattr(module, a, None) for a in ("NAME", "DESCRIPTION", "run"))
     if name is None or run is None:
         return None
-    return Benchmark(
-        str(name), str(description or ""), int(getattr(module, "ORDER", 100)), run, module.__name__
-    )
+    return Benchmark(str(name), str(description or ""), int(getattr(module, "ORDER", 100)), run, module.__name__)
 
 
 def discover(package: str = "bench") -> dict[str, Benchmark]:

@@ -140,9 +140,7 @@ async def run_benchmarks(
                     failures.append(f"{bench.name}: {traceback.format_exc()}")
                     continue
                 elapsed = time.perf_counter() - started
-                measured.extend(
-                    Measured(bench.name, r.metric, r.value, r.unit, r.note) for r in rows
-                )
+                measured.extend(Measured(bench.name, r.metric, r.value, r.unit, r.note) for r in rows)
                 measured.append(Measured(bench.name, "wall time", elapsed, "s", ""))
     meta["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     meta["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -29,9 +29,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Publish one relay's outbox to Kafka until SIGTERM/SIGINT.",
     )
     parser.add_argument("--relay", required=True, help="the relay name the outbox rows carry")
-    parser.add_argument(
-        "--batch-size", type=int, default=1000, help="messages per batch (default 1000)"
-    )
+    parser.add_argument("--batch-size", type=int, default=1000, help="messages per batch (default 1000)")
     parser.add_argument(
         "--poll-s",
         type=float,
@@ -77,9 +75,7 @@ async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    published = await serve(
-        settings, args.relay, batch_size=args.batch_size, poll_s=args.poll_s, stop=stop
-    )
+    published = await serve(settings, args.relay, batch_size=args.batch_size, poll_s=args.poll_s, stop=stop)
     log.info("relay.stopped", relay=args.relay, published=published)
     return 0
 

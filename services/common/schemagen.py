@@ -184,9 +184,7 @@ def readme() -> str:
         "|---|---|---|",
     ]
     for m in ALL_EVENT_TYPES:
-        lines.append(
-            f"| `{m.TYPE}` | `{default_topic(m)}` | [events/{m.TYPE}.json](events/{m.TYPE}.json) |"
-        )
+        lines.append(f"| `{m.TYPE}` | `{default_topic(m)}` | [events/{m.TYPE}.json](events/{m.TYPE}.json) |")
     return "\n".join(lines) + "\n"
 
 
@@ -233,9 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Write (or --check) the JSON Schemas and AsyncAPI documents of the contract.",
     )
     parser.add_argument("outdir", type=Path, help="the folder, normally schemas/")
-    parser.add_argument(
-        "--check", action="store_true", help="compare instead of writing; exit 1 if stale"
-    )
+    parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 if stale")
     args = parser.parse_args(argv)
     files = generate()
     if args.check:

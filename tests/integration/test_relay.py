@@ -74,9 +74,7 @@ async def consume_topic(
 ) -> list[Received]:
     """Everything on ``topic`` from the beginning (no group), until ``want_distinct`` ids
     were seen or the deadline passed."""
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_consumer_options(), group_id=None, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**settings.kafka_consumer_options(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -91,9 +89,7 @@ async def consume_topic(
             for records in batches.values():
                 for r in records:
                     event = decode(r.value).envelope
-                    received.append(
-                        Received(r.key.decode(), event.id, event.subject, dict(r.headers))
-                    )
+                    received.append(Received(r.key.decode(), event.id, event.subject, dict(r.headers)))
                     distinct.add(event.id)
         return received
     finally:
@@ -167,9 +163,7 @@ async def test_a_relay_killed_mid_batch_loses_nothing_and_the_next_one_finishes(
     first = RelayProcess(env, tmp_path / "relay-1.log", batch)
     try:
         # Let it publish a few batches first, so the kill lands mid-stream.
-        await wait_for(
-            lambda: _backlog_below(pool, n - 5 * batch), 60, "the first batches", first.log_tail
-        )
+        await wait_for(lambda: _backlog_below(pool, n - 5 * batch), 60, "the first batches", first.log_tail)
     finally:
         first.kill()
     remaining = await outbox_backlog(pool, RELAY)
@@ -204,10 +198,7 @@ async def test_two_relays_with_one_name_elect_one_leader_and_keep_each_key_in_or
     producers = [make_producer(common_settings) for _ in range(2)]
     for p in producers:
         await p.start()
-    relays = [
-        OutboxRelay(pl, pr, RELAY, batch_size=100, poll_s=0.1)
-        for pl, pr in zip(pools, producers, strict=True)
-    ]
+    relays = [OutboxRelay(pl, pr, RELAY, batch_size=100, poll_s=0.1) for pl, pr in zip(pools, producers, strict=True)]
     stops = [asyncio.Event(), asyncio.Event()]
     tasks = [asyncio.create_task(r.run(s)) for r, s in zip(relays, stops, strict=True)]
     try:

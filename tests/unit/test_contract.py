@@ -80,9 +80,7 @@ def test_money_within_the_currencys_minor_units_is_accepted(amount: str, currenc
     ("amount", "currency"),
     [("4.999", "USD"), ("3000.5", "JPY"), ("3000.0", "JPY"), ("1.2345", "KWD")],
 )
-def test_money_with_more_decimals_than_the_currency_allows_is_refused(
-    amount: str, currency: str
-) -> None:
+def test_money_with_more_decimals_than_the_currency_allows_is_refused(amount: str, currency: str) -> None:
     with pytest.raises(ValidationError, match=f"{currency} allows"):
         ChargePosted.model_validate(charge(amount, currency))
 
@@ -154,9 +152,7 @@ def test_unknown_fields_are_ignored_in_the_envelope_in_data_and_in_nested_object
 # --------------------------------------------------------------------------- decode errors
 
 
-@pytest.mark.parametrize(
-    "value", [b"\xff\xfe\x00", b"not json", b"[1, 2]", b'"a string"', b"", None]
-)
+@pytest.mark.parametrize("value", [b"\xff\xfe\x00", b"not json", b"[1, 2]", b'"a string"', b"", None])
 def test_values_that_are_not_a_json_object_are_not_json(value: bytes | None) -> None:
     assert error_code(value) == "not_json"
 

@@ -155,9 +155,7 @@ def test_money_is_a_decimal_string_in_every_schema_and_never_a_number() -> None:
     assert amounts >= 5
 
 
-def test_check_mode_lists_stale_missing_and_left_over_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_check_mode_lists_stale_missing_and_left_over_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert schemagen.main([str(tmp_path)]) == 0
     assert schemagen.main([str(tmp_path), "--check"]) == 0
     (tmp_path / "events" / "recovery.sla.warning.v1.json").write_text("{}\n")
@@ -202,9 +200,7 @@ def test_asyncapi_comes_from_the_apps_with_the_contracts_default_topics(
 
 
 def test_an_app_not_written_yet_is_left_out_with_a_note(capsys: pytest.CaptureFixture[str]) -> None:
-    missing = schemagen.AppSource(
-        "later", "services.recovery.entrypoints.not_yet", "services.common.settings", "X"
-    )
+    missing = schemagen.AppSource("later", "services.recovery.entrypoints.not_yet", "services.common.settings", "X")
     docs = schemagen.asyncapi_documents([missing])
     assert set(docs) == {"asyncapi.json"}
     assert "not there yet" in capsys.readouterr().err

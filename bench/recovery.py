@@ -1,0 +1,98 @@
+"""The recovery service end to end: complaints on Kafka to decisions on recovery.decisions,
+with the service as a real process on the real broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench.registry import Context, Row
+from bench.services import Collector, percentile, produce, service_env, start, stop
+
+NAME = "recovery"
+DESCRIPTION = "recovery-service: decisions/s on a backlog, and latency at a fixed offered rate"
+ORDER = 30
+NOW = datetime.now(UTC)
+
+
+def _pair(i: int, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    cust, charge = f"{tag}-c{i}", f"{tag}-ch{i}"
+    kind = ("delivery_failed", "charge_disputed", "cancellation")[i % 3]
+    amount = {"delivery_failed": "4.99", "charge_disputed": "2.50", "cancellation": "30.00"}[kind]
+    charge_ev = _ce("billing.charge.posted.v1", cust, {
+        "charge_id": charge, "customer_id": cust, "amount": amount, "currency": "USD",
+        "kind": "subscription" if kind == "cancellation" else "purchase", "description": "x",
+        "product": {"type": "digital"}, "posted_at": (NOW - timedelta(days=3)).isoformat()})  # fmt: skip
+    complaint = _ce("complaint.filed.v1", cust, {
+        "complaint_id": f"{tag}-cmp{i}", "customer": {"id": cust, "name": "N", "email": "n@example.com",
+        "locale": "en-US"}, "channel": "web", "category": kind, "charge_id": charge,
+        "description": "d", "filed_at": NOW.isoformat()})  # fmt: skip
+    return charge_ev, complaint
+
+
+def _ce(type_: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "bench", "type": type_,
+            "time": NOW.isoformat(), "subject": subject, "data": data}  # fmt: skip
+
+
+async def run(ctx: Context) -> list[Row]:
+    n = ctx.scale(10_000, quick=2_000)
+    rate, seconds = 500, ctx.scale(10, quick=4)
+    env = await service_env(ctx, f"rec{uuid.uuid4().hex[:6]}")
+    boot = env["KAFKA_BOOTSTRAP_SERVERS"]
+    pairs = [_pair(i, "b") for i in range(n)]
+    with ctx.progress("backlog into Kafka", total=2 * n) as bar:
+        await produce(boot, env["TOPIC_CHARGES"], [p[0] for p in pairs])
+        bar.advance(n)
+        await produce(boot, env["TOPIC_COMPLAINTS"], [p[1] for p in pairs])
+        bar.advance(n)
+    collector = Collector(boot, env["TOPIC_DECISIONS"], "recovery.decision.made.v1", "complaint_id")
+    await collector.start()
+    proc, log = start("recovery-service", env)
+    rows: list[Row] = []
+    try:
+        with ctx.progress(f"decide a backlog of {n:,}", total=n) as bar:
+            await collector.until(1, 120)
+            first = min(collector.arrived.values())
+            await collector.until(n, 600, bar.update)
+        span = max(collector.arrived.values()) - first
+        rows.append(Row(f"backlog of {n:,} complaints, first to last decision", n / span, "decisions/s",
+                        "one process; batches of up to 500 in one transaction each"))  # fmt: skip
+
+        # Latency at a fixed offered rate: charges first, then complaints paced at `rate`/s.
+        total = rate * seconds
+        live = [_pair(i, "l") for i in range(total)]
+        await produce(boot, env["TOPIC_CHARGES"], [p[0] for p in live])
+        sent: dict[str, float] = {}
+        with ctx.progress(f"offer {rate}/s for {seconds} s", total=total) as bar:
+            import json
+
+            from aiokafka import AIOKafkaProducer
+
+            producer = AIOKafkaProducer(bootstrap_servers=boot, linger_ms=0)
+            await producer.start()
+            t0 = time.perf_counter()
+            try:
+                for i, (_, c) in enumerate(live):
+                    due = t0 + i / rate
+                    while (now := time.perf_counter()) < due:
+                        await collector.poll() if due - now > 0.05 else await asyncio.sleep(due - now)
+                    sent[c["data"]["complaint_id"]] = time.perf_counter()
+                    await producer.send(env["TOPIC_COMPLAINTS"], json.dumps(c).encode(), key=c["subject"].encode())
+                    bar.advance(1)
+                await producer.flush()
+            finally:
+                await producer.stop()
+        await collector.until(n + total, 120)
+        lat = [(collector.arrived[k] - t) * 1000 for k, t in sent.items()]
+        rows.append(Row(f"latency complaint → decision at {rate}/s, p50", percentile(lat, 50), "ms"))
+        rows.append(Row(f"latency complaint → decision at {rate}/s, p99", percentile(lat, 99), "ms"))
+    except TimeoutError as exc:
+        raise RuntimeError(f"{exc}; service log: {log}") from None
+    finally:
+        stop(proc)
+        await collector.stop()
+    return rows

@@ -1,0 +1,103 @@
+"""Shared pieces for the end-to-end benchmarks: services as real processes, Kafka I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.registry import Context
+
+
+async def service_env(ctx: Context, prefix: str) -> dict[str, str]:
+    s = ctx.settings
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+        "DATABASE_URL": await ctx.fresh_database(),
+        "KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "RECOVERY_GROUP_ID": f"{prefix}-recovery",
+        "NOTIFIER_GROUP_ID": f"{prefix}-notifier",
+        "HTTP_PORT": "0",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "WARNING",
+    }
+    for logical in ("charges", "complaints", "decisions", "notifications", "dlq"):
+        env[f"TOPIC_{logical.upper()}"] = await ctx.topic(f"{prefix}.{logical}")
+    return env
+
+
+def start(script: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
+    log = Path(tempfile.mkstemp(prefix=f"bench-{script}-", suffix=".log")[1])
+    exe = Path(sys.executable).parent / script
+    with log.open("ab") as out:
+        proc = subprocess.Popen([str(exe)], env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    return proc, log
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, json.dumps(e).encode(), key=e["subject"].encode()) for e in events]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+class Collector:
+    """Reads a topic from the beginning and notes when each matching event arrived."""
+
+    def __init__(self, bootstrap: str, topic: str, type_: str, key: str) -> None:
+        self.type, self.key = type_, key
+        self.arrived: dict[str, float] = {}
+        self._consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def poll(self) -> None:
+        batches = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
+        now = time.perf_counter()
+        for records in batches.values():
+            for r in records:
+                e = json.loads(r.value)
+                if e["type"] == self.type:
+                    self.arrived.setdefault(e["data"][self.key], now)
+
+    async def until(self, count: int, timeout_s: float, on_progress: Any = None) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.arrived) < count and time.monotonic() < deadline:
+            await self.poll()
+            if on_progress:
+                on_progress(len(self.arrived))
+        if len(self.arrived) < count:
+            raise TimeoutError(f"{len(self.arrived)} of {count} arrived within {timeout_s:.0f} s")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
