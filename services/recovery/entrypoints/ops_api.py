@@ -30,6 +30,8 @@ _CASE_COLUMNS = (
     " sla_deadline, due_by, contacts, opened_at, updated_at, decided_at, decided_by, rule, outcome,"
     " within_sla, version"
 )
+# Module level: the routes' annotations are resolved against this module's globals.
+_bearer = HTTPBearer(auto_error=False, description="OPS_API_TOKEN")
 _URGENCY = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
 
 
@@ -144,11 +146,10 @@ def ops_router(
     token: SecretStr | None,
 ) -> APIRouter:
     """The ops API routes under ``/api/v1``, all behind the bearer ``token``."""
-    bearer = HTTPBearer(auto_error=False, description="OPS_API_TOKEN")
     expected = token.get_secret_value().encode() if token is not None and token.get_secret_value() else None
 
     async def authorized(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
         if expected is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, DISABLED)
