@@ -3,7 +3,9 @@ CloudEvents, read and decided over HTTP, behind the bearer token."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +24,9 @@ from services.common.settings import CommonSettings
 from services.recovery.application import RecoveryService
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
+from services.recovery.entrypoints.kafka import Runtime
 from services.recovery.entrypoints.ops_api import ops_router
+from services.recovery.settings import RecoverySettings
 from tests.helpers import cloudevent
 
 NOW = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)
@@ -225,3 +229,29 @@ async def test_unknown_cases_and_bad_decisions(desk: Desk) -> None:
     declined = await desk.client.post(url, json=body, headers=GOOD)
     assert declined.status_code == 200, declined.text
     assert declined.json()["outcome"] == "declined"
+
+
+async def test_the_recovery_process_serves_the_ops_api_next_to_its_probes(settings_env: dict[str, str]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k.lower(): v for k, v in settings_env.items()}
+    settings = RecoverySettings(**env, http_host="127.0.0.1", http_port=port, ops_api_token=TOKEN)  # type: ignore[arg-type]
+    runtime = Runtime(settings)
+    await runtime.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(50):
+                try:
+                    health = await client.get("/healthz")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.1)
+            assert health.status_code == 200
+            assert (await client.get("/api/v1/escalations")).status_code == 401
+            r = await client.get("/api/v1/escalations", headers=GOOD)
+            assert r.status_code == 200
+            assert r.json() == []
+            assert "/api/v1/cases/{case_id}/decision" in (await client.get("/openapi.json")).json()["paths"]
+    finally:
+        await runtime.close()
