@@ -39,6 +39,7 @@ from services.recovery import metrics
 from services.recovery.application import RELAY, BatchResult, RecoveryService
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
+from services.recovery.entrypoints.ops_api import ops_router
 from services.recovery.settings import RecoverySettings
 
 log = get_logger(__name__)
@@ -74,14 +75,23 @@ class Runtime:
         producer = make_producer(s)
         await producer.start()
         self.relay = OutboxRelay(self.pool, producer, RELAY, batch_size=s.relay_batch_size, poll_s=s.relay_poll_s)
+        app = probes_app(self.ready, "recovery-service", version("service-recovery"))
+        app.include_router(ops_router(self._pool, self._service, s.ops_api_token))
         self.tasks = [
             asyncio.create_task(self.relay.run(self.stop)),
             asyncio.create_task(self._timers()),
-            asyncio.create_task(serve(probes_app(self.ready, "recovery-service", version("service-recovery")),
-                                      s.http_host, s.http_port, self.stop)),
-        ]  # fmt: skip
+            asyncio.create_task(serve(app, s.http_host, s.http_port, self.stop)),
+        ]
         self._producer = producer
         log.info("recovery.started", policy=policy.id, policy_version=policy.version)
+
+    def _pool(self) -> asyncpg.Pool:
+        assert self.pool is not None
+        return self.pool
+
+    def _service(self) -> RecoveryService:
+        assert self.service is not None
+        return self.service
 
     async def ready(self) -> bool:
         if self.pool is None:
