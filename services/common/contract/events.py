@@ -9,13 +9,22 @@ first; money is checked against the currency's minor units; times must carry a z
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.common.contract.money import Amount, Currency, check_minor_units
 
 NonEmpty = Field(min_length=1, max_length=256)
+
+# An address checked for shape (one @, a dotted domain, no spaces), as every hop of a
+# delivery pipeline does; full RFC 5321 parsing is the mail server's job and cost a fifth
+# of the recovery service's time per complaint.
+EmailStr = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    Field(json_schema_extra={"format": "email"}),
+]
 
 
 class WireModel(BaseModel):

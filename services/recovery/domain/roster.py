@@ -11,9 +11,9 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.common.contract.events import Person
+from services.common.contract.events import EmailStr, Person
 from services.recovery.domain.errors import RosterError
 from services.recovery.domain.loading import load_toml_model
 
@@ -34,7 +34,8 @@ class Member(BaseModel):
 
     def person(self) -> Person:
         """The member as the contract's ``Person`` (what events carry)."""
-        return Person(id=self.id, name=self.name, email=self.email)
+        # The member was validated when the roster loaded; no need to validate it again.
+        return Person.model_construct(id=self.id, name=self.name, email=self.email)
 
 
 class Roster(BaseModel):
