@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -131,20 +130,52 @@ async def test_a_kill_9_in_the_middle_of_a_backlog_loses_nothing_and_decides_eac
             await decisions.settle(2)
         finally:
             second.stop()
-    made = [e for e in decisions.events if e["type"] == DECIDED]
+    await assert_each_decided_once(decisions.events, settings_env["DATABASE_URL"], n, "kcmp")
+
+
+async def assert_each_decided_once(events: list[dict[str, object]], database_url: str, n: int, prefix: str) -> None:
+    made = [e for e in events if e["type"] == DECIDED]
     ids_per_complaint: dict[str, set[str]] = {}
     for e in made:
-        ids_per_complaint.setdefault(e["data"]["complaint_id"], set()).add(e["id"])
-    assert set(ids_per_complaint) == {f"kcmp{i}" for i in range(n)}
+        data = e["data"]
+        assert isinstance(data, dict)
+        ids_per_complaint.setdefault(data["complaint_id"], set()).add(str(e["id"]))
+    assert set(ids_per_complaint) == {f"{prefix}{i}" for i in range(n)}
     assert all(len(ids) == 1 for ids in ids_per_complaint.values())  # redelivered copies share the id
-    conn = await asyncpg.connect(settings_env["DATABASE_URL"])
+    conn = await asyncpg.connect(database_url)
     try:
         per_case = await conn.fetch(
-            "SELECT stream_id, count(*) FROM events WHERE event_type = $1 GROUP BY stream_id",
-            DECIDED,
+            "SELECT stream_id, count(*) FROM events WHERE event_type = $1 GROUP BY stream_id", DECIDED
         )
     finally:
         await conn.close()
     assert len(per_case) == n
     assert Counter(r[1] for r in per_case) == {1: n}
-    _ = asyncio
+
+
+async def test_two_instances_share_the_partitions_across_rebalances_and_decide_each_complaint_once(
+    settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    boot = settings_env["KAFKA_BOOTSTRAP_SERVERS"]
+    n = 3000
+    await produce_events(boot, settings_env["TOPIC_CHARGES"], [itunes_charge(f"s{i}", f"sch{i}") for i in range(n)])
+    await produce_events(
+        boot, settings_env["TOPIC_COMPLAINTS"], [itunes_complaint(f"s{i}", f"sch{i}", f"scmp{i}") for i in range(n)]
+    )
+    env = {**settings_env, "RECOVERY_BATCH_MAX": "100"}
+    first = ServiceProcess("recovery-service", env, tmp_path / "first.log").start()
+    second = ServiceProcess("recovery-service", env, tmp_path / "second.log")
+    async with TopicReader(boot, settings_env["TOPIC_DECISIONS"]) as decisions:
+        try:
+            await decisions.wait_count(lambda e: e["type"] == DECIDED, 200, 90)
+            second.start()  # joins the group: a rebalance in the middle of the backlog
+            await decisions.wait_count(lambda e: e["type"] == DECIDED, 1200, 120)
+            first.stop()  # leaves the group: another rebalance
+            assert len([e for e in decisions.events if e["type"] == DECIDED]) < n, "backlog done too early"
+            await decisions.wait_count(lambda e: e["type"] == DECIDED, n, 180)
+            await decisions.settle(2)
+        finally:
+            first.stop()
+            second.stop()
+    assert "Traceback" not in first.log() + second.log()
+    await assert_each_decided_once(decisions.events, settings_env["DATABASE_URL"], n, "scmp")
