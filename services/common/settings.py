@@ -46,6 +46,10 @@ class CommonSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1000)
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
 
+    # --- the outbox relay (woken by NOTIFY; polls as a fallback)
+    relay_batch_size: int = Field(default=1000, ge=1)
+    relay_poll_s: float = Field(default=1.0, gt=0)
+
     # --- PostgreSQL
     database_ssl_rootcert: str | None = None
     database_pool_min: int = Field(default=1, ge=0)

@@ -15,8 +15,6 @@ class NotifierSettings(CommonSettings):
     notifier_batch_max: int = Field(default=500, ge=1)
     # Operators can point this at a copy of the shipped templates to edit the wording.
     notifier_templates_dir: Path | None = None
-    relay_batch_size: int = Field(default=1000, ge=1)
-    relay_poll_s: float = Field(default=1.0, gt=0)
 
     http_host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on all interfaces
     http_port: int = Field(default=8081, ge=0, le=65535)

@@ -20,8 +20,6 @@ class RecoverySettings(CommonSettings):
     recovery_batch_timeout_ms: int = Field(default=20, ge=1)
     # Durable SLA timers: how often a worker looks for due timers (also woken by NOTIFY).
     recovery_timer_poll_s: float = Field(default=0.5, gt=0)
-    relay_batch_size: int = Field(default=1000, ge=1)
-    relay_poll_s: float = Field(default=1.0, gt=0)
 
     # Health, readiness, metrics and (recovery only) the ops API.
     http_host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on all interfaces

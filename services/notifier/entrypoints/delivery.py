@@ -12,7 +12,6 @@ outcomes; a redelivered request already recorded is not sent again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -21,10 +20,8 @@ from importlib.metadata import version
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from faststream import FastStream
 from faststream.kafka import KafkaMessage
-from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 
 from services.common.clock import Clock, system_clock
@@ -34,18 +31,14 @@ from services.common.contract.events import (
     EmailFailed,
     EmailRequested,
 )
-from services.common.db import create_pool
-from services.common.http import probes_app, serve
-from services.common.kafka import dead_letter, make_broker, make_producer
+from services.common.kafka import dead_letter, make_broker
 from services.common.logging import configure_logging, get_logger
-from services.common.migrate import migrate
 from services.common.outbox import enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id, envelope
-from services.common.relay import OutboxRelay
+from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, records_of
 from services.notifier.adapters.smtp import SmtpSender
 from services.notifier.delivery import deliver, schedule
 from services.notifier.domain.ports import EmailSender
-from services.notifier.entrypoints.kafka import _raw, records_of
 from services.notifier.settings import NotifierSettings
 
 log = get_logger(__name__)
@@ -148,78 +141,39 @@ class DeliveryWorker:
                         correlation_id=cause.correlationid, causation_id=cause.id)  # fmt: skip
 
 
-class Runtime:
-    def __init__(self, settings: NotifierSettings, clock: Clock = system_clock) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.stop = asyncio.Event()
-        self.tasks: list[asyncio.Task[None]] = []
-        self.pool: asyncpg.Pool | None = None
-        self.worker: DeliveryWorker | None = None
-        self.relay: OutboxRelay | None = None
-        self.producer: AIOKafkaProducer | None = None
-        self.consuming = False
+class Runtime(ServiceRuntime):
+    """The delivery worker's resources: the worker with its SMTP sender."""
 
-    async def start(self) -> None:
-        s = self.settings
-        self.pool = await create_pool(s)
-        async with self.pool.acquire() as conn:
-            await migrate(conn)
-        self.worker = DeliveryWorker(self.pool, s, SmtpSender.from_settings(s), self.clock)
-        self.producer = make_producer(s)
-        await self.producer.start()
-        self.relay = OutboxRelay(self.pool, self.producer, RELAY, batch_size=s.relay_batch_size, poll_s=s.relay_poll_s)
-        probes = probes_app(self.ready, NAME, version("service-recovery"))
-        self.tasks = [
-            asyncio.create_task(self.relay.run(self.stop)),
-            asyncio.create_task(serve(probes, s.http_host, s.delivery_http_port, self.stop)),
-        ]
+    def __init__(self, settings: NotifierSettings, clock: Clock = system_clock) -> None:
+        super().__init__(settings, clock, name=NAME, relay=RELAY,
+                         http_host=settings.http_host, http_port=settings.delivery_http_port)  # fmt: skip
+        self.notifier_settings = settings
+        self.worker: DeliveryWorker | None = None
+
+    async def setup(self) -> None:
+        s = self.notifier_settings
+        self.worker = DeliveryWorker(self.require_pool(), s, SmtpSender.from_settings(s), self.clock)
         log.info("delivery.started")
 
-    async def ready(self) -> bool:
-        if self.pool is None:
-            return False
-        await self.pool.fetchval("SELECT 1")
-        return self.consuming
-
-    async def close(self) -> None:
-        self.stop.set()
-        for t in self.tasks:
-            with contextlib.suppress(Exception):
-                await t
-        if self.relay is not None:
-            with contextlib.suppress(Exception):
-                await self.relay.drain_once()
-        if self.producer is not None:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
-        if self.pool is not None:
-            await self.pool.close()
+    def require_worker(self) -> DeliveryWorker:
+        assert self.worker is not None, "the runtime has not started"
+        return self.worker
 
 
 def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastStream:
     broker = make_broker(settings, log_level=logging.DEBUG)
     runtime = Runtime(settings, clock)
 
-    @broker.subscriber(
+    @broker.subscriber(  # type: ignore[untyped-decorator]  # options come from one shared dict
         settings.topic_notifications,
-        group_id=settings.delivery_group_id,
-        batch=True,
-        max_records=settings.notifier_batch_max,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        max_partition_fetch_bytes=settings.kafka_max_request_size,
-        decoder=_raw,
+        **batch_subscriber_options(settings, settings.delivery_group_id, settings.notifier_batch_max),
         title="delivery-worker: email requests",
         description=f"Sends each {EmailRequested.TYPE} once over SMTP, with retries.",
     )
     async def on_batch(body: Any, message: KafkaMessage) -> None:
         records = records_of(message)
         try:
-            assert runtime.worker is not None
-            await runtime.worker.handle_records(records)
+            await runtime.require_worker().handle_records(records)
         except Exception:
             log.exception("batch.failed", records=len(records))
             await asyncio.sleep(1)  # back off; the batch is redelivered (NACK_ON_ERROR)
@@ -232,20 +186,7 @@ def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastSt
 
     app = FastStream(broker, specification=AsyncAPI(title="delivery-worker", version=version("service-recovery")))
 
-    @app.on_startup
-    async def _start() -> None:
-        await runtime.start()
-
-    @app.after_startup
-    async def _consuming() -> None:
-        runtime.consuming = True
-
-    @app.after_shutdown
-    async def _stop() -> None:
-        await runtime.close()
-
-    app.runtime = runtime  # type: ignore[attr-defined]
-    return app
+    return attach(app, runtime)
 
 
 def main() -> None:

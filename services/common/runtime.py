@@ -1,0 +1,155 @@
+"""What every service process shares: the resources opened at start-up and closed at
+shutdown (a migrated pool, the producer and its outbox relay, the HTTP probes), the batch
+subscriber's options, and the FastStream lifecycle hooks.
+
+A service subclasses :class:`ServiceRuntime` and fills in only what differs: ``setup`` (its
+application object), ``extend_http`` (extra routes) and ``background`` (extra tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from importlib.metadata import version
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from faststream import FastStream
+from faststream.kafka import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from services.common.clock import Clock
+from services.common.db import create_pool
+from services.common.http import probes_app, serve
+from services.common.kafka import make_producer
+from services.common.migrate import migrate
+from services.common.records import InboundRecord
+from services.common.relay import OutboxRelay
+from services.common.settings import CommonSettings
+
+
+def _raw(_message: Any) -> None:
+    # No decoding here: the application reads the raw records, decodes them and dead-letters
+    # what it cannot accept (a decoder error here would redeliver a poison message forever).
+    return None
+
+
+def batch_subscriber_options(settings: CommonSettings, group_id: str, max_records: int) -> dict[str, Any]:
+    """Batches, acknowledged only after the handler's transaction committed (never the
+    at-most-once ACK_FIRST default), read from the earliest offset for a new group."""
+    return {
+        "group_id": group_id,
+        "batch": True,
+        "max_records": max_records,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "max_partition_fetch_bytes": settings.kafka_max_request_size,
+        "decoder": _raw,
+    }
+
+
+def records_of(message: KafkaMessage) -> list[InboundRecord]:
+    raw = message.raw_message
+    return [
+        InboundRecord(r.topic, r.partition, r.offset, r.key, r.value)
+        for r in (raw if isinstance(raw, tuple) else (raw,))
+    ]
+
+
+class ServiceRuntime:
+    """Resources of one service process, opened in ``start`` and closed in ``close``."""
+
+    def __init__(
+        self, settings: CommonSettings, clock: Clock, *, name: str, relay: str, http_host: str, http_port: int
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.name = name
+        self.relay_name = relay
+        self.http_host = http_host
+        self.http_port = http_port
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.pool: asyncpg.Pool | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+        self.consuming = False
+
+    async def setup(self) -> None:
+        """Build the service's application object (the pool is open and migrated)."""
+
+    def extend_http(self, app: FastAPI) -> None:
+        """Add routes beside the probes."""
+
+    def background(self) -> list[Coroutine[Any, Any, None]]:
+        """Extra tasks that run until ``stop`` is set."""
+        return []
+
+    def require_pool(self) -> asyncpg.Pool:
+        assert self.pool is not None, "the runtime has not started"
+        return self.pool
+
+    async def start(self) -> None:
+        s = self.settings
+        self.pool = await create_pool(s)
+        async with self.pool.acquire() as conn:
+            await migrate(conn)
+        await self.setup()
+        self.producer = make_producer(s)
+        await self.producer.start()
+        self.relay = OutboxRelay(
+            self.pool, self.producer, self.relay_name, batch_size=s.relay_batch_size, poll_s=s.relay_poll_s
+        )
+        app = probes_app(self.ready, self.name, version("service-recovery"))
+        self.extend_http(app)
+        self.tasks = [
+            asyncio.create_task(self.relay.run(self.stop)),
+            asyncio.create_task(serve(app, self.http_host, self.http_port, self.stop)),
+            *(asyncio.create_task(c) for c in self.background()),
+        ]
+
+    async def ready(self) -> bool:
+        if self.pool is None:
+            return False
+        await self.pool.fetchval("SELECT 1")
+        return self.consuming
+
+    async def close(self) -> None:
+        """Stop the tasks, publish what the last batch queued, close the clients."""
+        self.stop.set()
+        for t in self.tasks:
+            with contextlib.suppress(Exception):
+                await t
+        if self.relay is not None:
+            with contextlib.suppress(Exception):
+                await self.relay.drain_once()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+
+
+def attach(app: FastStream, runtime: ServiceRuntime) -> FastStream:
+    """Open the runtime before the subscribers start; close it after they stopped (FastStream
+    waits up to its graceful timeout for the batch in hand)."""
+
+    @app.on_startup
+    async def _start() -> None:
+        await runtime.start()
+
+    @app.after_startup
+    async def _consuming() -> None:
+        runtime.consuming = True
+
+    @app.after_shutdown
+    async def _stop() -> None:
+        await runtime.close()
+
+    app.runtime = runtime  # type: ignore[attr-defined]
+    return app
