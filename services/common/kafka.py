@@ -5,6 +5,7 @@ and dead letters.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +20,13 @@ from faststream.security import (
     SASLScram512,
 )
 
-from services.common.contract import CloudEvent, ContractError, new_event
+from services.common.contract import CloudEvent, ContractError, Event, EventData, decode, new_event
 from services.common.contract.events import DeadLettered, DeadLetterError, OriginalMessage
+from services.common.logging import get_logger
+from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
+
+log = get_logger(__name__)
 
 
 async def create_topics(settings: CommonSettings, topics: list[str] | None = None) -> list[str]:
@@ -114,3 +119,22 @@ def dead_letter(
     )
     subject = key.decode("utf-8", "replace") if key is not None else None
     return new_event(data, source=source, time=when, subject=subject)
+
+
+def decode_batch(
+    records: Sequence[InboundRecord], accept: frozenset[str], *, source: str, now: datetime
+) -> tuple[list[Event[EventData]], list[CloudEvent]]:
+    """Decode a batch of records: the accepted events, and a dead letter for each of the rest."""
+    good: list[Event[EventData]] = []
+    dead: list[CloudEvent] = []
+    for rec in records:
+        try:
+            good.append(decode(rec.value, accept=accept))
+        except ContractError as exc:
+            dead.append(
+                dead_letter(exc, topic=rec.topic, partition=rec.partition, offset=rec.offset,
+                            key=rec.key, value=rec.value, source=source, now=now)
+            )  # fmt: skip
+            log.warning("message.dead_lettered", code=exc.code, topic=rec.topic,
+                        partition=rec.partition, offset=rec.offset)  # fmt: skip
+    return good, dead

@@ -17,7 +17,7 @@ from datetime import datetime
 import asyncpg
 
 from services.common.clock import Clock
-from services.common.contract import CloudEvent, ContractError, Event, EventData, decode
+from services.common.contract import CloudEvent, Event, EventData
 from services.common.contract.events import (
     CaseEscalated,
     CaseOpened,
@@ -31,7 +31,7 @@ from services.common.contract.events import (
 )
 from services.common.eventstore import ANY_VERSION, AppendRequest
 from services.common.eventstore.postgres import append_on
-from services.common.kafka import dead_letter
+from services.common.kafka import decode_batch
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event
@@ -74,20 +74,10 @@ class NotifierService:
 
     async def handle_records(self, records: Sequence[InboundRecord]) -> BatchResult:
         good: list[Event[EventData]] = []
-        dead: list[CloudEvent] = []
         now = self.clock()
         result = BatchResult()
-        for rec in records:
-            try:
-                event = decode(rec.value, accept=ACCEPTED)
-            except ContractError as exc:
-                dead.append(
-                    dead_letter(exc, topic=rec.topic, partition=rec.partition, offset=rec.offset,
-                                key=rec.key, value=rec.value, source=self.source, now=now)
-                )  # fmt: skip
-                log.warning("message.dead_lettered", code=exc.code, topic=rec.topic,
-                            partition=rec.partition, offset=rec.offset)  # fmt: skip
-                continue
+        decoded, dead = decode_batch(records, ACCEPTED, source=self.source, now=now)
+        for event in decoded:
             if event.envelope.type in SKIPPED:
                 result.skipped += 1
             else:

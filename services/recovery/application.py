@@ -19,10 +19,8 @@ from services.common.clock import Clock
 from services.common.contract import (
     EVENT_TYPES,
     CloudEvent,
-    ContractError,
     Event,
     EventData,
-    decode,
 )
 from services.common.contract.events import (
     ChargePosted,
@@ -34,7 +32,7 @@ from services.common.contract.events import (
 )
 from services.common.eventstore import AppendRequest, ConcurrencyError, RecordedEvent
 from services.common.eventstore.postgres import append_on, read_streams_on
-from services.common.kafka import dead_letter
+from services.common.kafka import decode_batch
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event, typed
@@ -116,19 +114,7 @@ class RecoveryService:
     # ------------------------------------------------------------------ Kafka batches
 
     async def handle_records(self, records: Sequence[InboundRecord]) -> BatchResult:
-        good: list[Event[EventData]] = []
-        dead: list[CloudEvent] = []
-        now = self.clock()
-        for rec in records:
-            try:
-                good.append(decode(rec.value, accept=ACCEPTED))
-            except ContractError as exc:
-                dead.append(
-                    dead_letter(exc, topic=rec.topic, partition=rec.partition, offset=rec.offset,
-                                key=rec.key, value=rec.value, source=self.source, now=now)
-                )  # fmt: skip
-                log.warning("message.dead_lettered", code=exc.code, topic=rec.topic,
-                            partition=rec.partition, offset=rec.offset)  # fmt: skip
+        good, dead = decode_batch(records, ACCEPTED, source=self.source, now=self.clock())
         for attempt in range(MAX_RETRIES):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():

@@ -25,13 +25,13 @@ from faststream.kafka import KafkaMessage
 from faststream.specification import AsyncAPI
 
 from services.common.clock import Clock, system_clock
-from services.common.contract import CloudEvent, ContractError, Event, EventData, decode
+from services.common.contract import CloudEvent, Event, EventData
 from services.common.contract.events import (
     EmailDelivered,
     EmailFailed,
     EmailRequested,
 )
-from services.common.kafka import dead_letter, make_broker
+from services.common.kafka import decode_batch, make_broker
 from services.common.logging import configure_logging, get_logger
 from services.common.outbox import enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id, envelope
@@ -71,18 +71,8 @@ class DeliveryWorker:
     async def handle_records(self, records: Sequence[InboundRecord]) -> int:
         """Deliver the batch's new requests and record their outcomes; return how many."""
         requests: dict[str, Event[EventData]] = {}
-        dead: list[CloudEvent] = []
-        for rec in records:
-            try:
-                event = decode(rec.value, accept=ACCEPTED)
-            except ContractError as exc:
-                dead.append(
-                    dead_letter(exc, topic=rec.topic, partition=rec.partition, offset=rec.offset,
-                                key=rec.key, value=rec.value, source=self.source, now=self.clock())
-                )  # fmt: skip
-                log.warning("message.dead_lettered", code=exc.code, topic=rec.topic,
-                            partition=rec.partition, offset=rec.offset)  # fmt: skip
-                continue
+        decoded, dead = decode_batch(records, ACCEPTED, source=self.source, now=self.clock())
+        for event in decoded:
             if isinstance(event.data, EmailRequested):
                 requests.setdefault(event.data.notification_id, event)
         done: set[str] = set()
