@@ -1,6 +1,6 @@
 """Prometheus metrics of the recovery service."""
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 DECISIONS = Counter("recovery_decisions_total", "Decisions made, by rule", ["rule"])
 ESCALATIONS = Counter("recovery_escalations_total", "Cases escalated to a person")
@@ -8,7 +8,5 @@ DEAD_LETTERS = Counter("recovery_dead_letters_total", "Messages sent to the dead
 DUPLICATES = Counter("recovery_duplicates_total", "Redelivered messages recognised and skipped")
 FLAGGED = Counter("recovery_charges_flagged_total", "Charges flagged as anomalous on arrival")
 BATCH_SECONDS = Histogram("recovery_batch_seconds", "Time to handle one batch of Kafka records")
-RELAY_BACKLOG = Gauge("recovery_outbox_backlog", "Messages waiting in the outbox")
 TIMERS_FIRED = Counter("recovery_timers_fired_total", "SLA timers fired")
 SLA_MET = Counter("recovery_sla_decisions_total", "Decisions by whether they met the SLA", ["within_sla"])
-CONSUMER_LAG = Gauge("recovery_consumer_lag", "Records behind the high-water mark", ["topic", "partition"])

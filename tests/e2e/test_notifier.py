@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,27 +22,13 @@ from services.common.contract.events import (
     Reason,
     Remedy,
 )
+from services.common.devstack import free_port
 from tests.helpers import ServiceProcess, TopicReader, produce
+from tests.helpers import SmtpSink as Sink
 
 HOST = "127.0.0.1"
 NOW = datetime.now(UTC)
 REQUESTED = "notification.email.requested.v1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
 
 
 class Refuse(Sink):
@@ -71,7 +56,7 @@ def decision_event() -> CloudEvent:
 
 
 def _start(handler: Sink) -> Controller:
-    controller = Controller(handler, hostname=HOST, port=_free_port())
+    controller = Controller(handler, hostname=HOST, port=free_port())
     controller.start()
     return controller
 

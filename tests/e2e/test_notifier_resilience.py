@@ -3,7 +3,6 @@ notifier killed with SIGKILL in the middle of a backlog."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from services.common.contract.events import (
     Reason,
     Remedy,
 )
+from services.common.devstack import free_port
 from tests.helpers import ServiceProcess, TopicReader, produce
 
 HOST = "127.0.0.1"
@@ -31,13 +31,6 @@ NOW = datetime.now(UTC)
 REQUESTED = "notification.email.requested.v1"
 DELIVERED = "notification.email.delivered.v1"
 FAILED = "notification.email.failed.v1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Deferring:
@@ -59,7 +52,7 @@ class Deferring:
 @pytest.fixture
 def deferring() -> Iterator[tuple[Deferring, int]]:
     handler = Deferring(2)
-    controller = Controller(handler, hostname=HOST, port=_free_port())
+    controller = Controller(handler, hostname=HOST, port=free_port())
     controller.start()
     yield handler, controller.port
     controller.stop()

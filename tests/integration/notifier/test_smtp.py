@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-import socket
 from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage
@@ -13,36 +12,20 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from services.common.contract.events import EmailDelivered, EmailFailed, EmailRequested
+from services.common.devstack import free_port
 from services.notifier.adapters.smtp import SmtpSender
 from services.notifier.delivery import deliver
 from services.notifier.domain.compose import compose
 from services.notifier.domain.errors import PermanentDeliveryError, TemporaryDeliveryError
 from services.notifier.domain.templates import load_templates
 from services.notifier.settings import NotifierSettings
+from tests.helpers import SmtpSink as Sink
 from tests.unit.notifier.factories import OWNER, REMEDIES, decision, envelope
 
 pytestmark = pytest.mark.integration
 
 HOST = "127.0.0.1"
 SENDER = "care@shop.example.com"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Sink:
-    """Accepts everything and keeps what it got."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
 
 
 class RefuseRecipients(Sink):
@@ -70,7 +53,7 @@ def smtp_server() -> Iterator[StartServer]:
     controllers: list[Controller] = []
 
     def start(handler: Sink) -> int:
-        port = _free_port()
+        port = free_port()
         controller = Controller(handler, hostname=HOST, port=port)
         controller.start()
         controllers.append(controller)
@@ -137,7 +120,7 @@ async def test_550_is_permanent(smtp_server: StartServer) -> None:
 
 async def test_nothing_listening_is_temporary() -> None:
     with pytest.raises(TemporaryDeliveryError):
-        await _sender(_free_port()).send(_request(), SENDER)
+        await _sender(free_port()).send(_request(), SENDER)
 
 
 async def test_greylisting_is_outlasted_by_the_retries(smtp_server: StartServer) -> None:
