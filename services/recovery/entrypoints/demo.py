@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
@@ -98,7 +99,9 @@ async def play(settings: RecoverySettings, timeout_s: float = 90, wait_for_mail:
     try:
         for e in charges:
             await producer.send_and_wait(settings.topic_charges, json.dumps(e).encode(), key=e["subject"].encode())
-        await asyncio.sleep(1.0)
+        # The anomaly rule compares with other customers' charges, which travel on other
+        # partitions: send the complaints once the service has recorded every charge.
+        await _wait_for_charges(settings, [e["data"]["charge_id"] for e in charges], timeout_s)
         for _, e in complaints:
             await producer.send_and_wait(settings.topic_complaints, json.dumps(e).encode(), key=e["subject"].encode())
             await asyncio.sleep(0.3)  # repeat contacts arrive one after another
@@ -124,6 +127,20 @@ async def play(settings: RecoverySettings, timeout_s: float = 90, wait_for_mail:
         await producer.stop()
         for c in consumers.values():
             await c.stop()
+
+
+async def _wait_for_charges(settings: RecoverySettings, charge_ids: list[str], timeout_s: float) -> None:
+    conn = await asyncpg.connect(settings.database_dsn())
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            seen = await conn.fetchval("SELECT count(*) FROM rm_charges WHERE charge_id = ANY($1::text[])", charge_ids)
+            if seen == len(charge_ids):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    raise TimeoutError(f"the recovery service did not record the demo's charges within {timeout_s:.0f} s")
 
 
 def _rows(complaints: list[tuple[str, dict[str, Any]]], seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
