@@ -12,8 +12,10 @@ import pytest
 
 from services.common.clock import ManualClock
 from services.common.settings import CommonSettings
+from services.recovery.application import REGISTRY
 from services.recovery.domain.policy import load_policy
 from services.recovery.replay.rebuild import Progress, Rebuild, RebuildError, parse_projections
+from services.recovery.replay.trusted import load_json
 from tests.replay_world import T0, fire_timers, make_service, play, snapshot
 
 
@@ -136,3 +138,17 @@ async def test_the_service_keeps_deciding_during_a_rebuild_and_the_swap_keeps_it
     _assert_same(await _tables(database_url), after)
     # and the application still works on the swapped-in tables
     await play(service, clock, "after", 7)
+
+
+async def test_trusted_loading_gives_the_models_validation_gives_for_every_stored_event(
+    pool: asyncpg.Pool, common_settings: CommonSettings
+) -> None:
+    await _live(pool, common_settings, n=21)
+    rows = await pool.fetch("SELECT event_type, data FROM events")
+    assert len({r[0] for r in rows}) >= 10
+    for event_type, data in rows:
+        model = REGISTRY[event_type]
+        trusted, validated = load_json(model, data), model.model_validate_json(data)
+        assert trusted == validated, event_type
+        assert trusted.model_dump(mode="json") == validated.model_dump(mode="json")
+        assert trusted.model_fields_set == validated.model_fields_set

@@ -26,6 +26,7 @@ from typing import Any
 from services.common.contract.events import ChargePosted, ChargeRefunded, DecisionMade, EventData
 from services.recovery.domain.case import Case, apply
 from services.recovery.domain.events import CASE_EVENT_TYPES
+from services.recovery.replay.trusted import load_json
 
 CHARGE_TYPES: dict[str, type[EventData]] = {ChargePosted.TYPE: ChargePosted, ChargeRefunded.TYPE: ChargeRefunded}
 CASE_PREFIX = "case-"
@@ -118,7 +119,7 @@ class Folder:
     def load(self, rows: Sequence[Row]) -> None:
         """Fold the earlier events of cases (already written: not new) in stream order."""
         for r in rows:
-            data = CASE_EVENT_TYPES[r[3]].model_validate_json(r[4])
+            data = load_json(CASE_EVENT_TYPES[r[3]], r[4])
             cid = r[1][len(CASE_PREFIX) :]
             t = self.cases.get(cid)
             if t is None:
@@ -132,12 +133,12 @@ class Folder:
             charge = CHARGE_TYPES.get(etype)
             if charge is not None:
                 if self.charges_on:
-                    self.flat.append((charge.model_validate_json(text), occurred, recorded))
+                    self.flat.append((load_json(charge, text), occurred, recorded))
                 continue
             model = CASE_EVENT_TYPES.get(etype)
             if model is None or not stream.startswith(CASE_PREFIX):
                 continue
-            data = model.model_validate_json(text)
+            data = load_json(model, text)
             if self.concessions_on and isinstance(data, DecisionMade):
                 self.flat.append((data, occurred, recorded))
             if not self.cases_on:

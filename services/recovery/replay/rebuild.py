@@ -24,6 +24,7 @@ projections waits, the swap could not get its locks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,8 +131,7 @@ class Rebuild:
             self.position = resumed
             if resumed:
                 self.folder.forget()
-            while await self._catch_up(conn):
-                pass
+            await self._bulk(conn)
             attempts = await self._swap(conn)
             rows = {t: await conn.fetchval(f"SELECT count(*) FROM {self.live_schema}.{t}") for t in self.tables}
             return Outcome(sorted(self.projections), resumed, self.position, self.folder.folded, rows, attempts)
@@ -168,19 +168,39 @@ class Rebuild:
 
     # ------------------------------------------------------------------ pages
 
+    async def _page(self, conn: asyncpg.Connection, after: int) -> list[Row]:
+        rows = await conn.fetch(_PAGE, after, self.types, self.page_size)
+        return list(_whole(rows, len(rows) == self.page_size))
+
+    async def _bulk(self, conn: asyncpg.Connection) -> None:
+        """Every page up to the head, the next one read on a second connection while this
+        one is folded and written (the server encodes JSON while Python decodes it)."""
+        reader: asyncpg.Connection = await self._connect()
+        ahead = asyncio.ensure_future(self._page(reader, self.position))
+        try:
+            while rows := await ahead:
+                ahead = asyncio.ensure_future(self._page(reader, rows[-1][0]))
+                await self._apply(conn, rows)
+        finally:
+            ahead.cancel()
+            with contextlib.suppress(BaseException):
+                await ahead
+            await reader.close()
+
     async def _catch_up(self, conn: asyncpg.Connection) -> bool:
         """Fold and write one page; False once the store has nothing after the position."""
-        rows = await conn.fetch(_PAGE, self.position, self.types, self.page_size)
+        rows = await self._page(conn, self.position)
         if not rows:
-            self.head = max(self.head, self.position)
             return False
-        rows = list(_whole(rows, len(rows) == self.page_size))
+        await self._apply(conn, rows)
+        return True
+
+    async def _apply(self, conn: asyncpg.Connection, rows: list[Row]) -> None:
         await self._fold(conn, rows)
         await self._write(conn, rows[-1][0])
         if self.on_page is not None:
             self.head = max(self.head, rows[-1][0])
             self.on_page(Progress(self.position, self.head, self.folder.folded))
-        return True
 
     async def _fold(self, conn: asyncpg.Connection, rows: list[Row]) -> None:
         missing = self.folder.missing(rows)
