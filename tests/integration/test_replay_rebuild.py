@@ -152,3 +152,19 @@ async def test_trusted_loading_gives_the_models_validation_gives_for_every_store
         assert trusted == validated, event_type
         assert trusted.model_dump(mode="json") == validated.model_dump(mode="json")
         assert trusted.model_fields_set == validated.model_fields_set
+
+
+async def test_a_rebuild_of_one_projection_replaces_only_its_tables(
+    pool: asyncpg.Pool, common_settings: CommonSettings, database_url: str
+) -> None:
+    await _live(pool, common_settings, n=14)
+    live = await _tables(database_url)
+    async with pool.acquire() as conn:
+        cases_oid = await conn.fetchval("SELECT 'rm_cases'::regclass::oid")
+        charges_oid = await conn.fetchval("SELECT 'rm_charges'::regclass::oid")
+    outcome = await Rebuild(lambda: asyncpg.connect(database_url), load_policy(), parse_projections(["charges"])).run()  # type: ignore[arg-type, return-value]
+    assert list(outcome.rows) == ["rm_charges"]
+    _assert_same(await _tables(database_url), live)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT 'rm_cases'::regclass::oid") == cases_oid
+        assert await conn.fetchval("SELECT 'rm_charges'::regclass::oid") != charges_oid
