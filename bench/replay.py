@@ -69,7 +69,8 @@ async def _fold_only(url: str, page: int) -> tuple[int, float]:
     try:
         started, position = time.perf_counter(), 0
         while rows := await conn.fetch(_PAGE, position, types, page):
-            rows = list(whole_transactions(rows, len(rows) == page))
+            if len(rows) == page:
+                rows = list(whole_transactions(rows)) or rows  # (a page inside one transaction: fold on)
             folder.fold(rows)
             folder.take()
             position = rows[-1][0]

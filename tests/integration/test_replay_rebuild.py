@@ -51,8 +51,8 @@ def _assert_same(rebuilt: dict[str, list[tuple[object, ...]]], live: dict[str, l
         assert rebuilt[table] == rows, table
 
 
-# One page holds the whole store (every transaction of a case in one write) or many pages do.
-@pytest.mark.parametrize("page_size", [97, 100_000])
+# Pages smaller than a transaction, pages of a few transactions, one page for the whole store.
+@pytest.mark.parametrize("page_size", [3, 97, 100_000])
 async def test_a_rebuild_gives_the_live_read_models_row_by_row(
     pool: asyncpg.Pool, common_settings: CommonSettings, database_url: str, page_size: int
 ) -> None:

@@ -49,20 +49,20 @@ def types_for(projections: frozenset[str]) -> list[str]:
     return sorted(types)
 
 
-def whole_transactions(rows: Sequence[Row], full: bool) -> Sequence[Row]:
-    """``rows`` without the trailing events of a transaction the page may have cut.
+def whole_transactions(rows: Sequence[Row]) -> Sequence[Row]:
+    """A full page without the trailing events of the transaction it may have cut (the
+    events sharing the last ``recorded_at``), which the next page reads again. Empty when
+    the page holds one transaction only: the caller reads on until it ends.
 
-    A page that came back shorter than asked holds whole transactions (a transaction
-    commits all its events at once). A full page drops the events sharing the last
-    ``recorded_at``, which the next page reads again, unless that would leave nothing.
+    (A page shorter than asked needs no cut: a transaction commits all its events at once.)
     """
-    if not full or not rows:
+    if not rows:
         return rows
     last = rows[-1][6]
     end = len(rows)
     while end > 0 and rows[end - 1][6] == last:
         end -= 1
-    return rows[:end] if end else rows
+    return rows[:end]
 
 
 def charge_segments(events: Sequence[Flat]) -> list[list[tuple[EventData, datetime]]]:

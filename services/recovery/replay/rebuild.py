@@ -169,8 +169,17 @@ class Rebuild:
     # ------------------------------------------------------------------ pages
 
     async def _page(self, conn: asyncpg.Connection, after: int) -> list[Row]:
-        rows = await conn.fetch(_PAGE, after, self.types, self.page_size)
-        return list(_whole(rows, len(rows) == self.page_size))
+        """The next page after ``after``, ending where a transaction ended (a case is
+        never written half-way through the transaction that wrote its events)."""
+        rows: list[Row] = []
+        while True:
+            got = await conn.fetch(_PAGE, rows[-1][0] if rows else after, self.types, self.page_size)
+            rows += got
+            if len(got) < self.page_size:
+                return rows  # up to the head
+            whole = _whole(rows)
+            if whole:
+                return list(whole)
 
     async def _bulk(self, conn: asyncpg.Connection) -> None:
         """Every page up to the head, the next one read on a second connection while this

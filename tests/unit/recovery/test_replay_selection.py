@@ -85,10 +85,9 @@ def _row(pos: int, tx: datetime) -> tuple[object, ...]:
 def test_a_full_page_ends_where_a_transaction_ended() -> None:
     a, b = T, T + timedelta(seconds=1)
     rows = [_row(1, a), _row(2, a), _row(3, b), _row(4, b)]
-    assert whole_transactions(rows, full=True) == rows[:2]
-    assert whole_transactions(rows, full=False) == rows
+    assert whole_transactions(rows) == rows[:2]
     one_big = [_row(1, a), _row(2, a)]
-    assert whole_transactions(one_big, full=True) == one_big  # never nothing
+    assert whole_transactions(one_big) == []  # the caller reads on to the end of it
 
 
 def _posted(charge_id: str) -> ChargePosted:
