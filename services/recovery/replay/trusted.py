@@ -37,7 +37,7 @@ def _optional(inner: Convert) -> Convert:
 def _tuple_of(inner: Convert | None) -> Convert:
     if inner is None:
         return tuple
-    return lambda v: tuple(inner(x) for x in v)
+    return lambda v: tuple([inner(x) for x in v])
 
 
 def _list_of(inner: Convert) -> Convert:
@@ -119,8 +119,44 @@ def loader(model: type[M]) -> Callable[[dict[str, Any]], M]:
         return model.model_validate
     if any(key != name for name, key, _, _ in fields):
         return model.model_validate  # aliases: none in the contract; not worth a slower loop
-    specs = [(name, convert, _default(info)) for name, _, convert, info in fields]
-    names = frozenset(name for name, *_ in fields)
+    return _compile(model, [(name, convert, _default(info)) for name, _, convert, info in fields])
+
+
+def _compile(model: type[M], specs: list[tuple[str, Convert | None, Any]]) -> Callable[[dict[str, Any]], M]:
+    """The loader as straight-line code, one statement per field: the loop it replaces,
+    with its per-field unpacking and tests, was half of the loader's time."""
+    env: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "_model": model,
+                           "_names": frozenset(name for name, _, _ in specs)}  # fmt: skip
+    lines = ["def load(data):", "    values = {}"]
+    for i, (name, convert, default) in enumerate(specs):
+        if not name.isidentifier():
+            return _loop(model, specs)
+        value = f"data[{name!r}]"
+        if convert is not None:
+            env[f"_c{i}"] = convert
+            value = f"_c{i}({value})"
+        lines += [f"    if {name!r} in data:", f"        values[{name!r}] = {value}"]
+        if isinstance(default, _Factory):
+            env[f"_d{i}"] = default
+            lines.append(f"    else:\n        values[{name!r}] = _d{i}()")
+        elif default is not _REQUIRED:
+            env[f"_d{i}"] = default
+            lines.append(f"    else:\n        values[{name!r}] = _d{i}")
+    lines += [
+        "    m = _new(_model)",
+        "    _set(m, '__dict__', values)",
+        "    _set(m, '__pydantic_fields_set__', _names.intersection(data))",
+        "    _set(m, '__pydantic_extra__', None)",
+        "    _set(m, '__pydantic_private__', None)",
+        "    return m",
+    ]
+    exec("\n".join(lines), env)  # noqa: S102 - code built here from the model's own field names
+    load: Callable[[dict[str, Any]], M] = env["load"]
+    return load
+
+
+def _loop(model: type[M], specs: list[tuple[str, Convert | None, Any]]) -> Callable[[dict[str, Any]], M]:
+    names = frozenset(name for name, _, _ in specs)
     new = object.__new__
     setattr_ = object.__setattr__
 
