@@ -92,7 +92,7 @@ def publish(
     from_: Annotated[str, typer.Option("--from", help="global position or time (2026-11-20, RFC 3339); inclusive")],
     to: Annotated[str | None, typer.Option(help="global position or time; exclusive; unset: up to now")] = None,
     type_: Annotated[
-        list[str] | None, typer.Option("--type", help="event type; repeat for several; unset: every published type")
+        list[str] | None, typer.Option("--type", help="event type; repeat for several; unset: what recovery publishes")
     ] = None,
     customer: Annotated[str | None, typer.Option(help="only this customer's events (the subject)")] = None,
     topic: Annotated[str | None, typer.Option(help="send everything here instead of the contract topics")] = None,

@@ -73,10 +73,15 @@ class Selection:
         return " AND ".join(clauses), args
 
 
+OWN_TOPIC = "decisions"
+
+
 def publishable(registry: Mapping[str, type[EventData]], inputs: frozenset[str]) -> tuple[str, ...]:
-    """The types re-published by default: those the service publishes (not internal, not
-    its own inputs, which belong to the systems that sent them)."""
-    return tuple(sorted(t for t, m in registry.items() if m.TOPIC != INTERNAL and t not in inputs))
+    """The types re-published by default: those the recovery service publishes, to
+    ``recovery.decisions``. Not internal types, not its inputs (they belong to the systems
+    that sent them), nor the notifier's events that share the store (the email requests and
+    their outcomes): those only when named with ``--type``."""
+    return tuple(sorted(t for t, m in registry.items() if m.TOPIC == OWN_TOPIC and t not in inputs))
 
 
 def select(

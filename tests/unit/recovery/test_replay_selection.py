@@ -34,7 +34,8 @@ def test_by_default_only_what_the_service_publishes_is_re_published() -> None:
     assert "recovery.decision.made.v1" in types
     assert "recovery.case.opened.v1" in types
     assert "recovery.charge.flagged.v1" in types
-    assert not {t for t in types if REGISTRY[t].TOPIC == "internal"}
+    assert {REGISTRY[t].TOPIC for t in types} == {"decisions"}  # not internal, not the notifier's
+    assert "notification.email.requested.v1" not in types
     assert not set(types) & ACCEPTED
 
 
