@@ -91,7 +91,7 @@ async def run(ctx: Context) -> list[Row]:
     rows: list[Row] = []
     folded, seconds = await _fold_only(url, 5000)
     rows.append(Row(f"fold only: read + decode + apply, {folded:,} events", folded / seconds, "events/s",
-                    "pages of 5,000 in global order; no writes"))  # fmt: skip
+                    "pages of 5,000 in global order, read then folded in turn; no writes"))  # fmt: skip
     with ctx.progress(f"rebuild of {head:,} events", total=head) as bar:
         started = time.perf_counter()
         outcome = await Rebuild(lambda: asyncpg.connect(url), load_policy(), parse_projections(None),
