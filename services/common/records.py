@@ -50,6 +50,23 @@ def to_new_event(event: CloudEvent) -> NewEvent:
     )
 
 
+def to_cloudevent(recorded: RecordedEvent, *, replay: bool = False) -> CloudEvent:
+    """The stored event as the envelope it was (or would have been) published in: the same
+    id, type, time, subject, data and correlation; ``replay`` marks a re-publication."""
+    meta = recorded.metadata
+    return CloudEvent(
+        id=recorded.event_id,
+        source=str(meta.get("source", "recovery-service")),
+        type=recorded.event_type,
+        time=recorded.occurred_at,
+        subject=meta.get("subject"),
+        data=recorded.data,
+        correlationid=meta.get("correlationid"),
+        causationid=meta.get("causationid"),
+        replay=True if replay else None,
+    )
+
+
 def typed(recorded: RecordedEvent, registry: Mapping[str, type[EventData]]) -> EventData | None:
     """The stored event's data as its model, or None for a type the registry does not know."""
     model = registry.get(recorded.event_type)

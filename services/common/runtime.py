@@ -23,6 +23,7 @@ from faststream.middlewares import AckPolicy
 
 from services.common.clock import Clock
 from services.common.db import create_pool
+from services.common.gauges import GaugeUpdater
 from services.common.http import probes_app, serve
 from services.common.kafka import make_producer
 from services.common.migrate import migrate
@@ -64,6 +65,8 @@ def records_of(message: KafkaMessage) -> list[InboundRecord]:
 class ServiceRuntime:
     """Resources of one service process, opened in ``start`` and closed in ``close``."""
 
+    gauge_interval_s = 5.0  # how often the lag and outbox gauges are refreshed
+
     def __init__(
         self, settings: CommonSettings, clock: Clock, *, name: str, relay: str, http_host: str, http_port: int
     ) -> None:
@@ -79,6 +82,11 @@ class ServiceRuntime:
         self.producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
         self.consuming = False
+        self.subscribers: list[Any] = []  # the app's Kafka subscribers (set by `attach`)
+
+    def consumers(self) -> list[tuple[str, Any]]:
+        """(group id, aiokafka consumer) of each running subscriber, for the lag gauge."""
+        return [(s.group_id, s.consumer) for s in self.subscribers if getattr(s, "consumer", None) is not None]
 
     async def setup(self) -> None:
         """Build the service's application object (the pool is open and migrated)."""
@@ -110,6 +118,9 @@ class ServiceRuntime:
         self.tasks = [
             asyncio.create_task(self.relay.run(self.stop)),
             asyncio.create_task(serve(app, self.http_host, self.http_port, self.stop)),
+            asyncio.create_task(
+                GaugeUpdater(self.pool, self.relay_name, self.consumers).run(self.stop, self.gauge_interval_s)
+            ),
             *(asyncio.create_task(c) for c in self.background()),
         ]
 
@@ -151,5 +162,6 @@ def attach(app: FastStream, runtime: ServiceRuntime) -> FastStream:
     async def _stop() -> None:
         await runtime.close()
 
+    runtime.subscribers = [s for b in app.brokers for s in b.subscribers]
     app.runtime = runtime  # type: ignore[attr-defined]
     return app

@@ -45,6 +45,10 @@ def _row(r: asyncpg.Record) -> RecordedEvent:
     return RecordedEvent(r[0], r[1], r[2], r[3], r[4], from_json(r[5]), from_json(r[6]), r[7], r[8])
 
 
+row_to_event = _row
+"""A row with the columns of ``_COLUMNS``, in that order, as a :class:`RecordedEvent`."""
+
+
 async def lock_appends(conn: asyncpg.Connection) -> None:
     """Take the append lock for the rest of the transaction (re-entrant)."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)

@@ -24,6 +24,9 @@ DEPLOYED_COMMANDS = [
     ("recoveryctl", []),
     ("recoveryctl", ["migrate"]),
     ("recoveryctl", ["topics", "create"]),
+    ("recoveryctl", ["replay"]),
+    ("recoveryctl", ["replay", "rebuild"]),
+    ("recoveryctl", ["replay", "publish"]),
     # `recoveryctl replay` and `recoveryctl whatif` (the ops issue) join this list when they
     # exist; docs/operations.md describes them as planned until then.
 ]

@@ -1,0 +1,53 @@
+"""The running recovery service keeps its lag and outbox gauges on /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+
+from services.common.devstack import free_port
+from tests.helpers import ServiceProcess, produce_events
+from tests.replay_world import T0, complaint
+
+
+def _samples(text: str, name: str) -> dict[str, float]:
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{")
+    }
+
+
+async def test_the_service_reports_its_partitions_lag_and_its_outbox_backlog(
+    settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    boot = settings_env["KAFKA_BOOTSTRAP_SERVERS"]
+    await produce_events(boot, settings_env["TOPIC_COMPLAINTS"],
+                         [complaint(f"m{i}", f"mc{i}", "service_failure", T0) for i in range(12)])  # fmt: skip
+    proc = ServiceProcess("recovery-service", {**settings_env, "HTTP_PORT": str(port)}, tmp_path / "r.log").start()
+    group = settings_env["RECOVERY_GROUP_ID"]
+    try:
+        deadline = time.monotonic() + 60
+        lag: dict[str, float] = {}
+        backlog: dict[str, float] = {}
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < deadline:
+                try:
+                    text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                except httpx.TransportError:
+                    text = ""
+                lag = {k: v for k, v in _samples(text, "kafka_consumer_lag").items() if f'group="{group}"' in k}
+                backlog = _samples(text, "outbox_backlog")
+                # three partitions of each of the two input topics, all handled
+                if len(lag) == 6 and not any(lag.values()) and backlog.get('outbox_backlog{relay="recovery"}') == 0:
+                    break
+                await asyncio.sleep(0.5)
+        assert len(lag) == 6, (lag, proc.log()[-3000:])
+        assert set(lag.values()) == {0.0}
+        assert backlog['outbox_backlog{relay="recovery"}'] == 0
+    finally:
+        proc.stop()
