@@ -88,6 +88,12 @@ class Collector:
                 if e["type"] == self.type:
                     self.arrived.setdefault(e["data"][self.key], now)
 
+    async def follow(self) -> None:
+        """Poll until cancelled: run as a task while producing, so each arrival is timed
+        when it arrives rather than when the producer next yields."""
+        while True:
+            await self.poll()
+
     async def until(self, count: int, timeout_s: float, on_progress: Any = None) -> None:
         deadline = time.monotonic() + timeout_s
         while len(self.arrived) < count and time.monotonic() < deadline:

@@ -50,6 +50,7 @@ def batch_subscriber_options(settings: CommonSettings, group_id: str, max_record
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "max_partition_fetch_bytes": settings.kafka_max_request_size,
         "decoder": _raw,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
 
 
