@@ -23,6 +23,7 @@ from faststream.middlewares import AckPolicy
 
 from services.common.clock import Clock
 from services.common.db import create_pool
+from services.common.gc_tuning import tune_for_throughput
 from services.common.http import probes_app, serve
 from services.common.kafka import make_producer
 from services.common.migrate import migrate
@@ -101,6 +102,7 @@ class ServiceRuntime:
         async with self.pool.acquire() as conn:
             await migrate(conn)
         await self.setup()
+        tune_for_throughput()
         self.producer = make_producer(s)
         await self.producer.start()
         self.relay = OutboxRelay(

@@ -241,15 +241,17 @@ class RecoveryService:
                 w.result.late += 1
             if data.decided_by == "policy" and is_concession(data):
                 hist = w.histories.get(data.customer.id) or CustomerHistory()
-                w.histories[data.customer.id] = hist.model_copy(
-                    update={"concession_times": (*hist.concession_times, data.decided_at)}
+                w.histories[data.customer.id] = CustomerHistory(
+                    concession_times=(*hist.concession_times, data.decided_at),
+                    previous_owner_id=hist.previous_owner_id,
                 )
         elif data.TYPE == "recovery.case.escalated.v1":
             w.result.escalations += 1
         elif data.TYPE == "recovery.case.opened.v1":
             hist = w.histories.get(data.customer_id) or CustomerHistory()  # type: ignore[attr-defined]
-            w.histories[data.customer_id] = hist.model_copy(  # type: ignore[attr-defined]
-                update={"previous_owner_id": data.case_owner.id}  # type: ignore[attr-defined]
+            w.histories[data.customer_id] = CustomerHistory(  # type: ignore[attr-defined]
+                concession_times=hist.concession_times,
+                previous_owner_id=data.case_owner.id,  # type: ignore[attr-defined]
             )
 
     async def _commit(self, conn: asyncpg.Connection, w: _Work) -> list[RecordedEvent]:

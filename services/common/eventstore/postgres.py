@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from pydantic_core import from_json
 
 from services.common.eventstore.model import (
@@ -43,6 +44,16 @@ def _row(r: asyncpg.Record) -> RecordedEvent:
     # faster here than json.loads (bench/eventstore.py; jsonb text is always valid JSON), and
     # positional arguments skip keyword matching. Column order is _COLUMNS.
     return RecordedEvent(r[0], r[1], r[2], r[3], r[4], from_json(r[5]), from_json(r[6]), r[7], r[8])
+
+
+def _json(value: dict[str, Any]) -> str:
+    # orjson: about 5x json.dumps on event data, which every append encodes. It refuses what
+    # JSON allows but it does not (integers beyond 64 bits in a producer's extra fields, say):
+    # those take the standard library's encoder rather than failing the batch.
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
 
 
 async def lock_appends(conn: asyncpg.Connection) -> None:
@@ -89,7 +100,7 @@ async def append_on(conn: asyncpg.Connection, requests: Sequence[AppendRequest])
         for e in fresh:
             current += 1
             head += 1
-            data, metadata = json.dumps(e.data), json.dumps(e.metadata)
+            data, metadata = _json(e.data), _json(e.metadata)
             rows.append(
                 (head, request.stream_id, current, e.event_id, e.event_type, data, metadata,
                  e.occurred_at, now)
