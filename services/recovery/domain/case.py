@@ -14,6 +14,7 @@ Status::
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from typing import Literal
@@ -64,6 +65,12 @@ def case_id_for(complaint: ComplaintFiled) -> str:
         key = f"order\x1f{customer}\x1f{complaint.order_id}"
     else:
         key = f"complaint\x1f{complaint.complaint_id}"
+    return _case_uuid(key)
+
+
+@functools.lru_cache(maxsize=8192)
+def _case_uuid(key: str) -> str:
+    # The application and the domain both ask for a complaint's case while deciding it.
     return uuid5_str(CASE_NAMESPACE, key)
 
 
