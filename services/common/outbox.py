@@ -13,6 +13,7 @@ whose ids are all in the inbox. The relay publishes the outbox afterwards.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,12 +68,14 @@ async def enqueue(conn: asyncpg.Connection, relay: str, messages: Sequence[Outbo
     await conn.copy_records_to_table(
         "outbox",
         columns=("relay", "topic", "key", "value", "headers", "event_id"),
-        records=[
-            (relay, m.topic, m.key, m.value,
-             json.dumps([[k, v.decode()] for k, v in m.headers]), m.event_id)
-            for m in messages
-        ],
+        records=[(relay, m.topic, m.key, m.value, _headers_json(m.headers), m.event_id) for m in messages],
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _headers_json(headers: tuple[tuple[str, bytes], ...]) -> str:
+    # Nearly every message carries the same headers (the content type): encode them once.
+    return json.dumps([[k, v.decode()] for k, v in headers])
 
 
 async def outbox_backlog(conn: asyncpg.Connection | asyncpg.Pool, relay: str) -> int:

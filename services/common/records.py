@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.common.contract import CloudEvent, EventData
+from services.common.contract.ids import uuid5_str
 from services.common.eventstore import NewEvent, RecordedEvent
 
 _EVENT_NS = uuid.UUID("6c1f7a52-3d0e-4a4e-9a0b-6f2c7d1e5b90")
@@ -27,7 +28,7 @@ class InboundRecord:
 def derived_event_id(causation_id: str, stream_id: str, index: int) -> str:
     """A deterministic id for the index-th event a message caused on a stream, so that two
     instances handling the same message produce the same ids (and the store keeps one)."""
-    return str(uuid.uuid5(_EVENT_NS, f"{causation_id}\x1f{stream_id}\x1f{index}"))
+    return uuid5_str(_EVENT_NS, f"{causation_id}\x1f{stream_id}\x1f{index}")
 
 
 def to_new_event(event: CloudEvent) -> NewEvent:

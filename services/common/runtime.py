@@ -24,6 +24,7 @@ from faststream.middlewares import AckPolicy
 from services.common.clock import Clock
 from services.common.db import create_pool
 from services.common.gauges import GaugeUpdater
+from services.common.gc_tuning import tune_for_throughput
 from services.common.http import probes_app, serve
 from services.common.kafka import make_producer
 from services.common.migrate import migrate
@@ -51,6 +52,7 @@ def batch_subscriber_options(settings: CommonSettings, group_id: str, max_record
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "max_partition_fetch_bytes": settings.kafka_max_request_size,
         "decoder": _raw,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
 
 
@@ -108,6 +110,7 @@ class ServiceRuntime:
         async with self.pool.acquire() as conn:
             await migrate(conn)
         await self.setup()
+        tune_for_throughput()
         self.producer = make_producer(s)
         await self.producer.start()
         self.relay = OutboxRelay(

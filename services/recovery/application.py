@@ -31,7 +31,7 @@ from services.common.contract.events import (
     Remedy,
 )
 from services.common.eventstore import AppendRequest, ConcurrencyError, RecordedEvent
-from services.common.eventstore.postgres import append_on, read_streams_on
+from services.common.eventstore.postgres import append_on, lock_appends, read_streams_on
 from services.common.kafka import decode_batch
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message
@@ -145,8 +145,50 @@ class RecoveryService:
         for e in complaints:
             assert isinstance(e.data, ComplaintFiled)
             self._on_complaint(w, e.envelope, e.data)
+        await lock_appends(conn)
+        await self._meet_charges(conn, w, charges)
         await self._commit(conn, w)
         return w.result
+
+    async def _meet_charges(self, conn: asyncpg.Connection, w: _Work, charges: list[Event[EventData]]) -> None:
+        """Close the race between a complaint and its charge handled by two instances at once.
+
+        Each transaction read the other's half before either committed: the complaint's found
+        no charge (so its case waits for it) and the charge's found no waiting case. Both
+        look again here, under the append lock: of two such transactions the second to take
+        the lock sees what the first committed, and decides the case now instead of leaving
+        it waiting for a charge that has already come.
+        """
+        # Cases of this batch waiting for a charge that another transaction has recorded.
+        waiting = {
+            cid: c.charge_id
+            for cid, c in w.cases.items()
+            if c is not None and c.status == "awaiting_charge" and c.charge_id is not None
+        }
+        posted = await readmodels.posted_charges(conn, waiting.values())
+        facts = await readmodels.charge_facts(conn, list(posted.values()))
+        for cid, charge_id in waiting.items():
+            if charge_id in facts:
+                self._charge_arrived(w, cid, facts[charge_id], f"charge:{charge_id}")
+        # Cases another transaction set waiting for a charge that this batch records.
+        by_id = {e.data.charge_id: e for e in charges if isinstance(e.data, ChargePosted)}
+        found = await readmodels.cases_awaiting(conn, by_id)
+        if not found:
+            return
+        await self._load_cases(conn, w, [c for ids in found.values() for c in ids])
+        facts = await readmodels.charge_facts(conn, [by_id[i].data for i in found])  # type: ignore[misc]
+        for charge_id, case_ids in found.items():
+            for cid in case_ids:
+                case = w.cases.get(cid)
+                if case is not None and case.status == "awaiting_charge":
+                    self._charge_arrived(w, cid, facts[charge_id], by_id[charge_id].envelope.id)
+
+    def _charge_arrived(self, w: _Work, cid: str, charge: ChargeFacts, cause: str) -> None:
+        case = w.cases.get(cid)
+        if case is None:
+            return
+        history = w.histories.get(case.customer_id) or CustomerHistory()
+        self._decide(w, cid, ChargeArrived(charge=charge, history=history), cause)
 
     async def _load_context(
         self,
@@ -198,14 +240,9 @@ class RecoveryService:
         waiting = await readmodels.cases_awaiting(conn, facts)
         await self._load_cases(conn, w, [c for ids in waiting.values() for c in ids])
         for charge_id, case_ids in waiting.items():
+            cause = next(e.envelope.id for e in charges if e.data.charge_id == charge_id)  # type: ignore[attr-defined]
             for cid in case_ids:
-                case = w.cases.get(cid)
-                if case is None:
-                    continue
-                history = w.histories.get(case.customer_id) or CustomerHistory()
-                cmd = ChargeArrived(charge=facts[charge_id], history=history)
-                cause = next(e.envelope.id for e in charges if e.data.charge_id == charge_id)  # type: ignore[attr-defined]
-                self._decide(w, cid, cmd, cause)
+                self._charge_arrived(w, cid, facts[charge_id], cause)
 
     def _on_complaint(self, w: _Work, env: CloudEvent, complaint: ComplaintFiled) -> None:
         cid = case_id_for(complaint)
@@ -241,15 +278,17 @@ class RecoveryService:
                 w.result.late += 1
             if data.decided_by == "policy" and is_concession(data):
                 hist = w.histories.get(data.customer.id) or CustomerHistory()
-                w.histories[data.customer.id] = hist.model_copy(
-                    update={"concession_times": (*hist.concession_times, data.decided_at)}
+                w.histories[data.customer.id] = CustomerHistory(
+                    concession_times=(*hist.concession_times, data.decided_at),
+                    previous_owner_id=hist.previous_owner_id,
                 )
         elif data.TYPE == "recovery.case.escalated.v1":
             w.result.escalations += 1
         elif data.TYPE == "recovery.case.opened.v1":
             hist = w.histories.get(data.customer_id) or CustomerHistory()  # type: ignore[attr-defined]
-            w.histories[data.customer_id] = hist.model_copy(  # type: ignore[attr-defined]
-                update={"previous_owner_id": data.case_owner.id}  # type: ignore[attr-defined]
+            w.histories[data.customer_id] = CustomerHistory(  # type: ignore[attr-defined]
+                concession_times=hist.concession_times,
+                previous_owner_id=data.case_owner.id,  # type: ignore[attr-defined]
             )
 
     async def _commit(self, conn: asyncpg.Connection, w: _Work) -> list[RecordedEvent]:

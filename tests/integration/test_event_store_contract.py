@@ -171,3 +171,12 @@ async def test_a_reader_following_the_log_never_skips_an_event_under_concurrent_
     assert positions == list(range(1, writers * batches * per_batch + 1))
     assert len({i for _, i in seen}) == len(seen) == len(written)
     assert {i for _, i in seen} == written
+
+
+async def test_stores_any_json_data_unchanged(store: EventStore) -> None:
+    # Unicode, nesting, and integers beyond 64 bits (which the fast encoder refuses).
+    data = {"text": "cañón ☕ ü", "nested": {"list": [1, 2.5, None, True]}, "big": 2**70}
+    event = ev(**data)
+    await store.append([AppendRequest("s", NO_STREAM, [event])])
+    (read,) = await store.read_stream("s")
+    assert read.data == data

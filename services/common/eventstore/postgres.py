@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from pydantic_core import from_json
 
 from services.common.eventstore.model import (
@@ -47,6 +48,16 @@ def _row(r: asyncpg.Record) -> RecordedEvent:
 
 row_to_event = _row
 """A row with the columns of ``_COLUMNS``, in that order, as a :class:`RecordedEvent`."""
+
+
+def _json(value: dict[str, Any]) -> str:
+    # orjson: about 5x json.dumps on event data, which every append encodes. It refuses what
+    # JSON allows but it does not (integers beyond 64 bits in a producer's extra fields, say):
+    # those take the standard library's encoder rather than failing the batch.
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
 
 
 async def lock_appends(conn: asyncpg.Connection) -> None:
@@ -93,7 +104,7 @@ async def append_on(conn: asyncpg.Connection, requests: Sequence[AppendRequest])
         for e in fresh:
             current += 1
             head += 1
-            data, metadata = json.dumps(e.data), json.dumps(e.metadata)
+            data, metadata = _json(e.data), _json(e.metadata)
             rows.append(
                 (head, request.stream_id, current, e.event_id, e.event_type, data, metadata,
                  e.occurred_at, now)

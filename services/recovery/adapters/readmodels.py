@@ -3,7 +3,6 @@ that keeps the tables in step with the events (same transaction; replayable by a
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -21,6 +20,7 @@ from services.recovery.domain.sla import pending_timers
 
 # Kinds whose usual amount may be compared across customers (POLICY.md, charge-anomaly).
 CROSS_CUSTOMER_KINDS = ("fee", "shipping", "usage", "long_distance", "late_fee")
+NO_HISTORY = CustomerHistory()  # shared by every first-time customer (the model is frozen)
 
 
 async def charge_facts(conn: asyncpg.Connection, charges: Sequence[ChargePosted]) -> dict[str, ChargeFacts]:
@@ -69,7 +69,8 @@ async def posted_charges(conn: asyncpg.Connection, charge_ids: Iterable[str]) ->
         [f"charge-{i}" for i in ids],
         ChargePosted.TYPE,
     )
-    found = [ChargePosted.model_validate(json.loads(r[0])) for r in rows]
+    # Parsed and checked in one pass of pydantic-core, straight from the jsonb text.
+    found = [ChargePosted.model_validate_json(r[0]) for r in rows]
     return {c.charge_id: c for c in found}
 
 
@@ -93,7 +94,12 @@ async def customer_histories(
             ids,
         )
     }
-    return {i: CustomerHistory(concession_times=tuple(times[i]), previous_owner_id=owners.get(i)) for i in ids}
+    return {
+        i: CustomerHistory(concession_times=tuple(times[i]), previous_owner_id=owners.get(i))
+        if times[i] or i in owners
+        else NO_HISTORY
+        for i in ids
+    }
 
 
 async def cases_awaiting(conn: asyncpg.Connection, charge_ids: Iterable[str]) -> dict[str, list[str]]:

@@ -14,6 +14,7 @@ Status::
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from typing import Literal
@@ -34,6 +35,7 @@ from services.common.contract.events import (
     SlaBreached,
     SlaWarning,
 )
+from services.common.contract.ids import uuid5_str
 from services.recovery.domain.errors import InvalidStream
 from services.recovery.domain.events import (
     ChargeAwaited,
@@ -63,7 +65,13 @@ def case_id_for(complaint: ComplaintFiled) -> str:
         key = f"order\x1f{customer}\x1f{complaint.order_id}"
     else:
         key = f"complaint\x1f{complaint.complaint_id}"
-    return str(uuid.uuid5(CASE_NAMESPACE, key))
+    return _case_uuid(key)
+
+
+@functools.lru_cache(maxsize=8192)
+def _case_uuid(key: str) -> str:
+    # The application and the domain both ask for a complaint's case while deciding it.
+    return uuid5_str(CASE_NAMESPACE, key)
 
 
 class Escalation(BaseModel):
@@ -149,6 +157,18 @@ class Case(BaseModel):
         return self.status == "decided"
 
 
+def _evolve(case: Case, update: dict[str, object]) -> Case:
+    """``case.model_copy(update=update)`` without the generic copy machinery: ``apply`` runs
+    for every event of every case the service loads or decides, so this is a hot path. Like
+    ``model_copy`` it does not validate ``update``; the values come from validated events."""
+    new = Case.__new__(Case)
+    object.__setattr__(new, "__dict__", {**case.__dict__, **update})
+    object.__setattr__(new, "__pydantic_fields_set__", case.__pydantic_fields_set__ | update.keys())
+    object.__setattr__(new, "__pydantic_extra__", None)
+    object.__setattr__(new, "__pydantic_private__", None)
+    return new
+
+
 def _opened(event: CaseOpened) -> Case:
     return Case(
         case_id=event.case_id,
@@ -172,19 +192,20 @@ def _escalated(case: Case, event: CaseEscalated) -> Case:
     if event.due_by != case.sla_deadline:
         # A reopened case gets a fresh SLA, and with it a fresh warning and breach.
         update |= {"sla_deadline": event.due_by, "warning_sent": False, "breached": False}
-    return case.model_copy(update=update)
+    return _evolve(case, update)
 
 
 def _decided(case: Case, event: DecisionMade) -> Case:
     vouchers = sum(1 for r in event.remedies if r.type == "voucher")
-    return case.model_copy(
-        update={
+    return _evolve(
+        case,
+        {
             "status": "decided",
             "decisions": (*case.decisions, event),
             "vouchers_issued": case.vouchers_issued + vouchers,
             "awaiting_charge_until": None,
             "effort_voucher_granted": case.effort_voucher_owed is not None,
-        }
+        },
     )
 
 
@@ -200,23 +221,23 @@ def apply(case: Case | None, event: EventData) -> Case:
         raise InvalidStream(f"{event.TYPE} of another case in case {case.case_id}")
     match event:
         case ContactAdded():
-            return case.model_copy(update={"complaints": (*case.complaints, event.complaint)})
+            return _evolve(case, {"complaints": (*case.complaints, event.complaint)})
         case ChargeAwaited():
-            return case.model_copy(update={"status": "awaiting_charge", "awaiting_charge_until": event.until})
+            return _evolve(case, {"status": "awaiting_charge", "awaiting_charge_until": event.until})
         case ChargeLinked():
             # The wait is over; a case that waited is open again until its decision follows.
             status = "open" if case.status == "awaiting_charge" else case.status
-            return case.model_copy(update={"charge": event.charge, "awaiting_charge_until": None, "status": status})
+            return _evolve(case, {"charge": event.charge, "awaiting_charge_until": None, "status": status})
         case EffortVoucherOwed():
-            return case.model_copy(update={"effort_voucher_owed": event})
+            return _evolve(case, {"effort_voucher_owed": event})
         case CaseEscalated():
             return _escalated(case, event)
         case DecisionMade():
             return _decided(case, event)
         case SlaWarning():
-            return case.model_copy(update={"warning_sent": True})
+            return _evolve(case, {"warning_sent": True})
         case SlaBreached():
-            return case.model_copy(update={"breached": True})
+            return _evolve(case, {"breached": True})
     raise InvalidStream(f"{event.TYPE} does not belong in a case stream")
 
 

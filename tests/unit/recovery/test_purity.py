@@ -15,6 +15,7 @@ ALLOWED_THIRD_PARTY = {"pydantic"}
 ALLOWED_PROJECT = {
     "services.common.contract.events",
     "services.common.contract.money",
+    "services.common.contract.ids",
 }
 OWN_PREFIX = "services.recovery.domain"
 

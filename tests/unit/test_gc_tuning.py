@@ -1,0 +1,27 @@
+"""The services' garbage-collector settings."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from services.common.gc_tuning import YOUNG_THRESHOLD, tune_for_throughput
+
+
+@pytest.fixture
+def restore_gc() -> Iterator[None]:
+    before = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
+@pytest.mark.usefixtures("restore_gc")
+def test_tuning_freezes_start_up_objects_and_raises_only_the_young_threshold() -> None:
+    _, older, oldest = gc.get_threshold()
+    tune_for_throughput()
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == (YOUNG_THRESHOLD, older, oldest)
+    assert gc.isenabled()  # cycles are still collected
