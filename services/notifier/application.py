@@ -78,7 +78,10 @@ class NotifierService:
         result = BatchResult()
         decoded, dead = decode_batch(records, ACCEPTED, source=self.source, now=now)
         for event in decoded:
-            if event.envelope.type in SKIPPED:
+            # A replay (``replay: true``) was answered when it first happened; it is not
+            # claimed in the inbox either, so an original that arrives only after its
+            # replay still gets its email.
+            if event.envelope.type in SKIPPED or event.envelope.replay:
                 result.skipped += 1
             else:
                 good.append(event)
