@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.recovery.entrypoints.cli_whatif import whatif
 from services.recovery.settings import RecoverySettings
 
 app = typer.Typer(help="Operate the service-recovery system.", no_args_is_help=True)
@@ -23,6 +24,7 @@ topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 cases_app = typer.Typer(help="Cases and the escalation desk.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(cases_app, name="cases")
+app.command()(whatif)
 console = Console()
 
 DataDir = Annotated[Path, typer.Option(help="where the bundled servers keep their data")]
