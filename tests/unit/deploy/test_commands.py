@@ -24,8 +24,9 @@ DEPLOYED_COMMANDS = [
     ("recoveryctl", []),
     ("recoveryctl", ["migrate"]),
     ("recoveryctl", ["topics", "create"]),
-    # `recoveryctl replay` and `recoveryctl whatif` (the ops issue) join this list when they
-    # exist; docs/operations.md describes them as planned until then.
+    ("recoveryctl", ["whatif"]),
+    # `recoveryctl replay` (the ops issue) joins this list when it exists; docs/operations.md
+    # describes it as planned until then.
 ]
 
 
