@@ -49,6 +49,7 @@ class Outcome:
     contacts: int = 0
     money: dict[tuple[str, str], Decimal] = field(default_factory=dict)
     policies: set[str] = field(default_factory=set)
+    decided_at: list[str] = field(default_factory=list)
     digest: str = ""
 
     def signature(self) -> tuple[object, ...]:
@@ -136,6 +137,7 @@ class OutcomeBuilder:
         o.decisions.append(
             DecisionSig(rule, str(data["decided_by"]), str(data["outcome"]), tuple(remedies), bool(data["within_sla"]))
         )
+        o.decided_at.append(str(data["decided_at"]))
         o.label = o.label or rule
         o.status = "decided"
 
