@@ -66,7 +66,11 @@ async def read_history(
     """The cases opened by complaints filed in [since, until), each with its whole stream,
     and the automatic concessions of the same customers outside them (for the guardrail)."""
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
-        horizon: datetime | None = await conn.fetchval("SELECT max(occurred_at) FROM events")
+        # The service's own clock: case events carry the time it decided at (charge events
+        # carry the billing system's time, which says nothing about how far the service got).
+        horizon: datetime | None = await conn.fetchval(
+            "SELECT max(occurred_at) FROM events WHERE stream_id LIKE 'case-%'"
+        )
         cases: list[RecordedCase] = []
         stream: str | None = None
         events: list[Recorded] = []
