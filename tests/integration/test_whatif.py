@@ -96,6 +96,12 @@ async def test_the_shipped_policy_reproduces_every_past_decision(
         "escalated:currency_without_limits", "escalated:dispute_needs_review", "escalated:needs_person",
     }  # fmt: skip
     assert expected <= labels, expected - labels
+    waited = await pool.fetchval(
+        "SELECT count(DISTINCT a.stream_id) FROM events a JOIN events l ON l.stream_id = a.stream_id"
+        " WHERE a.event_type = 'recovery.case.charge_awaited.v1' AND l.event_type = 'recovery.case.charge_linked.v1'"
+        " AND l.version > a.version"
+    )
+    assert waited > 0  # complaints that came before their charge, decided when it arrived
     repeats = [r for r in run.results if r.before.contacts >= 3]
     assert any(kind == "voucher" for r in repeats for d in r.before.decisions for kind, _, _ in d.remedies)
     rules = {d.rule for r in run.results for d in r.before.decisions}
