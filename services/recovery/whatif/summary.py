@@ -148,8 +148,8 @@ def summarise(
         if not r.changed:
             continue
         s.changed += 1
-        change = changes.setdefault((b.label or b.status, a.label or a.status), Change(b.label, a.label))
-        change.before, change.after = b.label or b.status, a.label or a.status
+        key = (b.label or b.status, a.label or a.status)
+        change = changes.setdefault(key, Change(*key))
         change.cases += 1
         if len(change.examples) < examples:
             change.examples.append(r.case_id)
