@@ -10,7 +10,9 @@ across all cases, with the clock set to each command's time and one in-memory hi
 customer, fires the timers the *candidate* policy sets (:func:`pending_timers`) on the
 simulated clock, and summarises each case on both sides (:mod:`.outcome`).
 
-People: a person's recorded decision is replayed when the simulated case is waiting for a
+Charges: a case knows its charge from the moment the live case linked it (the facts it
+recorded, medians included); as in the application, a charge that arrives later goes only
+to a case still waiting for it. People: a person's recorded decision is replayed when the simulated case is waiting for a
 person at that moment; otherwise it does not happen (an escalation avoided). Where the
 candidate escalates a case the policy in force decided by itself, the simulation assumes a
 person grants what was granted live, at once (``agent:what-if-assumed``): the escalation
@@ -282,6 +284,11 @@ class Simulation:
                 progress(1)
         return [self._result(cid, b) for cid, b in self._before.items()]
 
+    def case(self, case_id: str) -> Case | None:
+        """The simulated case as it stands (after :meth:`run`: at the end)."""
+        sim = self._cases.get(case_id)
+        return sim.case if sim is not None else None
+
     def _history(self, sim: _Sim, at: datetime) -> CustomerHistory:
         customer = self._customers.setdefault(sim.customer_id, _Customer())
         start = at - self._window
@@ -301,7 +308,10 @@ class Simulation:
             charge = sim.charge if known else None
             return FileComplaint(complaint=step.complaint, charge=charge, history=self._history(sim, at))
         if step.kind == "charge":
-            assert sim.charge is not None
+            # The application hands a charge only to cases waiting for it (rm_awaiting_charge):
+            # one that stopped waiting under the candidate policy does not hear of it.
+            if sim.case is None or sim.case.status != "awaiting_charge" or sim.charge is None:
+                return None
             return ChargeArrived(charge=sim.charge, history=self._history(sim, at))
         if sim.case is None or sim.case.status != "escalated":
             sim.skipped += 1  # decided without a person under the candidate policy
@@ -310,13 +320,12 @@ class Simulation:
 
     def _handle(self, sim: _Sim, item: _Item) -> None:
         command = self._command(sim, item)
-        if command is None:
-            return
-        produced = self._decide(sim, command, item.at)
-        step = item.step if item.kind != "timer" else sim.timer_steps.get(item.timer)  # type: ignore[arg-type]
+        produced = self._decide(sim, command, item.at) if command is not None else []
+        step = item.step if item.timer is None else sim.timer_steps.get(item.timer)
         recorded = step.policy_decision if step is not None else None
         decided = any(isinstance(e, DecisionMade) for e in produced)
         if recorded is not None and not decided and sim.case is not None and sim.case.status == "escalated":
+            # Decided by the policy in force here, left to a person by the candidate.
             assumed = agent_command(recorded, ASSUMED_AGENT)
             if assumed.remedies:
                 sim.assumed += 1

@@ -30,6 +30,7 @@ from services.recovery.whatif.simulate import (
     CaseResult,
     Recorded,
     RecordedCase,
+    Simulation,
     agent_command,
     simulate,
 )
@@ -207,6 +208,25 @@ def test_the_candidates_timers_fire_on_the_simulated_clock_and_not_after_the_hor
     early = _by_id(simulate(r.recorded(), shorter, ROSTER, horizon=T0 + timedelta(minutes=30)))
     assert early[ids["breach"]].after.status == "escalated"
     assert early[ids["breach"]].after.breaches == 0
+
+
+def test_a_shorter_charge_wait_decides_without_the_charge_that_came_later() -> None:
+    r, ids = _mixed()  # the late charge came 5 minutes after its complaint
+    sim = Simulation(
+        POLICY.model_copy(update={"version": "2", "charge_wait_minutes": 3}), ROSTER, T0 + timedelta(days=1)
+    )
+    for case in r.recorded():
+        sim.add(case)
+    results = _by_id(sim.run())
+    late = results[ids["late_charge"]]
+    assert (late.before.label, late.after.label) == ("failed-delivery", "escalated:charge_not_found")
+    # As the application does, the charge goes only to a case still waiting for it; at the
+    # moment the policy in force decided, a person is assumed to grant the same.
+    final = sim.case(ids["late_charge"])
+    assert final is not None
+    assert final.charge is None
+    assert (late.after.decided_by, late.after.money) == (f"agent:{ASSUMED_AGENT}", late.before.money)
+    assert (late.before.escalations, late.after.escalations, late.assumed_person) == (0, 1, 1)
 
 
 def test_the_guardrail_counts_the_concessions_the_simulation_makes() -> None:
