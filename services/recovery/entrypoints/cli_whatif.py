@@ -93,11 +93,11 @@ async def _run(
     pool = await create_pool(settings)
     try:
         async with pool.acquire() as conn:
-            total = await count_window(conn, since, until)
+            cases, complaints = await count_window(conn, since, until)
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, console=console, transient=True) as progress:
-                reading = progress.add_task("reading cases", total=total)
-                deciding = progress.add_task("re-deciding complaints", total=None)
+                reading = progress.add_task("reading cases", total=cases)
+                deciding = progress.add_task("re-deciding complaints", total=complaints)
                 return await what_if(
                     conn,
                     candidate,

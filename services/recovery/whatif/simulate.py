@@ -12,13 +12,14 @@ simulated clock, and summarises each case on both sides (:mod:`.outcome`).
 
 Charges: a case knows its charge from the moment the live case linked it (the facts it
 recorded, medians included); as in the application, a charge that arrives later goes only
-to a case still waiting for it. People: a person's recorded decision is replayed when the simulated case is waiting for a
-person at that moment; otherwise it does not happen (an escalation avoided). Where the
-candidate escalates a case the policy in force decided by itself, the simulation assumes a
-person grants what was granted live, at once (``agent:what-if-assumed``): the escalation
-counts, the money stays as it was. Timers fire when the live service fired the same timer
-(same kind and due time), else at their due time, and never after ``horizon`` (the time
-of the last recorded event: the simulation does not run into the future).
+to a case still waiting for it. People: a person's recorded decision is replayed when the
+simulated case is waiting for a person at that moment; otherwise it does not happen (an
+escalation avoided). Where the candidate escalates a case the policy in force decided by
+itself, the simulation assumes a person grants what was granted live, at once
+(``agent:what-if-assumed``): the escalation counts, the money stays as it was. Timers fire
+when the live service fired the same timer (same kind and due time), else at their due
+time, and never after ``horizon`` (the time of the last recorded event: the simulation
+does not run into the future).
 """
 
 from __future__ import annotations

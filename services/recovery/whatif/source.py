@@ -50,10 +50,15 @@ class History:
     events_read: int
 
 
-async def count_window(conn: asyncpg.Connection, since: datetime | None, until: datetime | None) -> int:
-    """How many cases were opened by a complaint filed in the window."""
-    n: int = await conn.fetchval(f"SELECT count(*) FROM ({_WINDOW_STREAMS}) w", since, until)
-    return n
+async def count_window(conn: asyncpg.Connection, since: datetime | None, until: datetime | None) -> tuple[int, int]:
+    """How many cases were opened by a complaint filed in the window, and their complaints."""
+    row = await conn.fetchrow(
+        f"SELECT count(DISTINCT stream_id), count(*) FROM events"
+        f" WHERE event_type = '{CONTACT_ADDED}' AND stream_id IN ({_WINDOW_STREAMS})",
+        since,
+        until,
+    )
+    return (int(row[0]), int(row[1])) if row is not None else (0, 0)
 
 
 async def read_history(
