@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.recovery.entrypoints.cli_replay import replay_app
+from services.recovery.entrypoints.cli_whatif import whatif
 from services.recovery.settings import RecoverySettings
 
 app = typer.Typer(help="Operate the service-recovery system.", no_args_is_help=True)
@@ -25,6 +26,7 @@ cases_app = typer.Typer(help="Cases and the escalation desk.", no_args_is_help=T
 app.add_typer(topics_app, name="topics")
 app.add_typer(cases_app, name="cases")
 app.add_typer(replay_app, name="replay")
+app.command()(whatif)
 console = Console()
 
 DataDir = Annotated[Path, typer.Option(help="where the bundled servers keep their data")]

@@ -27,8 +27,7 @@ DEPLOYED_COMMANDS = [
     ("recoveryctl", ["replay"]),
     ("recoveryctl", ["replay", "rebuild"]),
     ("recoveryctl", ["replay", "publish"]),
-    # `recoveryctl replay` and `recoveryctl whatif` (the ops issue) join this list when they
-    # exist; docs/operations.md describes them as planned until then.
+    ("recoveryctl", ["whatif"]),
 ]
 
 

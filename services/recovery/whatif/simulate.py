@@ -1,0 +1,394 @@
+"""The what-if simulation: past complaints re-decided under a candidate policy. Pure.
+
+A case's stream records every input a decision read, grouped by the message that caused
+it (``causationid``): a complaint (``ContactAdded``, with the charge facts of a
+``ChargeLinked`` when the charge was known), a charge that arrived for a waiting case
+(``ChargeLinked`` on its own), a timer (``timer:<case>:<kind>:<due>``) or a person's
+decision (``DecisionMade`` by ``agent:<id>``). :func:`simulate` turns those into commands,
+runs them through :func:`~services.recovery.domain.decide` in their original time order
+across all cases, with the clock set to each command's time and one in-memory history per
+customer, fires the timers the *candidate* policy sets (:func:`pending_timers`) on the
+simulated clock, and summarises each case on both sides (:mod:`.outcome`).
+
+Charges: a case knows its charge from the moment the live case linked it (the facts it
+recorded, medians included); as in the application, a charge that arrives later goes only
+to a case still waiting for it. People: a person's recorded decision is replayed when the
+simulated case is waiting for a person at that moment; otherwise it does not happen (an
+escalation avoided). Where the candidate escalates a case the policy in force decided by
+itself, the simulation assumes a person grants what was granted live, at once
+(``agent:what-if-assumed``): the escalation counts, the money stays as it was. Timers fire
+when the live service fired the same timer (same kind and due time), else at their due
+time, and never after ``horizon`` (the time of the last recorded event: the simulation
+does not run into the future).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.common.contract.events import CaseOpened, ComplaintFiled, DecisionMade, EventData, Reason, Remedy
+from services.recovery.domain import (
+    AgentDecide,
+    AnyCommand,
+    Case,
+    ChargeArrived,
+    ChargeFacts,
+    CommandRejected,
+    CustomerHistory,
+    FileComplaint,
+    FireTimer,
+    Policy,
+    Roster,
+    apply,
+    decide,
+    is_concession,
+    pending_timers,
+)
+from services.recovery.whatif.outcome import (
+    CASE_OPENED,
+    CHARGE_LINKED,
+    CONTACT_ADDED,
+    DECISION,
+    Outcome,
+    OutcomeBuilder,
+)
+
+ASSUMED_AGENT = "what-if-assumed"
+EFFORT_VOUCHER_REASON = "effort_voucher"
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One stored event of a case: its type, its data as stored, when, why, where."""
+
+    type: str
+    data: dict[str, Any]
+    at: datetime
+    cause: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedCase:
+    """A case's whole stream, in version order."""
+
+    case_id: str
+    events: tuple[Recorded, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """One case on both sides."""
+
+    case_id: str
+    customer_id: str
+    filed_at: str
+    currency: str | None
+    before: Outcome
+    after: Outcome
+    assumed_person: int
+    person_skipped: int
+
+    @property
+    def changed(self) -> bool:
+        return self.before.signature() != self.after.signature()
+
+    @property
+    def exact(self) -> bool:
+        """Every simulated event equals the recorded one (only possible with the same policy)."""
+        return self.before.digest == self.after.digest
+
+    @property
+    def month(self) -> str:
+        return self.filed_at[:7]
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    kind: str  # complaint | charge | agent | timer
+    at: datetime
+    position: int
+    events: tuple[Recorded, ...]
+    complaint: ComplaintFiled | None = None
+    agent: AgentDecide | None = None
+    policy_decision: dict[str, Any] | None = None
+
+
+@dataclass
+class _Sim:
+    """The simulated side of one case while the simulation runs."""
+
+    case_id: str
+    customer_id: str
+    recorded_owner: str
+    charge: ChargeFacts | None
+    charge_at: datetime | None
+    fired: dict[tuple[str, datetime], tuple[datetime, int]]
+    timer_steps: dict[tuple[str, datetime], _Step]
+    case: Case | None = None
+    builder: OutcomeBuilder = field(default_factory=OutcomeBuilder)
+    scheduled: set[tuple[str, datetime]] = field(default_factory=set)
+    assumed: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class _Customer:
+    concessions: list[datetime] = field(default_factory=list)
+    owner: str | None = None
+
+
+def _steps(case: RecordedCase) -> list[_Step]:
+    groups: list[list[Recorded]] = []
+    for ev in case.events:
+        if groups and groups[-1][0].cause == ev.cause:
+            groups[-1].append(ev)
+        else:
+            groups.append([ev])
+    return [_step(group) for group in groups]
+
+
+def _step(group: list[Recorded]) -> _Step:
+    first = group[0]
+    decision = next((e.data for e in group if e.type == DECISION), None)
+    added = next((e for e in group if e.type == CONTACT_ADDED), None)
+    by = str(decision["decided_by"]) if decision is not None else ""
+    complaint = ComplaintFiled.model_validate(added.data["complaint"]) if added is not None else None
+    agent = agent_command(decision) if decision is not None and by.startswith("agent:") else None
+    if complaint is not None:
+        kind = "complaint"
+    elif first.cause.startswith("timer:"):
+        kind = "timer"
+    elif agent is not None:
+        kind = "agent"
+    else:
+        kind = "charge" if first.type == CHARGE_LINKED else "other"
+    return _Step(
+        kind,
+        first.at,
+        first.position,
+        tuple(group),
+        complaint=complaint,
+        agent=agent,
+        policy_decision=decision if by == "policy" else None,
+    )
+
+
+def agent_command(decision: Mapping[str, Any], agent_id: str | None = None) -> AgentDecide:
+    """The person's command behind a recorded decision, without the effort voucher the
+    domain added to it (``decision_made`` appends that voucher and its reason last)."""
+    remedies = [Remedy.model_validate(r) for r in decision["remedies"]]
+    reasons = [Reason.model_validate(r) for r in decision["reasons"]]
+    if reasons and reasons[-1].code == EFFORT_VOUCHER_REASON and remedies and remedies[-1].type == "voucher":
+        remedies, reasons = remedies[:-1], reasons[:-1]
+    note = next((r.text for r in reasons if r.code == "agent_note"), None)
+    declined = decision["outcome"] == "declined"
+    return AgentDecide(
+        agent_id=agent_id or str(decision["decided_by"]).removeprefix("agent:"),
+        remedies=() if declined else tuple(remedies),
+        decline_reason=reasons[0] if declined and reasons else None,
+        note=note,
+    )
+
+
+def _timer_key(cause: str) -> tuple[str, datetime] | None:
+    parts = cause.split(":", 3)
+    if len(parts) != 4:
+        return None
+    return parts[2], datetime.fromisoformat(parts[3])
+
+
+@dataclass(order=True)
+class _Item:
+    at: datetime
+    position: float
+    seq: int
+    case_id: str = field(compare=False)
+    kind: str = field(compare=False)
+    step: _Step | None = field(compare=False, default=None)
+    timer: tuple[str, datetime] | None = field(compare=False, default=None)
+
+
+class Simulation:
+    """One run: feed it recorded cases, then :meth:`run`."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        roster: Roster,
+        horizon: datetime,
+        prior_concessions: Mapping[str, Sequence[datetime]] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.roster = roster
+        self.horizon = horizon
+        self._customers: dict[str, _Customer] = {
+            cid: _Customer(concessions=sorted(times)) for cid, times in (prior_concessions or {}).items()
+        }
+        self._cases: dict[str, _Sim] = {}
+        self._before: dict[str, OutcomeBuilder] = {}
+        self._heap: list[_Item] = []
+        self._seq = 0
+        self._window = timedelta(days=policy.guardrail_window_days + 1)
+
+    # ---------------------------------------------------------------- loading
+
+    def add(self, case: RecordedCase) -> None:
+        """Take in one recorded case: its summary as recorded, and its inputs as commands."""
+        before = OutcomeBuilder()
+        for ev in case.events:
+            before.add(ev.type, ev.data)
+        self._before[case.case_id] = before
+        steps = _steps(case)
+        opened = next((e.data for e in case.events if e.type == CASE_OPENED), None)
+        if opened is None:
+            return
+        linked = next((e for e in case.events if e.type == CHARGE_LINKED), None)
+        fired: dict[tuple[str, datetime], tuple[datetime, int]] = {}
+        timer_steps: dict[tuple[str, datetime], _Step] = {}
+        for s in steps:
+            key = _timer_key(s.events[0].cause) if s.kind == "timer" else None
+            if key is not None:
+                fired[key] = (s.at, s.position)
+                timer_steps[key] = s
+        self._cases[case.case_id] = _Sim(
+            case_id=case.case_id,
+            customer_id=str(opened["customer_id"]),
+            recorded_owner=str(opened["case_owner"]["id"]),
+            charge=ChargeFacts.model_validate(linked.data["charge"]) if linked else None,
+            charge_at=linked.at if linked else None,
+            fired=fired,
+            timer_steps=timer_steps,
+        )
+        for s in steps:
+            if s.kind in ("complaint", "charge", "agent"):
+                self._push(s.at, s.position, case.case_id, s.kind, step=s)
+
+    def _push(self, at: datetime, position: float, case_id: str, kind: str, **extra: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, _Item(at, position, self._seq, case_id, kind, **extra))
+
+    # ---------------------------------------------------------------- running
+
+    def run(self, progress: Callable[[int], None] | None = None) -> list[CaseResult]:
+        """Decide every command in time order; ``progress(n)`` after each complaint."""
+        while self._heap:
+            item = heapq.heappop(self._heap)
+            sim = self._cases[item.case_id]
+            self._handle(sim, item)
+            if progress is not None and item.kind == "complaint":
+                progress(1)
+        return [self._result(cid, b) for cid, b in self._before.items()]
+
+    def case(self, case_id: str) -> Case | None:
+        """The simulated case as it stands (after :meth:`run`: at the end)."""
+        sim = self._cases.get(case_id)
+        return sim.case if sim is not None else None
+
+    def _history(self, sim: _Sim, at: datetime) -> CustomerHistory:
+        customer = self._customers.setdefault(sim.customer_id, _Customer())
+        start = at - self._window
+        times = tuple(t for t in customer.concessions if start < t <= at)
+        return CustomerHistory(concession_times=times, previous_owner_id=customer.owner or sim.recorded_owner)
+
+    def _command(self, sim: _Sim, item: _Item) -> AnyCommand | None:
+        step, at = item.step, item.at
+        if item.kind == "timer":
+            assert item.timer is not None
+            sim.scheduled.discard(item.timer)
+            return FireTimer(kind=item.timer[0], due_at=item.timer[1], history=self._history(sim, at))
+        assert step is not None
+        if step.kind == "complaint":
+            assert step.complaint is not None
+            known = sim.charge is not None and sim.charge_at is not None and sim.charge_at <= at
+            charge = sim.charge if known else None
+            return FileComplaint(complaint=step.complaint, charge=charge, history=self._history(sim, at))
+        if step.kind == "charge":
+            # The application hands a charge only to cases waiting for it (rm_awaiting_charge):
+            # one that stopped waiting under the candidate policy does not hear of it.
+            if sim.case is None or sim.case.status != "awaiting_charge" or sim.charge is None:
+                return None
+            return ChargeArrived(charge=sim.charge, history=self._history(sim, at))
+        if sim.case is None or sim.case.status != "escalated":
+            sim.skipped += 1  # decided without a person under the candidate policy
+            return None
+        return step.agent
+
+    def _handle(self, sim: _Sim, item: _Item) -> None:
+        command = self._command(sim, item)
+        produced = self._decide(sim, command, item.at) if command is not None else []
+        step = item.step if item.timer is None else sim.timer_steps.get(item.timer)
+        recorded = step.policy_decision if step is not None else None
+        decided = any(isinstance(e, DecisionMade) for e in produced)
+        if recorded is not None and not decided and sim.case is not None and sim.case.status == "escalated":
+            # Decided by the policy in force here, left to a person by the candidate.
+            assumed = agent_command(recorded, ASSUMED_AGENT)
+            if assumed.remedies:
+                sim.assumed += 1
+                self._decide(sim, assumed, item.at)
+        self._schedule(sim, item)
+
+    def _decide(self, sim: _Sim, command: AnyCommand, at: datetime) -> list[EventData]:
+        try:
+            produced = decide(sim.case, command, at, self.policy, self.roster)
+        except CommandRejected:
+            return []
+        customer = self._customers.setdefault(sim.customer_id, _Customer())
+        for event in produced:
+            sim.case = apply(sim.case, event)
+            sim.builder.add(event.TYPE, event.model_dump(mode="json", exclude_none=True))
+            if isinstance(event, DecisionMade) and is_concession(event):
+                customer.concessions.append(event.decided_at)
+            elif isinstance(event, CaseOpened):
+                customer.owner = event.case_owner.id
+        return produced
+
+    def _schedule(self, sim: _Sim, item: _Item) -> None:
+        if sim.case is None:
+            return
+        for timer in pending_timers(sim.case, self.policy):
+            key = (timer.kind, timer.due_at)
+            if key in sim.scheduled:
+                continue
+            fired = sim.fired.get(key)
+            at, position = fired if fired is not None else (timer.due_at, math.inf)
+            if (at, position) < (item.at, item.position):
+                at, position = max(timer.due_at, item.at), math.inf
+            if at > self.horizon:
+                continue
+            sim.scheduled.add(key)
+            self._push(at, position, sim.case_id, "timer", timer=key)
+
+    def _result(self, case_id: str, before: OutcomeBuilder) -> CaseResult:
+        sim = self._cases.get(case_id)
+        after = sim.builder if sim is not None else OutcomeBuilder()
+        return CaseResult(
+            case_id=case_id,
+            customer_id=before.customer_id,
+            filed_at=before.filed_at,
+            currency=before.currency,
+            before=before.finish(),
+            after=after.finish(),
+            assumed_person=sim.assumed if sim else 0,
+            person_skipped=sim.skipped if sim else 0,
+        )
+
+
+def simulate(
+    cases: Iterable[RecordedCase],
+    policy: Policy,
+    roster: Roster,
+    horizon: datetime,
+    prior_concessions: Mapping[str, Sequence[datetime]] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[CaseResult]:
+    """Re-decide ``cases`` under ``policy``; one :class:`CaseResult` per case."""
+    sim = Simulation(policy, roster, horizon, prior_concessions)
+    for case in cases:
+        sim.add(case)
+    return sim.run(progress)
