@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.common.clock import ManualClock
 from services.common.contract import encode
@@ -30,16 +31,22 @@ def _ctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 
 
-async def _handled(pool: asyncpg.Pool, ids: list[str], timeout: float = 60) -> None:
-    """Until the notifier's inbox holds every id (it took each replayed message in)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen = await pool.fetchval(
-            "SELECT count(*) FROM inbox WHERE consumer = 'notifier-service' AND message_id = ANY($1::text[])", ids
-        )
-        if seen == len(ids):
-            return
-        await asyncio.sleep(0.3)
+async def _consumed(bootstrap: str, group: str, topic: str, count: int, timeout: float = 60) -> None:
+    """Until ``group`` has committed offsets past ``count`` messages of the fresh ``topic``
+    (the notifier took every replayed message in and let it go: replays skip the inbox)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the cluster's metadata
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        assert partitions, f"no partitions known for {topic}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum([await consumer.committed(tp) or 0 for tp in partitions]) >= count:
+                return
+            await asyncio.sleep(0.3)
+    finally:
+        await consumer.stop()
     raise AssertionError("the notifier did not take in every replayed decision")
 
 
@@ -72,7 +79,8 @@ async def test_replayed_decisions_reach_the_topic_and_the_notifier_sends_no_seco
             replayed = await topic.wait_count(lambda e: True, len(decisions))
             assert all(e["replay"] is True for e in replayed)
             assert {e["id"] for e in replayed if e["type"] == "recovery.decision.made.v1"} == set(decisions)
-            await _handled(pool, decisions)
+            await _consumed(boot, settings_env["NOTIFIER_GROUP_ID"], settings_env["TOPIC_DECISIONS"], len(replayed))
+            assert await pool.fetchval("SELECT count(*) FROM inbox WHERE consumer = 'notifier-service'") == 0
             await notes.settle(2)
             assert [e for e in notes.events if e["type"] == REQUESTED] == []
 
