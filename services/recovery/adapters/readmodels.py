@@ -24,8 +24,9 @@ NO_HISTORY = CustomerHistory()  # shared by every first-time customer (the model
 
 
 async def charge_facts(conn: asyncpg.Connection, charges: Sequence[ChargePosted]) -> dict[str, ChargeFacts]:
-    """Facts for ``charges`` with the usual amounts, computed from the history BEFORE them
-    (the customer's other charges of the kind; all customers' for cross-customer kinds)."""
+    """Facts for ``charges`` with the usual amounts: the median of the customer's other charges
+    of the kind recorded so far (of all customers' for cross-customer kinds). What a decision
+    read is recorded on its case (``ChargeLinked``), so a replay needs no query."""
     if not charges:
         return {}
     keys = {(c.customer_id, c.kind, c.currency) for c in charges}
@@ -194,6 +195,7 @@ async def upsert_cases(
            ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
                owner_id = EXCLUDED.owner_id, priority = EXCLUDED.priority,
                assignee = EXCLUDED.assignee, reason = EXCLUDED.reason,
+               sla_deadline = EXCLUDED.sla_deadline,
                due_by = EXCLUDED.due_by, contacts = EXCLUDED.contacts,
                updated_at = EXCLUDED.updated_at, decided_at = EXCLUDED.decided_at,
                decided_by = EXCLUDED.decided_by, rule = EXCLUDED.rule,

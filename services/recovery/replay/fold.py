@@ -6,7 +6,7 @@ decision); a rebuild writes once a page. Three things make that give the same ro
 
 - ``rm_cases.updated_at`` is the batch's ``now`` live; every case event the batch appended
   carries that very time, so a rebuild takes the time of the case's last event.
-- Columns the live upsert never updates (``sla_deadline``, ``opened_at`` and the other
+- Columns the live upsert never updates (``opened_at`` and the other
   identity columns) keep the values of the case's first transaction: a case opened in this
   page and touched again by a later transaction is written twice, as of the end of its first
   transaction and as of now. Events of one transaction share ``recorded_at``, and pages end
