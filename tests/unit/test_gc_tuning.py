@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.common.gc_tuning import YOUNG_THRESHOLD, tune_for_throughput
+from services.common.gc_tuning import YOUNG_THRESHOLD, paused_for_batch, tune_for_throughput
 
 
 @pytest.fixture
@@ -25,3 +25,19 @@ def test_tuning_freezes_start_up_objects_and_raises_only_the_young_threshold() -
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == (YOUNG_THRESHOLD, older, oldest)
     assert gc.isenabled()  # cycles are still collected
+
+
+def test_no_collection_while_batches_are_in_hand_and_again_after_the_last() -> None:
+    assert gc.isenabled()
+    with paused_for_batch():
+        assert not gc.isenabled()
+        with paused_for_batch():  # a second batch (the timers) overlapping the first
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_a_failed_batch_turns_collection_back_on() -> None:
+    with pytest.raises(RuntimeError), paused_for_batch():
+        raise RuntimeError("the batch failed")
+    assert gc.isenabled()

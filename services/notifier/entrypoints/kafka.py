@@ -21,6 +21,7 @@ from services.common.contract.events import (
     EmailFailed,
     EmailRequested,
 )
+from services.common.gc_tuning import paused_for_batch
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger
 from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, records_of
@@ -70,7 +71,8 @@ def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastSt
     async def on_batch(body: Any, message: KafkaMessage) -> None:
         records = records_of(message)
         try:
-            await runtime.require_service().handle_records(records)
+            with paused_for_batch():
+                await runtime.require_service().handle_records(records)
         except Exception:
             log.exception("batch.failed", records=len(records))
             await asyncio.sleep(1)  # back off; the batch is redelivered (NACK_ON_ERROR)

@@ -28,6 +28,7 @@ from services.common.contract.events import (
     SlaBreached,
     SlaWarning,
 )
+from services.common.gc_tuning import paused_for_batch
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger
 from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, records_of
@@ -110,7 +111,8 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
         records = records_of(message)
         started = time.perf_counter()
         try:
-            result = await runtime.require_service().handle_records(records)
+            with paused_for_batch():
+                result = await runtime.require_service().handle_records(records)
         except Exception:
             log.exception("batch.failed", records=len(records))
             await asyncio.sleep(1)  # back off; the batch is redelivered (NACK_ON_ERROR)
