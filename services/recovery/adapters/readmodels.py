@@ -139,10 +139,11 @@ async def project(
         elif isinstance(data, DecisionMade) and is_concession(data):
             concessions.append((data.customer.id, data.case_id, data.decided_at))
     if charge_rows:
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO rm_charges (charge_id, customer_id, kind, amount, currency, product_type,"
-            " order_id, posted_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (charge_id) DO NOTHING",
-            charge_rows,
+            " order_id, posted_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[],"
+            " $5::text[], $6::text[], $7::text[], $8::timestamptz[]) ON CONFLICT (charge_id) DO NOTHING",
+            *_columns(charge_rows, 8),
         )
     if refunds:
         await conn.executemany(
@@ -150,9 +151,10 @@ async def project(
             refunds,
         )
     if concessions:
-        await conn.executemany(
-            "INSERT INTO rm_concessions (customer_id, case_id, decided_at) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
-            concessions,
+        await conn.execute(
+            "INSERT INTO rm_concessions (customer_id, case_id, decided_at)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) ON CONFLICT DO NOTHING",
+            *_columns(concessions, 3),
         )
     await upsert_cases(conn, list(cases), versions, policy, now)
 
@@ -187,11 +189,14 @@ async def upsert_cases(
         if c.awaiting_charge_until is not None and c.charge_id and not c.is_decided:
             awaiting.append((c.charge_id, c.case_id))
     ids = [c.case_id for c in cases]
-    await conn.executemany(
+    await conn.execute(
         """INSERT INTO rm_cases (case_id, customer_id, complaint_id, category, status, owner_id,
                priority, assignee, reason, sla_deadline, due_by, contacts, opened_at, updated_at,
                decided_at, decided_by, rule, outcome, within_sla, version)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+               $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
+               $11::timestamptz[], $12::int[], $13::timestamptz[], $14::timestamptz[],
+               $15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::bool[], $20::int[])
            ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
                owner_id = EXCLUDED.owner_id, priority = EXCLUDED.priority,
                assignee = EXCLUDED.assignee, reason = EXCLUDED.reason,
@@ -201,19 +206,33 @@ async def upsert_cases(
                decided_by = EXCLUDED.decided_by, rule = EXCLUDED.rule,
                outcome = EXCLUDED.outcome, within_sla = EXCLUDED.within_sla,
                version = EXCLUDED.version""",
-        rows,
+        *_columns(rows, 20),
     )
-    await conn.executemany(
-        "INSERT INTO rm_customer_owners (customer_id, owner_id) VALUES ($1, $2)"
+    # One row per customer (a statement may not update a row twice): the last case's owner,
+    # as one statement per case would have left it.
+    last_owner = dict(owners)
+    await conn.execute(
+        "INSERT INTO rm_customer_owners (customer_id, owner_id) SELECT * FROM unnest($1::text[], $2::text[])"
         " ON CONFLICT (customer_id) DO UPDATE SET owner_id = EXCLUDED.owner_id",
-        owners,
-    )
+        list(last_owner), list(last_owner.values()),
+    )  # fmt: skip
     await conn.execute("DELETE FROM rm_timers WHERE case_id = ANY($1::text[])", ids)
     await conn.execute("DELETE FROM rm_awaiting_charge WHERE case_id = ANY($1::text[])", ids)
     if timers:
-        await conn.executemany("INSERT INTO rm_timers (case_id, kind, due_at) VALUES ($1,$2,$3)", timers)
-    if awaiting:
-        await conn.executemany(
-            "INSERT INTO rm_awaiting_charge (charge_id, case_id) VALUES ($1,$2) ON CONFLICT DO NOTHING",
-            awaiting,
+        await conn.execute(
+            "INSERT INTO rm_timers (case_id, kind, due_at)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])",
+            *_columns(timers, 3),
         )
+    if awaiting:
+        await conn.execute(
+            "INSERT INTO rm_awaiting_charge (charge_id, case_id) SELECT * FROM unnest($1::text[], $2::text[])"
+            " ON CONFLICT DO NOTHING",
+            *_columns(awaiting, 2),
+        )
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column: the arrays of one ``INSERT ... SELECT FROM unnest(...)``,
+    a single statement for the whole batch instead of one per row."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
