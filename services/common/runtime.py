@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from fastapi import FastAPI
 from faststream import FastStream
 from faststream.kafka import KafkaMessage
@@ -52,6 +54,10 @@ def batch_subscriber_options(settings: CommonSettings, group_id: str, max_record
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "max_partition_fetch_bytes": settings.kafka_max_request_size,
         "decoder": _raw,
+        # Range first: partition i of every topic to the same instance, so a customer's
+        # charges and complaints (both keyed by customer id) meet in one process. Round
+        # robin stays listed so a rolling upgrade can form a group with older instances.
+        "partition_assignment_strategy": (RangePartitionAssignor, RoundRobinPartitionAssignor),
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
 
