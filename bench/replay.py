@@ -12,6 +12,7 @@ from bench.registry import Context, Row
 from services.common.clock import ManualClock
 from services.common.contract import encode, new_event
 from services.common.contract.events import ChargePosted, ComplaintFiled
+from services.common.gc_tuning import tune_for_throughput
 from services.common.records import InboundRecord
 from services.recovery.application import RecoveryService
 from services.recovery.domain.policy import load_policy
@@ -89,6 +90,7 @@ async def run(ctx: Context) -> list[Row]:
     finally:
         await pool.close()
     rows: list[Row] = []
+    tune_for_throughput()  # as `recoveryctl replay rebuild` does
     folded, seconds = await _fold_only(url, 5000)
     rows.append(Row(f"fold only: read + decode + apply, {folded:,} events", folded / seconds, "events/s",
                     "pages of 5,000 in global order, read then folded in turn; no writes"))  # fmt: skip

@@ -17,6 +17,7 @@ from decimal import Decimal
 from bench.registry import Context, Row
 from bench.whatif_history import START, advance, play, timeline
 from services.common.clock import ManualClock
+from services.common.gc_tuning import tune_for_throughput
 from services.recovery.application import RecoveryService
 from services.recovery.domain import Policy, load_policy, load_roster
 from services.recovery.whatif import WhatIf, what_if
@@ -56,6 +57,7 @@ async def run(ctx: Context) -> list[Row]:
         recorded_s = time.perf_counter() - started
     events = await ctx.pool.fetchval("SELECT count(*) FROM events")
     cases = len(story.scenarios)
+    tune_for_throughput()  # as `recoveryctl whatif` does
     same, same_s = await _what_if(ctx, load_policy(), "shipped policy", story.complaints, cases)
     shipped = load_policy()
     usd = shipped.limits["USD"].model_copy(update={"micro_claim_limit": Decimal("5.00")})

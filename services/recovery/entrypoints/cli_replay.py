@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from services.common.gc_tuning import tune_for_throughput
 from services.recovery.settings import RecoverySettings
 
 replay_app = typer.Typer(help="Rebuild read models or re-publish stored events.", no_args_is_help=True)
@@ -82,6 +83,7 @@ def rebuild(
                       f"{resumed}; swap took {outcome.swap_attempts} attempt(s)")  # fmt: skip
 
     try:
+        tune_for_throughput()  # a long fold over many live objects: see services/common/gc_tuning.py
         asyncio.run(go())
     except RebuildError as exc:
         raise _fail(str(exc)) from None

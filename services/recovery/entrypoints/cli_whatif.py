@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from services.common.contract.money import quantize
 from services.common.db import create_pool
+from services.common.gc_tuning import tune_for_throughput
 from services.recovery.domain.errors import ConfigError
 from services.recovery.domain.policy import Policy, load_policy
 from services.recovery.domain.roster import Roster, load_roster
@@ -72,6 +73,7 @@ def whatif(
     except ConfigError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
+    tune_for_throughput()  # a long fold over many live objects: see services/common/gc_tuning.py
     result = asyncio.run(_run(settings, candidate, roster, start, end, overrides))
     render_terminal(result.summary, console)
     if html is not None:
