@@ -17,7 +17,7 @@ from datetime import datetime
 import asyncpg
 
 from services.common.clock import Clock
-from services.common.contract import CloudEvent, Event, EventData
+from services.common.contract import CloudEvent, ContractError, Event, EventData, encode
 from services.common.contract.events import (
     CaseEscalated,
     CaseOpened,
@@ -31,7 +31,7 @@ from services.common.contract.events import (
 )
 from services.common.eventstore import ANY_VERSION, AppendRequest
 from services.common.eventstore.postgres import append_on
-from services.common.kafka import decode_batch
+from services.common.kafka import dead_letter, decode_batch
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event
@@ -86,7 +86,7 @@ class NotifierService:
             else:
                 good.append(event)
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._handle(conn, good, self.clock(), result)
+            dead += await self._handle(conn, good, self.clock(), result)
             if dead:
                 topic = self.settings.topic("dlq")
                 await enqueue(conn, RELAY, [outbox_message(d, topic) for d in dead])
@@ -99,7 +99,8 @@ class NotifierService:
         events: list[Event[EventData]],
         now: datetime,
         result: BatchResult,
-    ) -> None:
+    ) -> list[CloudEvent]:
+        """Handle the batch; return dead letters for decisions no email could be made for."""
         fresh = await claim_inbox(conn, CONSUMER, [e.envelope.id for e in events])
         todo: list[Event[EventData]] = []
         for e in events:
@@ -109,10 +110,20 @@ class NotifierService:
         result.duplicates = len(events) - len(todo)
         result.accepted = len(todo)
         published: list[CloudEvent] = []
+        unsendable: list[CloudEvent] = []
+        unsent: list[str] = []
         for e in todo:
             data = e.data
             if isinstance(data, (DecisionMade, CaseEscalated)):
-                ev = await self._request(conn, e.envelope, data, now)
+                try:
+                    ev = await self._request(conn, e.envelope, data, now)
+                except TemplateSetError as exc:
+                    # Not dropped: the decision goes to the dead-letter topic with the reason,
+                    # to be sent again (not as a replay) once the templates are fixed.
+                    log.error("notification.template_failed", event_id=e.envelope.id, error=str(exc))
+                    unsendable.append(self._unsendable(e.envelope, exc, now))
+                    unsent.append(e.envelope.id)
+                    continue
                 if ev is not None:
                     published.append(ev)
             elif isinstance(data, (EmailDelivered, EmailFailed)):
@@ -121,6 +132,19 @@ class NotifierService:
         if published:
             topic = self.settings.topic("notifications")
             await enqueue(conn, RELAY, [outbox_message(ev, topic) for ev in published])
+        if unsendable:
+            # Out of the inbox again, so the decision sent once more is handled, not skipped.
+            await conn.execute(
+                "DELETE FROM inbox WHERE consumer = $1 AND message_id = ANY($2::text[])",
+                CONSUMER, unsent,
+            )  # fmt: skip
+        return unsendable
+
+    def _unsendable(self, cause: CloudEvent, exc: TemplateSetError, now: datetime) -> CloudEvent:
+        error = ContractError("rejected", f"no apology email could be rendered: {exc}")
+        return dead_letter(error, topic=self.settings.topic("decisions"), partition=None, offset=None,
+                           key=cause.subject.encode() if cause.subject else None, value=encode(cause),
+                           source=self.source, now=now)  # fmt: skip
 
     async def _request(
         self,
@@ -129,12 +153,9 @@ class NotifierService:
         data: DecisionMade | CaseEscalated,
         now: datetime,
     ) -> CloudEvent | None:
-        """Compose, append and record the email request; the event if it is new, else None."""
-        try:
-            req = compose(cause, data, self.templates)
-        except TemplateSetError as exc:
-            log.error("notification.template_failed", event_id=cause.id, error=str(exc))
-            return None
+        """Compose, append and record the email request; the event if it is new, else None.
+        Raises :class:`TemplateSetError` when the templates cannot render it."""
+        req = compose(cause, data, self.templates)
         if req is None:
             log.info("notification.none", event_id=cause.id, type=cause.type)
             return None
