@@ -161,9 +161,7 @@ class RecoveryService:
         """
         # Cases of this batch waiting for a charge that another transaction has recorded.
         waiting = {
-            cid: c.charge_id
-            for cid, c in w.cases.items()
-            if c is not None and c.status == "awaiting_charge" and c.charge_id is not None
+            cid: c.charge_id for cid, c in w.cases.items() if c is not None and c.listens_for_charge and c.charge_id
         }
         posted = await readmodels.posted_charges(conn, waiting.values())
         facts = await readmodels.charge_facts(conn, list(posted.values()))
@@ -180,7 +178,7 @@ class RecoveryService:
         for charge_id, case_ids in found.items():
             for cid in case_ids:
                 case = w.cases.get(cid)
-                if case is not None and case.status == "awaiting_charge":
+                if case is not None and case.listens_for_charge:
                     self._charge_arrived(w, cid, facts[charge_id], by_id[charge_id].envelope.id)
 
     def _charge_arrived(self, w: _Work, cid: str, charge: ChargeFacts, cause: str) -> None:

@@ -244,3 +244,31 @@ async def test_recoveryctl_whatif_writes_the_reports(
                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert bad.returncode == 2
     assert "cannot be read" in bad.stdout
+
+
+async def test_a_charge_that_comes_after_the_wait_ran_out_is_linked_in_the_simulation_too(
+    pool: asyncpg.Pool, common_settings: CommonSettings
+) -> None:
+    """The wait for the charge runs out into an escalation; the charge comes later and is
+    linked live (the case still listens for it); the breach fallback then decides with it.
+    The simulation must hand the charge over just the same to reproduce the case."""
+    from tests.integration.test_charge_race import CHARGE, COMPLAINT, NOW
+
+    clock = ManualClock(NOW)
+    service = RecoveryService(pool, common_settings, load_policy(), load_roster(), clock)
+    await service.handle_records([COMPLAINT])  # filed 5 min ago; the charge is not there yet
+    await advance(service, clock, NOW + timedelta(minutes=12), timedelta(seconds=3))  # wait ran out
+    clock.now = NOW + timedelta(minutes=30)
+    await service.handle_records([CHARGE])
+    await advance(service, clock, NOW + timedelta(hours=12), timedelta(seconds=3))  # SLA breach, fallback
+    kinds = [
+        r[0]
+        for r in await pool.fetch(
+            "SELECT event_type FROM events WHERE stream_id LIKE 'case-%' ORDER BY global_position"
+        )
+    ]
+    assert kinds.index("recovery.case.charge_linked.v1") < kinds.index("recovery.decision.made.v1"), kinds
+    assert "recovery.case.escalated.v1" in kinds
+
+    run = await _run(pool, load_policy())
+    assert (run.summary.changed, run.summary.exact, run.summary.cases) == (0, 1, 1)

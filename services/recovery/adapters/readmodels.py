@@ -186,7 +186,7 @@ async def upsert_cases(
         )  # fmt: skip
         owners.append((c.customer_id, c.owner.id))
         timers.extend((c.case_id, t.kind, t.due_at) for t in pending_timers(c, policy))
-        if c.awaiting_charge_until is not None and c.charge_id and not c.is_decided:
+        if c.listens_for_charge and c.charge_id:
             awaiting.append((c.charge_id, c.case_id))
     ids = [c.case_id for c in cases]
     await conn.execute(

@@ -156,6 +156,13 @@ class Case(BaseModel):
         """True once a decision closed the case (until a repeat contact reopens it)."""
         return self.status == "decided"
 
+    @property
+    def listens_for_charge(self) -> bool:
+        """True while the arrival of the case's charge must be told to it: it waited for the
+        charge and is not decided (a wait that ran out into an escalation still wants the
+        charge linked, for the person or the breach fallback)."""
+        return self.awaiting_charge_until is not None and self.charge_id is not None and not self.is_decided
+
 
 def _evolve(case: Case, update: dict[str, object]) -> Case:
     """``case.model_copy(update=update)`` without the generic copy machinery: ``apply`` runs

@@ -309,9 +309,10 @@ class Simulation:
             charge = sim.charge if known else None
             return FileComplaint(complaint=step.complaint, charge=charge, history=self._history(sim, at))
         if step.kind == "charge":
-            # The application hands a charge only to cases waiting for it (rm_awaiting_charge):
-            # one that stopped waiting under the candidate policy does not hear of it.
-            if sim.case is None or sim.case.status != "awaiting_charge" or sim.charge is None:
+            # The application hands a charge only to cases listening for it (rm_awaiting_charge:
+            # waited for it and not decided, escalated or not); one the candidate policy has
+            # decided meanwhile does not hear of it.
+            if sim.case is None or not sim.case.listens_for_charge or sim.charge is None:
                 return None
             return ChargeArrived(charge=sim.charge, history=self._history(sim, at))
         if sim.case is None or sim.case.status != "escalated":

@@ -220,11 +220,13 @@ def test_a_shorter_charge_wait_decides_without_the_charge_that_came_later() -> N
     results = _by_id(sim.run())
     late = results[ids["late_charge"]]
     assert (late.before.label, late.after.label) == ("failed-delivery", "escalated:charge_not_found")
-    # As the application does, the charge goes only to a case still waiting for it; at the
-    # moment the policy in force decided, a person is assumed to grant the same.
+    # As the application does, the charge that comes after the wait ran out is still linked
+    # to the escalated case (it listens until decided); at the moment the policy in force
+    # decided, a person is assumed to grant the same.
     final = sim.case(ids["late_charge"])
     assert final is not None
-    assert final.charge is None
+    assert final.charge is not None
+    assert final.charge.charge_id == final.charge_id
     assert (late.after.decided_by, late.after.money) == (f"agent:{ASSUMED_AGENT}", late.before.money)
     assert (late.before.escalations, late.after.escalations, late.assumed_person) == (0, 1, 1)
 
