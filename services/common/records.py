@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.common.contract import CloudEvent, EventData
+from services.common.contract import CloudEvent, EventData, new_event
 from services.common.contract.ids import uuid5_str
 from services.common.eventstore import NewEvent, RecordedEvent
 
@@ -84,13 +84,7 @@ def envelope(
     correlation_id: str | None,
     causation_id: str | None,
 ) -> CloudEvent:
-    return CloudEvent(
-        id=event_id,
-        source=source,
-        type=data.TYPE,
-        time=time,
-        subject=subject,
-        data=data.model_dump(mode="json", exclude_none=True),
-        correlationid=correlation_id,
-        causationid=causation_id,
-    )
+    """:func:`~services.common.contract.new_event` with the id required: the services derive
+    every id they record (:func:`derived_event_id`), so a redelivery records nothing new."""
+    return new_event(data, source=source, time=time, subject=subject, correlation_id=correlation_id,
+                     causation_id=causation_id, event_id=event_id)  # fmt: skip
