@@ -31,3 +31,9 @@ async def create_pool(settings: CommonSettings) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(**pool_kwargs(settings))
     assert pool is not None
     return pool
+
+
+async def connect(settings: CommonSettings) -> asyncpg.Connection:
+    """One connection (for the command line) with the DSN and TLS the pool uses; no command
+    timeout (a migration or a rebuild page may take longer than a service's statements)."""
+    return await asyncpg.connect(settings.database_dsn(), ssl=settings.database_ssl())

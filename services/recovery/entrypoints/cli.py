@@ -100,10 +100,11 @@ def demo(
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (DATABASE_URL)."""
+    from services.common.db import connect
     from services.common.migrate import migrate as run_migrations
 
     async def go() -> list[str]:
-        conn = await asyncpg.connect(RecoverySettings().database_dsn())
+        conn = await connect(RecoverySettings())
         try:
             return await run_migrations(conn)
         finally:

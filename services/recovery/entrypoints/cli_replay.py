@@ -7,12 +7,12 @@ import asyncio
 import time
 from typing import Annotated
 
-import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from services.common.db import connect
 from services.common.gc_tuning import tune_for_throughput
 from services.recovery.settings import RecoverySettings
 
@@ -27,10 +27,6 @@ PROJECTION_HELP = (
 def _bar() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console)  # fmt: skip
-
-
-async def _connect(settings: RecoverySettings) -> asyncpg.Connection:
-    return await asyncpg.connect(settings.database_dsn(), ssl=settings.database_ssl())
 
 
 def _fail(message: str) -> typer.Exit:
@@ -57,7 +53,7 @@ def rebuild(
         raise _fail(str(exc)) from None
 
     async def go() -> None:
-        conn = await _connect(settings)
+        conn = await connect(settings)
         try:
             head = int(await conn.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
         finally:
@@ -69,7 +65,7 @@ def rebuild(
             def step(p: Step) -> None:
                 bar.update(task, completed=p.position, total=max(head, p.head))
 
-            outcome = await Rebuild(lambda: _connect(settings), load_policy(settings.recovery_policy_file), chosen,
+            outcome = await Rebuild(lambda: connect(settings), load_policy(settings.recovery_policy_file), chosen,
                                     page_size=page_size, restart=restart, on_page=step).run()  # fmt: skip
         seconds = time.perf_counter() - started
         table = Table(title="Rebuilt and swapped in")
@@ -116,7 +112,7 @@ def publish(
         raise _fail(str(exc)) from None
 
     async def go() -> tuple[dict[str, int], replay.Published | None]:
-        conn = await _connect(settings)
+        conn = await connect(settings)
         try:
             counts = await replay.count(conn, selection)
             if dry_run or not counts:
