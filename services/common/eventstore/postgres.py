@@ -47,7 +47,9 @@ def _row(r: asyncpg.Record) -> RecordedEvent:
 
 
 row_to_event = _row
-"""A row with the columns of ``_COLUMNS``, in that order, as a :class:`RecordedEvent`."""
+"""A row of :data:`SELECT_EVENTS` as a :class:`RecordedEvent`."""
+SELECT_EVENTS = _SELECT
+"""``SELECT <every column, in the order row_to_event reads them> FROM events``: add a WHERE."""
 
 
 def _json(value: dict[str, Any]) -> str:

@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from services.common.eventstore.postgres import row_to_event
+from services.common.eventstore.postgres import SELECT_EVENTS, row_to_event
 from services.common.outbox import outbox_message
 from services.common.records import to_cloudevent
 from services.common.relay import Producer
 from services.common.settings import CommonSettings
 from services.recovery.application import REGISTRY
 from services.recovery.replay.window import Selection
-
-_COLUMNS = "global_position, stream_id, version, event_id, event_type, data, metadata, occurred_at, recorded_at"
 
 
 @dataclass
@@ -58,9 +56,7 @@ async def publish(
     while True:
         where, args = selection.where(done.position)
         args.append(page_size)
-        rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY global_position LIMIT ${len(args)}", *args
-        )
+        rows = await conn.fetch(f"{SELECT_EVENTS} WHERE {where} ORDER BY global_position LIMIT ${len(args)}", *args)
         if not rows:
             return done
         futures = []
