@@ -91,6 +91,8 @@ class _Work:
     published: list[CloudEvent] = field(default_factory=list)
     histories: dict[str, CustomerHistory] = field(default_factory=dict)
     charges: dict[str, ChargeFacts] = field(default_factory=dict)
+    # The charges this batch posts: their facts and the id of the message that brought each.
+    posted: dict[str, tuple[ChargeFacts, str]] = field(default_factory=dict)
     result: BatchResult = field(default_factory=BatchResult)
 
 
@@ -146,11 +148,11 @@ class RecoveryService:
             assert isinstance(e.data, ComplaintFiled)
             self._on_complaint(w, e.envelope, e.data)
         await lock_appends(conn)
-        await self._meet_charges(conn, w, charges)
+        await self._meet_charges(conn, w)
         await self._commit(conn, w)
         return w.result
 
-    async def _meet_charges(self, conn: asyncpg.Connection, w: _Work, charges: list[Event[EventData]]) -> None:
+    async def _meet_charges(self, conn: asyncpg.Connection, w: _Work) -> None:
         """Close the race between a complaint and its charge handled by two instances at once.
 
         Each transaction read the other's half before either committed: the complaint's found
@@ -169,17 +171,13 @@ class RecoveryService:
             if charge_id in facts:
                 self._charge_arrived(w, cid, facts[charge_id], f"charge:{charge_id}")
         # Cases another transaction set waiting for a charge that this batch records.
-        by_id = {e.data.charge_id: e for e in charges if isinstance(e.data, ChargePosted)}
-        found = await readmodels.cases_awaiting(conn, by_id)
-        if not found:
-            return
+        found = await readmodels.cases_awaiting(conn, w.posted)
         await self._load_cases(conn, w, [c for ids in found.values() for c in ids])
-        facts = await readmodels.charge_facts(conn, [by_id[i].data for i in found])  # type: ignore[misc]
         for charge_id, case_ids in found.items():
             for cid in case_ids:
                 case = w.cases.get(cid)
                 if case is not None and case.listens_for_charge:
-                    self._charge_arrived(w, cid, facts[charge_id], by_id[charge_id].envelope.id)
+                    self._charge_arrived(w, cid, *w.posted[charge_id])
 
     def _charge_arrived(self, w: _Work, cid: str, charge: ChargeFacts, cause: str) -> None:
         case = w.cases.get(cid)
@@ -220,8 +218,9 @@ class RecoveryService:
     async def _on_charges(self, conn: asyncpg.Connection, w: _Work, charges: list[Event[EventData]]) -> None:
         if not charges:
             return
-        posted = [e.data for e in charges if isinstance(e.data, ChargePosted)]
-        facts = await readmodels.charge_facts(conn, posted)
+        posted = [e for e in charges if isinstance(e.data, ChargePosted)]
+        facts = await readmodels.charge_facts(conn, [e.data for e in posted])  # type: ignore[misc]
+        w.posted = {e.data.charge_id: (facts[e.data.charge_id], e.envelope.id) for e in posted}  # type: ignore[attr-defined]
         for e in charges:
             stream = charge_stream(e.data.charge_id)  # type: ignore[attr-defined]
             w.requests.append(AppendRequest(stream, None, [to_new_event(e.envelope)]))
@@ -235,12 +234,11 @@ class RecoveryService:
                     w.requests.append(AppendRequest(stream, None, [to_new_event(ev)]))
                     w.published.append(ev)
                     w.result.flagged += 1
-        waiting = await readmodels.cases_awaiting(conn, facts)
+        waiting = await readmodels.cases_awaiting(conn, w.posted)
         await self._load_cases(conn, w, [c for ids in waiting.values() for c in ids])
         for charge_id, case_ids in waiting.items():
-            cause = next(e.envelope.id for e in charges if e.data.charge_id == charge_id)  # type: ignore[attr-defined]
             for cid in case_ids:
-                self._charge_arrived(w, cid, facts[charge_id], cause)
+                self._charge_arrived(w, cid, *w.posted[charge_id])
 
     def _on_complaint(self, w: _Work, env: CloudEvent, complaint: ComplaintFiled) -> None:
         cid = case_id_for(complaint)
