@@ -3,23 +3,20 @@ with the service as a real process on the real broker and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.registry import Context, Row
-from bench.services import Collector, percentile, produce, service_env, start, stop
+from bench.services import Collector, produce, service_env, start, stop
 
 NAME = "recovery"
-DESCRIPTION = "recovery-service: decisions/s on a backlog, and latency at a fixed offered rate"
+DESCRIPTION = "recovery-service: decisions/s on a backlog of complaints waiting in Kafka"
 ORDER = 30
 NOW = datetime.now(UTC)
 
 
-def _pair(i: int, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def complaint_pair(i: int, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
     cust, charge = f"{tag}-c{i}", f"{tag}-ch{i}"
     kind = ("delivery_failed", "charge_disputed", "cancellation")[i % 3]
     amount = {"delivery_failed": "4.99", "charge_disputed": "2.50", "cancellation": "30.00"}[kind]
@@ -44,7 +41,7 @@ async def _backlog(ctx: Context, n: int, instances: int) -> float:
     first) waiting in Kafka for ``instances`` recovery-service processes in one group."""
     env = await service_env(ctx, f"rec{uuid.uuid4().hex[:6]}")
     boot = env["KAFKA_BOOTSTRAP_SERVERS"]
-    pairs = [_pair(i, f"b{instances}") for i in range(n)]
+    pairs = [complaint_pair(i, f"b{instances}") for i in range(n)]
     with ctx.progress("backlog into Kafka", total=2 * n) as bar:
         await produce(boot, env["TOPIC_CHARGES"], [p[0] for p in pairs])
         bar.advance(n)
@@ -69,60 +66,9 @@ async def _backlog(ctx: Context, n: int, instances: int) -> float:
 
 async def run(ctx: Context) -> list[Row]:
     n = ctx.scale(10_000, quick=2_000)
-    rate, seconds = 500, ctx.scale(10, quick=4)
-    rows = [
+    return [
         Row(f"backlog of {n:,} complaints, first to last decision", await _backlog(ctx, n, 1), "decisions/s",
             "one process; batches of up to 500 in one transaction each"),
         Row("the same backlog, two processes in one group", await _backlog(ctx, n, 2), "decisions/s",
             "scale-out on one 2-CPU machine that also runs the broker and PostgreSQL"),
     ]  # fmt: skip
-    env = await service_env(ctx, f"rec{uuid.uuid4().hex[:6]}")
-    boot = env["KAFKA_BOOTSTRAP_SERVERS"]
-    collector = Collector(boot, env["TOPIC_DECISIONS"], "recovery.decision.made.v1", "complaint_id")
-    await collector.start()
-    proc, log = start("recovery-service", env)
-    try:
-        # Warm up (group joined, connections open), then the latency at a fixed offered rate:
-        # charges first, then complaints paced at `rate`/s.
-        warm = [_pair(i, "w") for i in range(50)]
-        await produce(boot, env["TOPIC_CHARGES"], [p[0] for p in warm])
-        await produce(boot, env["TOPIC_COMPLAINTS"], [p[1] for p in warm])
-        await collector.until(len(warm), 120)
-        total = rate * seconds
-        live = [_pair(i, "l") for i in range(total)]
-        await produce(boot, env["TOPIC_CHARGES"], [p[0] for p in live])
-        await asyncio.sleep(1)  # let the service record them: complaints then find their charge
-        sent: dict[str, float] = {}
-        with ctx.progress(f"offer {rate}/s for {seconds} s", total=total) as bar:
-            import json
-
-            from aiokafka import AIOKafkaProducer
-
-            producer = AIOKafkaProducer(bootstrap_servers=boot, linger_ms=0)
-            await producer.start()
-            follower = asyncio.create_task(collector.follow())
-            t0 = time.perf_counter()
-            try:
-                for i, (_, c) in enumerate(live):
-                    due = t0 + i / rate
-                    if (wait := due - time.perf_counter()) > 0:
-                        await asyncio.sleep(wait)
-                    sent[c["data"]["complaint_id"]] = time.perf_counter()
-                    await producer.send(env["TOPIC_COMPLAINTS"], json.dumps(c).encode(), key=c["subject"].encode())
-                    bar.advance(1)
-                await producer.flush()
-            finally:
-                await producer.stop()
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
-        await collector.until(len(warm) + total, 120)
-        lat = [(collector.arrived[k] - t) * 1000 for k, t in sent.items()]
-        rows.append(Row(f"latency complaint → decision at {rate}/s, p50", percentile(lat, 50), "ms"))
-        rows.append(Row(f"latency complaint → decision at {rate}/s, p99", percentile(lat, 99), "ms"))
-    except TimeoutError as exc:
-        raise RuntimeError(f"{exc}; service log: {log}") from None
-    finally:
-        stop(proc)
-        await collector.stop()
-    return rows

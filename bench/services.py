@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,8 @@ class Collector:
 
     def __init__(self, bootstrap: str, topic: str, type_: str, key: str) -> None:
         self.type, self.key = type_, key
-        self.arrived: dict[str, float] = {}
+        self.arrived: dict[str, float] = {}  # perf_counter() when it arrived here
+        self.stamped: dict[str, float] = {}  # the event's own `time` (epoch seconds): when it was decided
         # A short fetch wait: the bundled broker holds every fetch for the whole wait, which
         # would add up to aiokafka's default 500 ms to each measured arrival.
         self._consumer = AIOKafkaConsumer(
@@ -88,8 +90,9 @@ class Collector:
         for records in batches.values():
             for r in records:
                 e = json.loads(r.value)
-                if e["type"] == self.type:
-                    self.arrived.setdefault(e["data"][self.key], now)
+                if e["type"] == self.type and e["data"][self.key] not in self.arrived:
+                    self.arrived[e["data"][self.key]] = now
+                    self.stamped[e["data"][self.key]] = datetime.fromisoformat(e["time"]).timestamp()
 
     async def follow(self) -> None:
         """Poll until cancelled: run as a task while producing, so each arrival is timed
