@@ -24,6 +24,8 @@ def pool_kwargs(settings: CommonSettings) -> dict[str, Any]:
     ssl_ctx = settings.database_ssl()
     if ssl_ctx is not None:
         kwargs["ssl"] = ssl_ctx
+    if settings.database_plan_cache_mode != "auto":
+        kwargs["server_settings"] = {"plan_cache_mode": settings.database_plan_cache_mode}
     return kwargs
 
 

@@ -58,6 +58,13 @@ class CommonSettings(BaseSettings):
     database_ssl_rootcert: str | None = None
     database_pool_min: int = Field(default=1, ge=0)
     database_pool_max: int = Field(default=8, ge=1)
+    # Plan each statement for its own parameters. PostgreSQL's default ("auto") settles on a
+    # generic plan after five runs of a prepared statement; planned while a table is young
+    # (a new deployment taking its first backlog, before autovacuum has analysed it), that
+    # plan scans the whole table and is kept until the next ANALYZE. Measured on the bundled
+    # server: 2.2 ms of PostgreSQL CPU per complaint in small batches, against 0.4 ms.
+    # "auto" sends nothing (for a pooler that refuses the startup parameter).
+    database_plan_cache_mode: Literal["force_custom_plan", "auto"] = "force_custom_plan"
 
     # --- logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -52,6 +52,16 @@ SELECT_EVENTS = _SELECT
 """``SELECT <every column, in the order row_to_event reads them> FROM events``: add a WHERE."""
 
 
+_APPEND_STATE = """
+SELECT seen.ids, heads.streams, heads.versions, tail.position, now()
+FROM (SELECT coalesce(array_agg(event_id), '{}') AS ids FROM events WHERE event_id = ANY($1::text[])) AS seen,
+     (SELECT coalesce(array_agg(stream_id), '{}') AS streams, coalesce(array_agg(version), '{}') AS versions
+      FROM (SELECT stream_id, max(version) AS version FROM events
+            WHERE stream_id = ANY($2::text[]) GROUP BY stream_id) AS v) AS heads,
+     (SELECT coalesce(max(global_position), 0) AS position FROM events) AS tail
+"""
+
+
 def _json(value: dict[str, Any]) -> str:
     # orjson: about 5x json.dumps on event data, which every append encodes. It refuses what
     # JSON allows but it does not (integers beyond 64 bits in a producer's extra fields, say):
@@ -73,23 +83,13 @@ async def append_on(conn: asyncpg.Connection, requests: Sequence[AppendRequest])
     if not events:
         return []
     await lock_appends(conn)
-    existing: set[str] = {
-        r[0]
-        for r in await conn.fetch(
-            "SELECT event_id FROM events WHERE event_id = ANY($1::text[])",
-            [e.event_id for e in events],
-        )
-    }
-    stream_ids = list({r.stream_id for r in requests})
-    versions: dict[str, int] = {
-        r[0]: r[1]
-        for r in await conn.fetch(
-            "SELECT stream_id, max(version) FROM events WHERE stream_id = ANY($1::text[]) GROUP BY stream_id",
-            stream_ids,
-        )
-    }
-    head: int = await conn.fetchval("SELECT coalesce(max(global_position), 0) FROM events")
-    now: datetime = await conn.fetchval("SELECT now()")
+    # One round trip for what the append needs to know, read under the lock (a statement
+    # after the lock's own, so its snapshot sees every append committed before it).
+    row = await conn.fetchrow(_APPEND_STATE, [e.event_id for e in events], list({r.stream_id for r in requests}))
+    existing: set[str] = set(row[0])
+    versions: dict[str, int] = dict(zip(row[1], row[2], strict=True))
+    head: int = row[3]
+    now: datetime = row[4]
     rows: list[tuple[Any, ...]] = []
     recorded: list[RecordedEvent] = []
     for request in requests:
