@@ -19,6 +19,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from services.common.contract.construct import constructor
 from services.common.contract.events import EVENT_TYPES, EventData
 
 CONTENT_TYPE = "application/cloudevents+json"
@@ -125,6 +126,9 @@ def _typed(envelope: CloudEvent, accept: frozenset[str] | None) -> Event[EventDa
     return Event[EventData](envelope=envelope, data=data)
 
 
+_new_cloudevent = constructor(CloudEvent)
+
+
 def new_event(
     data: EventData,
     *,
@@ -135,8 +139,14 @@ def new_event(
     causation_id: str | None = None,
     event_id: str | None = None,
 ) -> CloudEvent:
-    """Wrap ``data`` in an envelope with a fresh UUID id (or the one given)."""
-    return CloudEvent(
+    """Wrap ``data`` in an envelope with a fresh UUID id (or the one given).
+
+    Built without validating again: ``data`` is a model already, dumped to its JSON form,
+    and the rest are the service's own values; only the time zone is checked here.
+    """
+    if time.tzinfo is None or time.utcoffset() is None:
+        raise ValueError("an event's time must carry a time zone")
+    return _new_cloudevent(
         id=event_id or str(uuid.uuid4()),
         source=source,
         type=data.TYPE,

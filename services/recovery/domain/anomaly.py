@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from services.common.contract.events import ChargeFlagged, Reason
+from services.common.contract.events import ChargeFlagged
+from services.recovery.domain import build
 from services.recovery.domain.facts import ChargeFacts
 from services.recovery.domain.policy import Policy
 from services.recovery.domain.remedies import money_text
@@ -41,12 +42,12 @@ def assess_charge(charge: ChargeFacts, policy: Policy) -> ChargeFlagged | None:
     if usual is None or not is_anomalous(charge, policy):
         return None
     whose = "this customer's" if charge.usual_customer_amount is not None else "all customers'"
-    return ChargeFlagged(
+    return build.charge_flagged(
         charge_id=charge.charge_id,
         customer_id=charge.customer_id,
         amount=charge.amount,
         currency=charge.currency,
-        reason=Reason(
+        reason=build.reason(
             code="charge_anomaly",
             text=(
                 f"The {charge.kind} charge of {money_text(charge.amount, charge.currency)} is "

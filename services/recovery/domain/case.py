@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from services.common.contract.construct import constructor
 from services.common.contract.events import (
     CaseEscalated,
     CaseOpened,
@@ -177,7 +178,7 @@ def _evolve(case: Case, update: dict[str, object]) -> Case:
 
 
 def _opened(event: CaseOpened) -> Case:
-    return Case(
+    return constructor(Case)(
         case_id=event.case_id,
         customer_id=event.customer_id,
         category=event.category,
@@ -189,7 +190,7 @@ def _opened(event: CaseOpened) -> Case:
 def _escalated(case: Case, event: CaseEscalated) -> Case:
     update: dict[str, object] = {
         "status": "escalated",
-        "escalation": Escalation(
+        "escalation": constructor(Escalation)(
             reason=event.reason,
             priority=event.priority,
             assignee=event.assignee,

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.common.contract.events import CaseOpened, EventData
+from services.common.contract.events import EventData
+from services.recovery.domain import build
 from services.recovery.domain.agent import agent_decide
 from services.recovery.domain.anomaly import assess_charge
 from services.recovery.domain.case import Case, apply, case_id_for, fold
@@ -33,7 +34,6 @@ from services.recovery.domain.commands import (
     FlagCharge,
 )
 from services.recovery.domain.errors import CaseMismatch
-from services.recovery.domain.events import ChargeAwaited, ChargeLinked, ContactAdded
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 from services.recovery.domain.policy import Policy
 from services.recovery.domain.roster import Roster, assign_owner
@@ -78,7 +78,7 @@ def file_complaint(
         customer = complaint.customer
         owner = assign_owner(roster, customer.id, customer.locale, command.history.previous_owner_id)
         opening: list[EventData] = [
-            CaseOpened(
+            build.case_opened(
                 case_id=case_id,
                 customer_id=customer.id,
                 complaint_id=complaint.complaint_id,
@@ -86,7 +86,7 @@ def file_complaint(
                 case_owner=owner,
                 sla_deadline=complaint.filed_at + policy.sla,
             ),
-            ContactAdded(case_id=case_id, contact=1, complaint=complaint),
+            build.contact_added(case_id=case_id, contact=1, complaint=complaint),
         ]
         opened = fold(opening)
         assert opened is not None  # two events were folded
@@ -95,7 +95,7 @@ def file_complaint(
         raise CaseMismatch(f"complaint {complaint.complaint_id} belongs to case {case_id}")
     if complaint.complaint_id in case.complaint_ids:
         return []  # the same complaint delivered again
-    contact = ContactAdded(case_id=case_id, contact=case.contacts + 1, complaint=complaint)
+    contact = build.contact_added(case_id=case_id, contact=case.contacts + 1, complaint=complaint)
     after = apply(case, contact)
     return [contact, *_repeat_steps(after, charge, now, policy, roster, command.history)]
 
@@ -112,7 +112,7 @@ def _first_steps(
     if charge is None and complaint.charge_id is not None and needs_charge(complaint):
         until = complaint.filed_at + policy.charge_wait
         if now < until and not is_repeat(case, policy):
-            return [ChargeAwaited(case_id=case.case_id, charge_id=complaint.charge_id, until=until)]
+            return [build.charge_awaited(case_id=case.case_id, charge_id=complaint.charge_id, until=until)]
     return settle(case, charge, now, policy, roster, history)
 
 
@@ -129,7 +129,7 @@ def _repeat_steps(
         return settle(case, charge, now, policy, roster, history) if charge is not None or repeat else []
     events: list[EventData] = []
     if charge is not None and case.charge is None and case.status == "escalated":
-        events.append(ChargeLinked(case_id=case.case_id, charge=charge))
+        events.append(build.charge_linked(case_id=case.case_id, charge=charge))
     if not repeat:
         return events
     owed = effort_voucher_owed(case, policy)
@@ -158,5 +158,5 @@ def charge_arrived(
         return settle(case, charge, now, policy, roster, command.history)
     if case.status == "escalated" and case.charge is None:
         # A person (or the breach fallback) will want to see it.
-        return [ChargeLinked(case_id=case.case_id, charge=charge)]
+        return [build.charge_linked(case_id=case.case_id, charge=charge)]
     return []

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from services.common.contract.construct import constructor
 from services.common.contract.events import ChargeKind, ChargePosted
 from services.common.contract.money import Amount, Currency, check_minor_units
 
@@ -52,7 +53,8 @@ class ChargeFacts(BaseModel):
         usual_all_amount: Amount | None = None,
     ) -> ChargeFacts:
         """The facts of a posted charge, with the medians the application computed."""
-        return cls(
+        # Trusted: every value comes from the validated charge or the read model's medians.
+        return constructor(cls)(
             charge_id=charge.charge_id,
             customer_id=charge.customer_id,
             amount=charge.amount,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.contract.events import PolicyRef
 from services.common.contract.money import Amount, Currency, check_minor_units
+from services.recovery.domain import build
 from services.recovery.domain.errors import PolicyError
 from services.recovery.domain.loading import load_toml_model
 
@@ -108,7 +109,7 @@ class Policy(BaseModel):
 
     def ref(self, rule: str) -> PolicyRef:
         """The reference a decision by ``rule`` carries."""
-        return PolicyRef(id=self.id, version=self.version, rule=rule)
+        return build.policy_ref(id=self.id, version=self.version, rule=rule)
 
 
 def load_policy(path: Path | None = None) -> Policy:

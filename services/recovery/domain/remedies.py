@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from services.common.contract.events import Remedy, RemedyType
 from services.common.contract.money import quantize
+from services.recovery.domain import build
 
 VOUCHER_PREFIX = "RV"
 
@@ -41,7 +42,7 @@ class VoucherMint:
         """A voucher remedy with the next code."""
         code = voucher_code(self.case_id, self.next_sequence)
         self.next_sequence += 1
-        return Remedy(
+        return build.remedy(
             type="voucher",
             charge_id=charge_id,
             amount=quantize(amount, currency),
@@ -58,7 +59,7 @@ def voucher_expiry(now: datetime, valid_days: int) -> datetime:
 
 def refund(charge_id: str | None, amount: Decimal, currency: str, settlement: str) -> Remedy:
     """Money back to the customer, with when it shows on the statement."""
-    return Remedy(
+    return build.remedy(
         type="refund",
         charge_id=charge_id,
         amount=quantize(amount, currency),
@@ -69,7 +70,7 @@ def refund(charge_id: str | None, amount: Decimal, currency: str, settlement: st
 
 def charge_waiver(charge_id: str, amount: Decimal, currency: str) -> Remedy:
     """The charge taken off the bill (a bill correction, not money sent back)."""
-    return Remedy(
+    return build.remedy(
         type="charge_waiver",
         charge_id=charge_id,
         amount=quantize(amount, currency),
@@ -79,7 +80,7 @@ def charge_waiver(charge_id: str, amount: Decimal, currency: str) -> Remedy:
 
 def service(kind: RemedyType, charge_id: str | None) -> Remedy:
     """A remedy without money: ``repair``, ``replacement`` or ``cancellation``."""
-    return Remedy(type=kind, charge_id=charge_id)
+    return build.remedy(type=kind, charge_id=charge_id)
 
 
 def money_text(amount: Decimal, currency: str) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from services.common.contract.events import ComplaintFiled, Reason
+from services.common.contract.events import ComplaintFiled
 from services.common.contract.money import quantize
+from services.recovery.domain import build
 from services.recovery.domain.anomaly import is_anomalous, usual_amount
 from services.recovery.domain.policy import CurrencyLimits
 from services.recovery.domain.remedies import charge_waiver, money_text, refund, voucher_expiry
@@ -60,7 +61,7 @@ def failed_delivery(s: Situation) -> Verdict:
         rule="failed-delivery",
         remedies=(refund(charge.charge_id, charge.amount, charge.currency, _settlement(s)),),
         reasons=(
-            Reason(
+            build.reason(
                 code="failed_delivery",
                 text=f"The digital product did not work; the whole {money} is refunded.",
             ),
@@ -89,7 +90,7 @@ def charge_disputed(s: Situation) -> Verdict:
             rule="micro-claim",
             remedies=(charge_waiver(charge.charge_id, charge.amount, charge.currency),),
             reasons=(
-                Reason(
+                build.reason(
                     code="micro_claim",
                     text=f"The charge of {money} is taken off the bill; thank you for telling us.",
                 ),
@@ -115,7 +116,7 @@ def _anomaly_refund(s: Situation, excess: Decimal, usual: Decimal, limits: Curre
         rule="charge-anomaly",
         remedies=(refund(charge.charge_id, excess, charge.currency, _settlement(s)),),
         reasons=(
-            Reason(
+            build.reason(
                 code="charge_anomaly",
                 text=(
                     f"The charge of {money_text(charge.amount, charge.currency)} is over "
@@ -148,13 +149,13 @@ def damaged_item(s: Situation) -> Verdict:
     if claim > limits.damage_auto_limit:
         return refer("over_damage_auto_limit", f"A claim of {money} is over the automatic limit.")
     remedies = [refund(complaint.charge_id, claim, currency, _settlement(s))]
-    reasons = [Reason(code="damaged_item", text=f"The damage claim of {money} is refunded.")]
+    reasons = [build.reason(code="damaged_item", text=f"The damage claim of {money} is refunded.")]
     goodwill = quantize(min(claim * s.policy.goodwill_percent / 100, limits.goodwill_cap), currency)
     if goodwill > 0:
         expires = voucher_expiry(s.now, s.policy.voucher_valid_days)
         remedies.append(s.mint.issue(goodwill, currency, expires))
         reasons.append(
-            Reason(
+            build.reason(
                 code="goodwill_voucher",
                 text=f"A goodwill voucher of {money_text(goodwill, currency)} for the trouble.",
             )

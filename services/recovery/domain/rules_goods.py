@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from services.common.contract.events import Reason, Remedy
 from services.common.contract.money import quantize
+from services.recovery.domain import build
 from services.recovery.domain.remedies import money_text, refund, service
 from services.recovery.domain.verdict import (
     Grant,
@@ -55,7 +56,7 @@ def defective_product(s: Situation) -> Verdict:
             f"Filed after the {s.policy.legal_guarantee_years}-year legal guarantee ended.",
         )
     charge_id = complaint.charge_id
-    guarantee = Reason(
+    guarantee = build.reason(
         code="legal_guarantee",
         text=f"The product is within the {s.policy.legal_guarantee_years}-year legal guarantee.",
     )
@@ -85,7 +86,7 @@ def _grant(remedy: Remedy, guarantee: Reason, text: str, code: str = "defective_
     return Grant(
         rule="defective-product",
         remedies=(remedy,),
-        reasons=(guarantee, Reason(code=code, text=text)),
+        reasons=(guarantee, build.reason(code=code, text=text)),
     )
 
 
@@ -111,13 +112,13 @@ def cancellation(s: Situation) -> Verdict:
     """
     charge_id = s.complaint.charge_id
     remedies: list[Remedy] = [service("cancellation", charge_id)]
-    reasons = [Reason(code="cancellation", text="The cancellation is confirmed, effective now.")]
+    reasons = [build.reason(code="cancellation", text="The cancellation is confirmed, effective now.")]
     back = unused_refund(s)
     if back > 0 and s.charge is not None:
         currency = s.charge.currency
         remedies.append(refund(charge_id, back, currency, s.policy.refund_settlement))
         reasons.append(
-            Reason(
+            build.reason(
                 code="unused_period",
                 text=f"The unused part of the period, {money_text(back, currency)}, is refunded.",
             )

@@ -19,8 +19,9 @@ from services.common.contract.events import (
     Reason,
     Remedy,
 )
+from services.recovery.domain import build
 from services.recovery.domain.case import Case, apply
-from services.recovery.domain.events import ChargeLinked, EffortVoucherOwed
+from services.recovery.domain.events import EffortVoucherOwed
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import guardrail_holds, recent_concessions
 from services.recovery.domain.policy import Policy
@@ -55,7 +56,7 @@ def decision_made(
         remedies = (*remedies, mint.issue(owed.amount, owed.currency, expires))
         reasons = (
             *reasons,
-            Reason(
+            build.reason(
                 code="effort_voucher",
                 text=(
                     f"A voucher of {money_text(owed.amount, owed.currency)} for the trouble "
@@ -63,7 +64,7 @@ def decision_made(
                 ),
             ),
         )
-    return DecisionMade(
+    return build.decision(
         case_id=case.case_id,
         complaint_id=case.latest_complaint.complaint_id,
         customer=case.customer,
@@ -84,7 +85,7 @@ def escalated(case: Case, referral: Refer, roster: Roster, due_by: datetime | No
     customer = case.customer
     urgent = referral.priority == "urgent"
     assignee = supervisor_for(roster, customer.locale).id if urgent else case.owner.id
-    return CaseEscalated(
+    return build.case_escalated(
         case_id=case.case_id,
         reason=referral.reason,
         priority=referral.priority,
@@ -109,7 +110,7 @@ def effort_voucher_owed(case: Case, policy: Policy) -> EffortVoucherOwed | None:
     limits = policy.limits_for(currency)
     if currency is None or limits is None:
         currency, limits = policy.fallback_currency, policy.limits[policy.fallback_currency]
-    return EffortVoucherOwed(case_id=case.case_id, amount=limits.effort_voucher, currency=currency)
+    return build.effort_voucher_owed(case_id=case.case_id, amount=limits.effort_voucher, currency=currency)
 
 
 def repeat_referral(case: Case) -> Refer:
@@ -138,7 +139,7 @@ def settle(
         case = apply(case, event)
 
     if charge is not None and case.charge is None:
-        record(ChargeLinked(case_id=case.case_id, charge=charge))
+        record(build.charge_linked(case_id=case.case_id, charge=charge))
     mint = mint_for(case)
     situation = Situation(case, case.first_complaint, case.charge, now, policy, mint)
     verdict: Verdict = rule_for(situation)

@@ -17,7 +17,8 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from services.common.contract.events import EventData, Reason, Remedy, SlaBreached, SlaWarning
+from services.common.contract.events import EventData, Remedy
+from services.recovery.domain import build
 from services.recovery.domain.case import Case, apply
 from services.recovery.domain.commands import FireTimer, TimerKind
 from services.recovery.domain.policy import Policy
@@ -65,12 +66,12 @@ def fire_timer(case: Case | None, command: FireTimer, now: datetime, policy: Pol
         return []
     match command.kind:
         case "sla_warning":
-            return [SlaWarning(case_id=case.case_id, sla_deadline=case.sla_deadline, at=now)]
+            return [build.sla_warning(case_id=case.case_id, sla_deadline=case.sla_deadline, at=now)]
         case "charge_wait":
             # Decide with what is known: rules that need the charge refer the case.
             return settle(case, None, now, policy, roster, command.history)
         case "sla_breach":
-            breached = SlaBreached(case_id=case.case_id, sla_deadline=case.sla_deadline, at=now)
+            breached = build.sla_breached(case_id=case.case_id, sla_deadline=case.sla_deadline, at=now)
             return [breached, *breach_fallback(apply(case, breached), now, policy, roster)]
 
 
@@ -85,7 +86,7 @@ def breach_fallback(case: Case, now: datetime, policy: Policy, roster: Roster) -
     if remedy is None:
         text = "The decision is overdue; a supervisor takes the case now."
         return [escalated(case, refer("sla_breached", text, "urgent"), roster)]
-    apology = Reason(
+    apology = build.reason(
         code="sla_breached",
         text="We are sorry we took longer than we promised; we grant what you asked for.",
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.common.contract.events import ComplaintFiled, Priority, Reason, Remedy
+from services.recovery.domain import build
 from services.recovery.domain.case import Case
 from services.recovery.domain.facts import ChargeFacts
 from services.recovery.domain.policy import CurrencyLimits, Policy
@@ -45,7 +46,7 @@ Verdict = Grant | Refer
 
 def refer(code: str, text: str, priority: Priority = "normal") -> Refer:
     """Shorthand for a referral with a reason."""
-    return Refer(Reason(code=code, text=text), priority)
+    return Refer(build.reason(code=code, text=text), priority)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ ALLOWED_PROJECT = {
     "services.common.contract.events",
     "services.common.contract.money",
     "services.common.contract.ids",
+    "services.common.contract.construct",
 }
 OWN_PREFIX = "services.recovery.domain"
 
