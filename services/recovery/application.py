@@ -22,6 +22,7 @@ from services.common.contract import (
     Event,
     EventData,
 )
+from services.common.contract.construct import constructor
 from services.common.contract.events import (
     ChargePosted,
     ChargeRefunded,
@@ -35,7 +36,7 @@ from services.common.eventstore.postgres import append_on, lock_appends, read_st
 from services.common.kafka import decode_batch
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message
-from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event, typed
+from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event
 from services.common.settings import CommonSettings
 from services.recovery.adapters import readmodels
 from services.recovery.domain.anomaly import assess_charge
@@ -47,6 +48,7 @@ from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
 from services.recovery.domain.policy import Policy
 from services.recovery.domain.roster import Roster
+from services.recovery.replay.trusted import loader
 
 log = get_logger(__name__)
 
@@ -55,6 +57,10 @@ RELAY = "recovery"
 ACCEPTED = frozenset({ChargePosted.TYPE, ChargeRefunded.TYPE, ComplaintFiled.TYPE})
 REGISTRY: dict[str, type[EventData]] = {**EVENT_TYPES, **{m.TYPE: m for m in INTERNAL_EVENT_TYPES}}
 MAX_RETRIES = 8
+# Commands and histories made of values validated already (decoded events, read models).
+_file_complaint = constructor(FileComplaint)
+_charge_arrived = constructor(ChargeArrived)
+_history = constructor(CustomerHistory)
 
 
 def case_stream(case_id: str) -> str:
@@ -184,7 +190,7 @@ class RecoveryService:
         if case is None:
             return
         history = w.histories.get(case.customer_id) or CustomerHistory()
-        self._decide(w, cid, ChargeArrived(charge=charge, history=history), cause)
+        self._decide(w, cid, _charge_arrived(charge=charge, history=history), cause)
 
     async def _load_context(
         self,
@@ -244,7 +250,7 @@ class RecoveryService:
         cid = case_id_for(complaint)
         charge = w.charges.get(complaint.charge_id) if complaint.charge_id else None
         history = w.histories.get(complaint.customer.id) or CustomerHistory()
-        cmd = FileComplaint(complaint=complaint, charge=charge, history=history)
+        cmd = _file_complaint(complaint=complaint, charge=charge, history=history)
         self._decide(w, cid, cmd, env.id)
 
     def _decide(self, w: _Work, cid: str, command: object, cause: str) -> list[EventData]:
@@ -274,7 +280,7 @@ class RecoveryService:
                 w.result.late += 1
             if data.decided_by == "policy" and is_concession(data):
                 hist = w.histories.get(data.customer.id) or CustomerHistory()
-                w.histories[data.customer.id] = CustomerHistory(
+                w.histories[data.customer.id] = _history(
                     concession_times=(*hist.concession_times, data.decided_at),
                     previous_owner_id=hist.previous_owner_id,
                 )
@@ -282,7 +288,7 @@ class RecoveryService:
             w.result.escalations += 1
         elif data.TYPE == "recovery.case.opened.v1":
             hist = w.histories.get(data.customer_id) or CustomerHistory()  # type: ignore[attr-defined]
-            w.histories[data.customer_id] = CustomerHistory(  # type: ignore[attr-defined]
+            w.histories[data.customer_id] = _history(  # type: ignore[attr-defined]
                 concession_times=hist.concession_times,
                 previous_owner_id=data.case_owner.id,  # type: ignore[attr-defined]
             )
@@ -377,9 +383,10 @@ class RecoveryService:
 
 
 def _fold(recorded: Sequence[RecordedEvent]) -> Case | None:
+    # Stored events were validated before they were appended: load them as a replay does.
     case: Case | None = None
     for r in recorded:
-        data = typed(r, REGISTRY)
-        if data is not None:
-            case = apply(case, data)
+        model = REGISTRY.get(r.event_type)
+        if model is not None:
+            case = apply(case, loader(model)(r.data))
     return case

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -219,7 +219,7 @@ def _decided(case: Case, event: DecisionMade) -> Case:
 
 def apply(case: Case | None, event: EventData) -> Case:
     """The case after ``event``; raise :class:`InvalidStream` for an event out of place."""
-    if isinstance(event, CaseOpened):
+    if type(event) is CaseOpened:
         if case is not None:
             raise InvalidStream(f"case {event.case_id} opened twice")
         return _opened(event)
@@ -227,26 +227,30 @@ def apply(case: Case | None, event: EventData) -> Case:
         raise InvalidStream(f"{event.TYPE} before the case was opened")
     if getattr(event, "case_id", case.case_id) != case.case_id:
         raise InvalidStream(f"{event.TYPE} of another case in case {case.case_id}")
-    match event:
-        case ContactAdded():
-            return _evolve(case, {"complaints": (*case.complaints, event.complaint)})
-        case ChargeAwaited():
-            return _evolve(case, {"status": "awaiting_charge", "awaiting_charge_until": event.until})
-        case ChargeLinked():
-            # The wait is over; a case that waited is open again until its decision follows.
-            status = "open" if case.status == "awaiting_charge" else case.status
-            return _evolve(case, {"charge": event.charge, "awaiting_charge_until": None, "status": status})
-        case EffortVoucherOwed():
-            return _evolve(case, {"effort_voucher_owed": event})
-        case CaseEscalated():
-            return _escalated(case, event)
-        case DecisionMade():
-            return _decided(case, event)
-        case SlaWarning():
-            return _evolve(case, {"warning_sent": True})
-        case SlaBreached():
-            return _evolve(case, {"breached": True})
-    raise InvalidStream(f"{event.TYPE} does not belong in a case stream")
+    # By exact type, one dict look-up: isinstance on pydantic models goes through ABCMeta,
+    # and this runs for every event of every case loaded or decided.
+    step = _STEPS.get(type(event))
+    if step is None:
+        raise InvalidStream(f"{event.TYPE} does not belong in a case stream")
+    return step(case, event)
+
+
+def _charge_linked(case: Case, event: ChargeLinked) -> Case:
+    # The wait is over; a case that waited is open again until its decision follows.
+    status = "open" if case.status == "awaiting_charge" else case.status
+    return _evolve(case, {"charge": event.charge, "awaiting_charge_until": None, "status": status})
+
+
+_STEPS: dict[type[EventData], Callable[[Case, Any], Case]] = {
+    ContactAdded: lambda case, e: _evolve(case, {"complaints": (*case.complaints, e.complaint)}),
+    ChargeAwaited: lambda case, e: _evolve(case, {"status": "awaiting_charge", "awaiting_charge_until": e.until}),
+    ChargeLinked: _charge_linked,
+    EffortVoucherOwed: lambda case, e: _evolve(case, {"effort_voucher_owed": e}),
+    CaseEscalated: _escalated,
+    DecisionMade: _decided,
+    SlaWarning: lambda case, _: _evolve(case, {"warning_sent": True}),
+    SlaBreached: lambda case, _: _evolve(case, {"breached": True}),
+}
 
 
 def fold(events: Iterable[EventData]) -> Case | None:

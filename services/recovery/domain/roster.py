@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from services.common.contract.events import EmailStr, Person
 from services.recovery.domain.errors import RosterError
@@ -45,6 +45,24 @@ class Roster(BaseModel):
 
     owners: tuple[Member, ...] = Field(min_length=1)
     supervisors: tuple[Member, ...] = Field(min_length=1)
+    # Derived once from the fields (every case asks): owners by id, and the candidates per
+    # language, both as the contract's Person.
+    _owner_by_id: dict[str, Person] = PrivateAttr(default_factory=dict)
+    _candidates: dict[tuple[str, str], tuple[Person, ...]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._owner_by_id = {m.id: m.person() for m in self.owners}
+        for group, members in (("owners", self.owners), ("supervisors", self.supervisors)):
+            for language in ("es", "en"):
+                self._candidates[(group, language)] = tuple(m.person() for m in _speaking(members, language))
+
+    def owner(self, member_id: str) -> Person | None:
+        """The owner with this id, if on the roster."""
+        return self._owner_by_id.get(member_id)
+
+    def candidates(self, group: Literal["owners", "supervisors"], locale: str) -> tuple[Person, ...]:
+        """Who may take a case of ``locale``'s language, by id (see :func:`_speaking`)."""
+        return self._candidates[(group, language_of(locale))]
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Roster:
@@ -89,13 +107,13 @@ def assign_owner(roster: Roster, customer_id: str, locale: str, previous_owner_i
     all owners. Candidates are ordered by id so reordering the file changes nothing.
     """
     if previous_owner_id is not None:
-        for member in roster.owners:
-            if member.id == previous_owner_id:
-                return member.person()
-    candidates = _speaking(roster.owners, locale)
-    return candidates[_stable_index(customer_id, len(candidates))].person()
+        kept = roster.owner(previous_owner_id)
+        if kept is not None:
+            return kept
+    candidates = roster.candidates("owners", locale)
+    return candidates[_stable_index(customer_id, len(candidates))]
 
 
 def supervisor_for(roster: Roster, locale: str) -> Person:
     """The supervisor for urgent escalations: the first (by id) speaking the language."""
-    return _speaking(roster.supervisors, locale)[0].person()
+    return roster.candidates("supervisors", locale)[0]
