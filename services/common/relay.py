@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import zlib
 from typing import Any, Protocol
@@ -61,12 +62,12 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
+            send = self._producer.send
             futures = []
-            for r in rows:
-                headers = [(k, v.encode()) for k, v in json.loads(r["headers"])]
-                futures.append(await self._producer.send(r["topic"], r["value"], key=r["key"], headers=headers))
+            for _id, topic, key, value, headers in rows:
+                futures.append(await send(topic, value, key=key, headers=_headers(headers)))
             await asyncio.gather(*futures)
-            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r[0] for r in rows])
         self.published += len(rows)
         return len(rows)
 
@@ -105,6 +106,13 @@ class OutboxRelay:
                     await listener.execute("SELECT pg_advisory_unlock($1)", lock_key)
             await self._pool.release(listener)
             self.is_leader = False
+
+
+@functools.lru_cache(maxsize=64)
+def _headers(text: str) -> list[tuple[str, bytes]]:
+    # Nearly every row carries the same headers (the content type): parse them once. The
+    # list is shared between messages; the producer only reads it.
+    return [(k, v.encode()) for k, v in json.loads(text)]
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
