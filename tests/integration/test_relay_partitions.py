@@ -39,12 +39,14 @@ async def test_each_key_lands_on_the_partition_that_send_with_the_key_picks(
     await create_topics(settings, [topic])
     keys = sample_keys()
     # Three rounds over every key, with values of 0.5-4 KB, so one drain of 400 rows fills
-    # 16 KB batches several times over per partition.
+    # the producer's 16 KB batches several times over per partition.
     queued: dict[bytes, list[bytes]] = defaultdict(list)
     messages = []
     for round_ in range(3):
         for i, key in enumerate(keys):
-            value = f"{round_}:{key.hex()}:".encode() + b"x" * (500 + 97 * i % 3500)
+            # One value per round outgrows a whole batch: it must travel alone, in order.
+            size = 40_000 if i == 7 else 500 + 97 * i % 3500
+            value = f"{round_}:{key.hex()}:".encode() + b"x" * size
             headers = TRACED if i % 5 == 0 else JSON_TYPE
             messages.append(OutboxMessage(topic=topic, key=key, value=value, headers=headers))
             queued[key].append(value)
