@@ -161,15 +161,18 @@ class OutboxRelay:
                         await _wait(stop, self._poll_s)
                         continue
                     log.info("relay.leader", relay=self.relay)
+                # Cleared before the drain reads the outbox, not after: a commit notified
+                # while a batch is in flight must wake the relay again at once (cleared
+                # afterwards, its messages waited for the next commit or the poll).
+                self._wake.clear()
                 try:
                     sent = await self.drain_once()
                 except (OSError, asyncpg.PostgresError, Exception) as exc:
                     log.warning("relay.batch_failed", relay=self.relay, error=type(exc).__name__)
                     await _wait(stop, self._poll_s)
                     continue
-                if sent >= self._batch_size:
+                if sent >= self._batch_size or self._wake.is_set():
                     continue
-                self._wake.clear()
                 waiter = asyncio.ensure_future(self._wake.wait())
                 stopper = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({waiter, stopper}, timeout=self._poll_s,

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -267,3 +268,48 @@ class RelayProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class _HeldProducer:
+    """The real producer, with its first batch held until ``release`` is set."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+    async def send_batch(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.release.is_set():
+            self.holding.set()
+            await self.release.wait()
+        return await self._producer.send_batch(*args, **kwargs)
+
+
+async def test_a_commit_notified_while_a_batch_is_in_flight_is_published_without_waiting_for_the_poll(
+    pool: asyncpg.Pool, common_settings: CommonSettings
+) -> None:
+    """The relay is woken by NOTIFY; one that arrives while it is publishing a batch must
+    wake it again right after, not be lost until the next commit or poll (minutes here)."""
+    topic = common_settings.topic_decisions
+    first = await enqueue_warnings(pool, topic, 5)
+    real = make_producer(common_settings)
+    await real.start()
+    producer = _HeldProducer(real)
+    stop = asyncio.Event()
+    relay = OutboxRelay(pool, producer, RELAY, batch_size=1000, poll_s=300)
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.wait_for(producer.holding.wait(), 30)  # the first batch is in flight
+        second = await enqueue_warnings(pool, topic, 5)  # committed: NOTIFY sent now
+        await asyncio.sleep(0.2)  # the notification reaches the relay mid-batch
+        producer.release.set()
+        await wait_for(lambda: _empty(pool), 15, "the second commit to be published (poll_s is 300 s)")
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        await real.stop()
+    received = await consume_topic(common_settings, topic, 10)
+    assert sorted({r.event_id for r in received}) == sorted(first.ids + second.ids)
