@@ -17,6 +17,7 @@ from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
 from services.recovery.domain.policy import Policy
 from services.recovery.domain.sla import pending_timers
+from services.recovery.replay.trusted import load_json
 
 # Kinds whose usual amount may be compared across customers (POLICY.md, charge-anomaly).
 CROSS_CUSTOMER_KINDS = ("fee", "shipping", "usage", "long_distance", "late_fee")
@@ -72,8 +73,8 @@ async def posted_charges(conn: asyncpg.Connection, charge_ids: Iterable[str]) ->
         [f"charge-{i}" for i in ids],
         ChargePosted.TYPE,
     )
-    # Parsed and checked in one pass of pydantic-core, straight from the jsonb text.
-    found = [ChargePosted.model_validate_json(r[0]) for r in rows]
+    # Validated before it was appended: loaded from the jsonb text as a replay loads it.
+    found = [load_json(ChargePosted, r[0]) for r in rows]
     return {c.charge_id: c for c in found}
 
 
