@@ -33,6 +33,7 @@ from rich.progress import (
 from rich.table import Table
 
 from bench.registry import Benchmark, Context, Row
+from services.common.db import create_pool
 from services.common.logging import configure_logging
 from services.common.settings import CommonSettings
 
@@ -128,7 +129,8 @@ async def run_benchmarks(
         stack.push_async_callback(_drop_databases, ctx)
         url = await ctx.fresh_database()
         ctx.settings = settings.model_copy(update={"database_url": SecretStr(url)})
-        ctx.pool = await asyncpg.create_pool(url, min_size=2, max_size=10)
+        # The services' own pool settings (plan cache mode, TLS), as the product runs them.
+        ctx.pool = await create_pool(ctx.settings.model_copy(update={"database_pool_min": 2, "database_pool_max": 10}))
         stack.push_async_callback(ctx.pool.close)
         with progress:
             for bench in selected:
