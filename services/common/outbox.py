@@ -56,15 +56,19 @@ async def claim_inbox(conn: asyncpg.Connection, consumer: str, message_ids: Sequ
     return {r[0] for r in rows}
 
 
-async def enqueue(conn: asyncpg.Connection, relay: str, messages: Sequence[OutboxMessage]) -> None:
+async def enqueue(
+    conn: asyncpg.Connection, relay: str, messages: Sequence[OutboxMessage], *, locked: bool = False
+) -> None:
     """Queue ``messages`` for ``relay`` inside the caller's transaction.
 
-    Takes the append lock so that outbox ids, like event positions, follow commit order and
-    the relay publishes one key's messages in the order they were decided.
+    Takes the append lock (unless ``locked``: the caller holds it in this transaction) so
+    that outbox ids, like event positions, follow commit order and the relay publishes one
+    key's messages in the order they were decided.
     """
     if not messages:
         return
-    await lock_appends(conn)
+    if not locked:
+        await lock_appends(conn)
     await conn.copy_records_to_table(
         "outbox",
         columns=("relay", "topic", "key", "value", "headers", "event_id"),

@@ -100,6 +100,7 @@ class _Work:
     # The charges this batch posts: their facts and the id of the message that brought each.
     posted: dict[str, tuple[ChargeFacts, str]] = field(default_factory=dict)
     result: BatchResult = field(default_factory=BatchResult)
+    locked: bool = False  # the append lock is held in this transaction
 
 
 class RecoveryService:
@@ -146,14 +147,16 @@ class RecoveryService:
                 todo.append(e)
         w.result.duplicates = len(events) - len(todo)
         w.result.accepted = len(todo)
-        charges = [e for e in todo if isinstance(e.data, (ChargePosted, ChargeRefunded))]
-        complaints = [e for e in todo if isinstance(e.data, ComplaintFiled)]
+        # Exact types (decoded from the registry): isinstance on pydantic goes through ABCMeta.
+        charges = [e for e in todo if type(e.data) is ChargePosted or type(e.data) is ChargeRefunded]
+        complaints = [e for e in todo if type(e.data) is ComplaintFiled]
         await self._load_context(conn, w, charges, complaints)
         await self._on_charges(conn, w, charges)
         for e in complaints:
             assert isinstance(e.data, ComplaintFiled)
             self._on_complaint(w, e.envelope, e.data)
         await lock_appends(conn)
+        w.locked = True
         await self._meet_charges(conn, w)
         await self._commit(conn, w)
         return w.result
@@ -271,7 +274,7 @@ class RecoveryService:
         return produced
 
     def _count(self, w: _Work, data: EventData) -> None:
-        if isinstance(data, DecisionMade):
+        if type(data) is DecisionMade:
             w.result.decisions += 1
             w.result.rules[data.policy.rule] = w.result.rules.get(data.policy.rule, 0) + 1
             if data.within_sla:
@@ -293,7 +296,7 @@ class RecoveryService:
                 previous_owner_id=data.case_owner.id,  # type: ignore[attr-defined]
             )
 
-    async def _commit(self, conn: asyncpg.Connection, w: _Work) -> list[RecordedEvent]:
+    async def _commit(self, conn: asyncpg.Connection, w: _Work) -> None:
         for cid, items in w.pending.items():
             w.requests.append(
                 AppendRequest(case_stream(cid), w.versions.get(cid, 0), [to_new_event(ev) for _, ev in items])
@@ -302,14 +305,14 @@ class RecoveryService:
                 w.projected.append((data, ev.time))
                 if data.TOPIC != "internal":
                     w.published.append(ev)
-        recorded = await append_on(conn, w.requests)
+        await append_on(conn, w.requests, locked=w.locked, recorded=False)
+        w.locked = w.locked or any(r.events for r in w.requests)  # append_on took it
         touched = [c for cid, c in w.cases.items() if cid in w.pending and c is not None]
         versions = {cid: w.versions.get(cid, 0) + len(w.pending[cid]) for cid in w.pending}
         await readmodels.project(conn, w.projected, touched, versions, self.policy, w.now)
         if w.published:
             messages = [outbox_message(ev, self.settings.topic(REGISTRY[ev.type].TOPIC)) for ev in w.published]
-            await enqueue(conn, RELAY, messages)
-        return recorded
+            await enqueue(conn, RELAY, messages, locked=w.locked)
 
     # ------------------------------------------------------------------ SLA timers
 

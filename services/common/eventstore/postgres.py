@@ -77,12 +77,19 @@ async def lock_appends(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
 
 
-async def append_on(conn: asyncpg.Connection, requests: Sequence[AppendRequest]) -> list[RecordedEvent]:
-    """Append within the caller's transaction on ``conn``; see :class:`EventStore`."""
+async def append_on(
+    conn: asyncpg.Connection, requests: Sequence[AppendRequest], *, locked: bool = False, recorded: bool = True
+) -> list[RecordedEvent]:
+    """Append within the caller's transaction on ``conn``; see :class:`EventStore`.
+
+    ``locked``: the caller holds the append lock in this transaction already (one round trip
+    less). ``recorded=False``: return nothing, for callers that do not read what was stored.
+    """
     events = [e for r in requests for e in r.events]
     if not events:
         return []
-    await lock_appends(conn)
+    if not locked:
+        await lock_appends(conn)
     # One round trip for what the append needs to know, read under the lock (a statement
     # after the lock's own, so its snapshot sees every append committed before it).
     row = await conn.fetchrow(_APPEND_STATE, [e.event_id for e in events], list({r.stream_id for r in requests}))
@@ -91,7 +98,7 @@ async def append_on(conn: asyncpg.Connection, requests: Sequence[AppendRequest])
     head: int = row[3]
     now: datetime = row[4]
     rows: list[tuple[Any, ...]] = []
-    recorded: list[RecordedEvent] = []
+    out: list[RecordedEvent] = []
     for request in requests:
         fresh: list[NewEvent] = []
         for e in request.events:
@@ -111,14 +118,15 @@ async def append_on(conn: asyncpg.Connection, requests: Sequence[AppendRequest])
                 (head, request.stream_id, current, e.event_id, e.event_type, data, metadata,
                  e.occurred_at, now)
             )  # fmt: skip
-            recorded.append(
-                RecordedEvent(head, request.stream_id, current, e.event_id, e.event_type,
-                              e.data, e.metadata, e.occurred_at, now)
-            )  # fmt: skip
+            if recorded:
+                out.append(
+                    RecordedEvent(head, request.stream_id, current, e.event_id, e.event_type,
+                                  e.data, e.metadata, e.occurred_at, now)
+                )  # fmt: skip
         versions[request.stream_id] = current
     if rows:
         await conn.copy_records_to_table("events", records=rows, columns=_COLUMNS)
-    return recorded
+    return out
 
 
 async def read_stream_on(

@@ -132,14 +132,15 @@ async def project(
     refunds: list[tuple[str, Decimal]] = []
     concessions: list[tuple[str, str, datetime]] = []
     for data, _at in events:
-        if isinstance(data, ChargePosted):
+        # Exact types: isinstance on pydantic models goes through ABCMeta.
+        if type(data) is ChargePosted:
             charge_rows.append(
                 (data.charge_id, data.customer_id, data.kind, data.amount, data.currency,
                  data.product.type if data.product else None, data.order_id, data.posted_at)
             )  # fmt: skip
-        elif isinstance(data, ChargeRefunded):
+        elif type(data) is ChargeRefunded:
             refunds.append((data.charge_id, data.amount))
-        elif isinstance(data, DecisionMade) and is_concession(data):
+        elif type(data) is DecisionMade and is_concession(data):
             concessions.append((data.customer.id, data.case_id, data.decided_at))
     if charge_rows:
         await conn.execute(
@@ -171,27 +172,41 @@ async def upsert_cases(
 ) -> None:
     if not cases:
         return
-    rows: list[tuple[object, ...]] = []
+    # Column by column (the arrays of the unnest), not rows transposed afterwards.
+    cols: list[list[Any]] = [[] for _ in range(20)]
+    (case_ids, customers, complaints, categories, statuses, owner_ids, priorities, assignees, reasons,
+     deadlines, due_bys, contacts, opened, updated, decided_at, decided_by, rules, outcomes, within,
+     case_versions) = cols  # fmt: skip
     owners: list[tuple[str, str]] = []
     timers: list[tuple[str, str, datetime]] = []
     awaiting: list[tuple[str, str]] = []
     for c in cases:
         last = c.decisions[-1] if c.decisions else None
         esc = c.escalation
-        rows.append(
-            (c.case_id, c.customer_id, c.first_complaint.complaint_id, c.category, c.status,
-             c.owner.id, esc.priority if esc else None, esc.assignee if esc else None,
-             esc.reason.code if esc else None, c.sla_deadline, esc.due_by if esc else None,
-             c.contacts, c.filed_at, now, last.decided_at if last else None,
-             last.decided_by if last else None, last.policy.rule if last else None,
-             last.outcome if last else None, last.within_sla if last else None,
-             versions[c.case_id])
-        )  # fmt: skip
+        case_ids.append(c.case_id)
+        customers.append(c.customer_id)
+        complaints.append(c.first_complaint.complaint_id)
+        categories.append(c.category)
+        statuses.append(c.status)
+        owner_ids.append(c.owner.id)
+        priorities.append(esc.priority if esc else None)
+        assignees.append(esc.assignee if esc else None)
+        reasons.append(esc.reason.code if esc else None)
+        deadlines.append(c.sla_deadline)
+        due_bys.append(esc.due_by if esc else None)
+        contacts.append(c.contacts)
+        opened.append(c.filed_at)
+        updated.append(now)
+        decided_at.append(last.decided_at if last else None)
+        decided_by.append(last.decided_by if last else None)
+        rules.append(last.policy.rule if last else None)
+        outcomes.append(last.outcome if last else None)
+        within.append(last.within_sla if last else None)
+        case_versions.append(versions[c.case_id])
         owners.append((c.customer_id, c.owner.id))
         timers.extend((c.case_id, t.kind, t.due_at) for t in pending_timers(c, policy))
         if c.listens_for_charge and c.charge_id:
             awaiting.append((c.charge_id, c.case_id))
-    ids = [c.case_id for c in cases]
     await conn.execute(
         """INSERT INTO rm_cases (case_id, customer_id, complaint_id, category, status, owner_id,
                priority, assignee, reason, sla_deadline, due_by, contacts, opened_at, updated_at,
@@ -209,7 +224,7 @@ async def upsert_cases(
                decided_by = EXCLUDED.decided_by, rule = EXCLUDED.rule,
                outcome = EXCLUDED.outcome, within_sla = EXCLUDED.within_sla,
                version = EXCLUDED.version""",
-        *_columns(rows, 20),
+        *cols,
     )
     # One row per customer (a statement may not update a row twice): the last case's owner,
     # as one statement per case would have left it.
@@ -219,8 +234,8 @@ async def upsert_cases(
         " ON CONFLICT (customer_id) DO UPDATE SET owner_id = EXCLUDED.owner_id",
         list(last_owner), list(last_owner.values()),
     )  # fmt: skip
-    await conn.execute("DELETE FROM rm_timers WHERE case_id = ANY($1::text[])", ids)
-    await conn.execute("DELETE FROM rm_awaiting_charge WHERE case_id = ANY($1::text[])", ids)
+    await conn.execute("DELETE FROM rm_timers WHERE case_id = ANY($1::text[])", case_ids)
+    await conn.execute("DELETE FROM rm_awaiting_charge WHERE case_id = ANY($1::text[])", case_ids)
     if timers:
         await conn.execute(
             "INSERT INTO rm_timers (case_id, kind, due_at)"
