@@ -18,6 +18,9 @@ class RecoverySettings(CommonSettings):
     recovery_group_id: str = "recovery-service"
     recovery_batch_max: int = Field(default=500, ge=1)
     recovery_batch_timeout_ms: int = Field(default=20, ge=1)
+    # After the subscriber hands over a batch, wait up to this long for what reached the
+    # broker meanwhile and take it into the same batch (0: off). See runtime.top_up.
+    recovery_top_up_ms: int = Field(default=5, ge=0)
     # Durable SLA timers: how often a worker looks for due timers (also woken by NOTIFY).
     recovery_timer_poll_s: float = Field(default=0.5, gt=0)
 

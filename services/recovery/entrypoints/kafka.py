@@ -31,7 +31,7 @@ from services.common.contract.events import (
 from services.common.gc_tuning import paused_for_batch
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger
-from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, records_of
+from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, records_of, rewind, top_up
 from services.recovery import metrics
 from services.recovery.application import RELAY, BatchResult, RecoveryService
 from services.recovery.domain.policy import load_policy
@@ -109,12 +109,15 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
     )
     async def on_batch(body: Any, message: KafkaMessage) -> None:
         records = records_of(message)
+        extra = await top_up(message, settings.recovery_batch_max - len(records), settings.recovery_top_up_ms)
+        records += extra
         started = time.perf_counter()
         try:
             with paused_for_batch():
                 result = await runtime.require_service().handle_records(records)
         except Exception:
             log.exception("batch.failed", records=len(records))
+            rewind(message, extra)
             await asyncio.sleep(1)  # back off; the batch is redelivered (NACK_ON_ERROR)
             raise
         _record_metrics(result, time.perf_counter() - started)
