@@ -34,3 +34,26 @@ async def test_a_reopened_case_shows_its_fresh_sla_deadline_in_the_read_model(po
     row = await pool.fetchrow("SELECT status, sla_deadline, due_by FROM rm_cases")
     assert row["status"] == "escalated"
     assert row["sla_deadline"] == row["due_by"] == later + timedelta(hours=3) + load_policy().sla
+
+
+async def test_a_case_s_timers_and_charge_wait_are_replaced_as_it_moves_on(pool: asyncpg.Pool) -> None:
+    """Waiting for its charge the case has its timers and its wait; once the charge came and
+    the case was decided, neither is left (and an unrelated case's rows are untouched)."""
+    service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW))
+    other = cloudevent("complaint.filed.v1", {
+        "complaint_id": "cmp-other", "customer": {"id": "c-other", "name": "Ana", "email": "ana@example.com",
+        "locale": "es-CO"}, "channel": "web", "category": "delivery_failed", "charge_id": "ch-other",
+        "description": "Never arrived.", "filed_at": NOW.isoformat(),
+    }, "c-other", time_=NOW)  # fmt: skip
+    await service.handle_records([COMPLAINT, _record("customer.complaints", other)])
+    timers = await pool.fetch("SELECT case_id, kind FROM rm_timers ORDER BY case_id, kind")
+    assert len({r["case_id"] for r in timers}) == 2  # both cases wait, each with its timers
+    assert await pool.fetchval("SELECT count(*) FROM rm_awaiting_charge") == 2
+    waiting = set(map(tuple, timers))
+
+    await service.handle_records([CHARGE])  # the first case's charge: it is decided now
+    decided = await pool.fetchval("SELECT case_id FROM rm_cases WHERE status = 'decided'")
+    assert decided is not None
+    left = {tuple(r) for r in await pool.fetch("SELECT case_id, kind FROM rm_timers")}
+    assert left == {t for t in waiting if t[0] != decided}  # the other case's timers, as they were
+    assert await pool.fetchval("SELECT array_agg(charge_id) FROM rm_awaiting_charge") == ["ch-other"]

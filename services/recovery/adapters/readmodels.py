@@ -85,19 +85,19 @@ async def customer_histories(
     if not ids:
         return {}
     times: dict[str, list[datetime]] = {i: [] for i in ids}
-    for r in await conn.fetch(
-        "SELECT customer_id, decided_at FROM rm_concessions"
-        " WHERE customer_id = ANY($1::text[]) AND decided_at >= $2 ORDER BY decided_at",
+    owners: dict[str, str] = {}
+    # Concessions in the window and the last owner, in one round trip.
+    for customer, decided_at, owner in await conn.fetch(
+        "SELECT customer_id, decided_at, NULL::text FROM rm_concessions"
+        " WHERE customer_id = ANY($1::text[]) AND decided_at >= $2"
+        " UNION ALL SELECT customer_id, NULL::timestamptz, owner_id FROM rm_customer_owners"
+        " WHERE customer_id = ANY($1::text[]) ORDER BY 2",
         ids, since,
     ):  # fmt: skip
-        times[r[0]].append(r[1])
-    owners = {
-        r[0]: r[1]
-        for r in await conn.fetch(
-            "SELECT customer_id, owner_id FROM rm_customer_owners WHERE customer_id = ANY($1::text[])",
-            ids,
-        )
-    }
+        if owner is None:
+            times[customer].append(decided_at)
+        else:
+            owners[customer] = owner
     return {
         i: CustomerHistory(concession_times=tuple(times[i]), previous_owner_id=owners.get(i))
         if times[i] or i in owners
@@ -207,47 +207,56 @@ async def upsert_cases(
         timers.extend((c.case_id, t.kind, t.due_at) for t in pending_timers(c, policy))
         if c.listens_for_charge and c.charge_id:
             awaiting.append((c.charge_id, c.case_id))
-    await conn.execute(
-        """INSERT INTO rm_cases (case_id, customer_id, complaint_id, category, status, owner_id,
-               priority, assignee, reason, sla_deadline, due_by, contacts, opened_at, updated_at,
-               decided_at, decided_by, rule, outcome, within_sla, version)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-               $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
-               $11::timestamptz[], $12::int[], $13::timestamptz[], $14::timestamptz[],
-               $15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::bool[], $20::int[])
-           ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
-               owner_id = EXCLUDED.owner_id, priority = EXCLUDED.priority,
-               assignee = EXCLUDED.assignee, reason = EXCLUDED.reason,
-               sla_deadline = EXCLUDED.sla_deadline,
-               due_by = EXCLUDED.due_by, contacts = EXCLUDED.contacts,
-               updated_at = EXCLUDED.updated_at, decided_at = EXCLUDED.decided_at,
-               decided_by = EXCLUDED.decided_by, rule = EXCLUDED.rule,
-               outcome = EXCLUDED.outcome, within_sla = EXCLUDED.within_sla,
-               version = EXCLUDED.version""",
-        *cols,
-    )
     # One row per customer (a statement may not update a row twice): the last case's owner,
     # as one statement per case would have left it.
     last_owner = dict(owners)
+    # One statement for the four tables: the case rows, the customers' owners, and the
+    # touched cases' timers and charge waits replaced by their new sets (the rows deleted are
+    # those not in the new set, so no row is both deleted and written).
     await conn.execute(
-        "INSERT INTO rm_customer_owners (customer_id, owner_id) SELECT * FROM unnest($1::text[], $2::text[])"
-        " ON CONFLICT (customer_id) DO UPDATE SET owner_id = EXCLUDED.owner_id",
-        list(last_owner), list(last_owner.values()),
-    )  # fmt: skip
-    await conn.execute("DELETE FROM rm_timers WHERE case_id = ANY($1::text[])", case_ids)
-    await conn.execute("DELETE FROM rm_awaiting_charge WHERE case_id = ANY($1::text[])", case_ids)
-    if timers:
-        await conn.execute(
-            "INSERT INTO rm_timers (case_id, kind, due_at)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])",
-            *_columns(timers, 3),
-        )
-    if awaiting:
-        await conn.execute(
-            "INSERT INTO rm_awaiting_charge (charge_id, case_id) SELECT * FROM unnest($1::text[], $2::text[])"
-            " ON CONFLICT DO NOTHING",
-            *_columns(awaiting, 2),
-        )
+        """WITH upserted AS (
+             INSERT INTO rm_cases (case_id, customer_id, complaint_id, category, status, owner_id,
+                 priority, assignee, reason, sla_deadline, due_by, contacts, opened_at, updated_at,
+                 decided_at, decided_by, rule, outcome, within_sla, version)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                 $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
+                 $11::timestamptz[], $12::int[], $13::timestamptz[], $14::timestamptz[],
+                 $15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::bool[], $20::int[])
+             ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
+                 owner_id = EXCLUDED.owner_id, priority = EXCLUDED.priority,
+                 assignee = EXCLUDED.assignee, reason = EXCLUDED.reason,
+                 sla_deadline = EXCLUDED.sla_deadline,
+                 due_by = EXCLUDED.due_by, contacts = EXCLUDED.contacts,
+                 updated_at = EXCLUDED.updated_at, decided_at = EXCLUDED.decided_at,
+                 decided_by = EXCLUDED.decided_by, rule = EXCLUDED.rule,
+                 outcome = EXCLUDED.outcome, within_sla = EXCLUDED.within_sla,
+                 version = EXCLUDED.version
+           ), owners AS (
+             INSERT INTO rm_customer_owners (customer_id, owner_id)
+             SELECT * FROM unnest($21::text[], $22::text[])
+             ON CONFLICT (customer_id) DO UPDATE SET owner_id = EXCLUDED.owner_id
+           ), new_timers AS (
+             SELECT * FROM unnest($23::text[], $24::text[], $25::timestamptz[]) AS t (case_id, kind, due_at)
+           ), old_timers AS (
+             DELETE FROM rm_timers r WHERE r.case_id = ANY($1::text[])
+               AND NOT EXISTS (SELECT 1 FROM new_timers n WHERE n.case_id = r.case_id AND n.kind = r.kind)
+           ), timers AS (
+             INSERT INTO rm_timers (case_id, kind, due_at) SELECT case_id, kind, due_at FROM new_timers
+             ON CONFLICT (case_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at
+           ), new_waits AS (
+             SELECT * FROM unnest($26::text[], $27::text[]) AS w (charge_id, case_id)
+           ), old_waits AS (
+             DELETE FROM rm_awaiting_charge r WHERE r.case_id = ANY($1::text[])
+               AND NOT EXISTS (SELECT 1 FROM new_waits n WHERE n.charge_id = r.charge_id AND n.case_id = r.case_id)
+           )
+           INSERT INTO rm_awaiting_charge (charge_id, case_id) SELECT charge_id, case_id FROM new_waits
+           ON CONFLICT DO NOTHING""",
+        *cols,
+        list(last_owner),
+        list(last_owner.values()),
+        *_columns(timers, 3),
+        *_columns(awaiting, 2),
+    )
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
