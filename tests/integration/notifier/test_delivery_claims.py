@@ -158,7 +158,7 @@ async def test_a_request_redelivered_while_its_email_is_in_flight_is_not_sent_ag
     first, second = workers(server), workers(server)  # the partition moved to another worker
     event = request()
 
-    assert await first.handle_records([record(event)]) == 1
+    assert await asyncio.wait_for(first.handle_records([record(event)]), 2) == 1
     await eventually(lambda: server.attempts >= 1)
     assert await second.handle_records([record(event)]) == 0
     assert await first.handle_records([record(event)]) == 0
@@ -216,7 +216,7 @@ async def test_a_clean_stop_releases_its_claims_for_the_next_worker(pool: asyncp
     deferring = GatedMailServer()
     worker = workers(deferring)
     event = request()
-    assert await worker.handle_records([record(event)]) == 1
+    assert await asyncio.wait_for(worker.handle_records([record(event)]), 2) == 1
     await eventually(lambda: deferring.attempts >= 2)
 
     await asyncio.wait_for(worker.shutdown(grace_s=5), 5)
@@ -235,7 +235,7 @@ async def test_a_worker_that_lost_its_claim_stops_sending_it(pool: asyncpg.Pool,
     server = GatedMailServer()
     slow, other = workers(server), workers(server)  # `slow` could not renew in time (a long pause)
     event = request()
-    assert await slow.handle_records([record(event)]) == 1
+    assert await asyncio.wait_for(slow.handle_records([record(event)]), 2) == 1
     await pool.execute("UPDATE deliveries SET claimed_until = now() - interval '1 second'")
     assert await other.sweep() == 1
 
