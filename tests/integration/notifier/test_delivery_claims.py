@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 import asyncpg
 import pytest
@@ -63,7 +64,8 @@ def nid(event: CloudEvent) -> str:
     return str(event.data["notification_id"])
 
 
-Workers = Callable[[EmailSender], DeliveryWorker]
+class Workers(Protocol):
+    def __call__(self, sender: EmailSender, *, lease_s: float = LEASE_S) -> DeliveryWorker: ...
 
 
 @pytest.fixture
@@ -71,10 +73,10 @@ async def workers(pool: asyncpg.Pool) -> AsyncIterator[Workers]:
     """Makes delivery workers on the test's database (retries every 10-20 ms, a short lease);
     stops the ones still sending at the end."""
     made: list[DeliveryWorker] = []
-    settings = NotifierSettings(delivery_max_attempts=100_000, delivery_base_delay_s=0.01,
-                                delivery_max_delay_s=0.02, delivery_claim_lease_s=LEASE_S)  # fmt: skip
 
-    def make(sender: EmailSender) -> DeliveryWorker:
+    def make(sender: EmailSender, *, lease_s: float = LEASE_S) -> DeliveryWorker:
+        settings = NotifierSettings(delivery_max_attempts=100_000, delivery_base_delay_s=0.01,
+                                    delivery_max_delay_s=0.02, delivery_claim_lease_s=lease_s)  # fmt: skip
         worker = DeliveryWorker(pool, settings, sender, ManualClock(DECIDED_AT))
         made.append(worker)
         return worker
@@ -201,8 +203,15 @@ async def test_two_workers_racing_on_stale_claims_send_each_once(pool: asyncpg.P
     events = [request(i) for i in range(20)]
     for event in events:
         await insert_stale_claim(pool, event)
-    first, second = workers(server), workers(server)
+    # A long lease: no claim may run out while the race is on (nothing renews them here).
+    first, second = workers(server, lease_s=60), workers(server, lease_s=60)
 
+    # Another worker is in the middle of taking them over (its rows locked, not committed):
+    # a sweep neither waits for it nor takes them (SKIP LOCKED).
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("SELECT 1 FROM deliveries FOR UPDATE")
+        assert await asyncio.wait_for(first.sweep(), 2) == 0
+    # ... and it died before committing: now the two race for them.
     taken = await asyncio.gather(first.sweep(), second.sweep(), first.sweep(), second.sweep())
 
     assert sum(taken) == len(events)
