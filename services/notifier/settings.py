@@ -35,3 +35,7 @@ class NotifierSettings(CommonSettings):
     delivery_max_attempts: int = Field(default=10, ge=1)
     delivery_base_delay_s: float = Field(default=5.0, gt=0)
     delivery_max_delay_s: float = Field(default=900.0, gt=0)
+    # How long a claim on an email outlives its worker: a worker extends the claims it holds
+    # every third of this, and a claim not extended for this long is taken over by another
+    # worker (one killed mid-send is resumed about this much later).
+    delivery_claim_lease_s: float = Field(default=60.0, gt=0)

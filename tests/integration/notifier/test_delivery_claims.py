@@ -1,0 +1,259 @@
+"""The delivery worker claims an email before sending it: a batch returns at once, a
+redelivery or a second worker never sends it again, and a claim whose worker died (or
+stopped) is taken over and sent once. Real PostgreSQL; the mail server is a fake sender."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
+
+import asyncpg
+import pytest
+
+from services.common.clock import ManualClock
+from services.common.contract import CloudEvent, encode, new_event
+from services.common.contract.events import EmailRequested
+from services.common.records import InboundRecord, derived_event_id
+from services.notifier.domain.compose import compose
+from services.notifier.domain.errors import TemporaryDeliveryError
+from services.notifier.domain.ports import EmailSender
+from services.notifier.domain.templates import load_templates
+from services.notifier.entrypoints.delivery import DeliveryWorker
+from services.notifier.settings import NotifierSettings
+from tests.unit.notifier.factories import DECIDED_AT, decision, envelope
+
+LEASE_S = 0.6
+TOPIC = "notifications.email"
+DELIVERED = "notification.email.delivered.v1"
+
+
+class GatedMailServer(EmailSender):
+    """Defers (451) every attempt until ``opened``, then accepts; keeps what it accepted."""
+
+    def __init__(self, *, opened: bool = False) -> None:
+        self.opened = asyncio.Event()
+        if opened:
+            self.opened.set()
+        self.attempts = 0
+        self.accepted: list[str] = []
+
+    async def send(self, req: EmailRequested, sender: str) -> None:
+        self.attempts += 1
+        if not self.opened.is_set():
+            raise TemporaryDeliveryError("451 try again later", 451)
+        self.accepted.append(req.notification_id)
+
+
+def request(n: int = 0) -> CloudEvent:
+    data = decision()
+    composed = compose(envelope(data), data, load_templates())
+    assert composed is not None
+    req = composed.model_copy(update={"notification_id": f"{composed.notification_id}-{n}"})
+    return new_event(req, source="notifier-service", time=DECIDED_AT, subject="cust-0042",
+                     correlation_id="cmp-1", causation_id="dec-1")  # fmt: skip
+
+
+def record(event: CloudEvent, offset: int = 0) -> InboundRecord:
+    return InboundRecord(TOPIC, 0, offset, b"cust-0042", encode(event))
+
+
+def nid(event: CloudEvent) -> str:
+    return str(event.data["notification_id"])
+
+
+class Workers(Protocol):
+    def __call__(self, sender: EmailSender, *, lease_s: float = LEASE_S) -> DeliveryWorker: ...
+
+
+@pytest.fixture
+async def workers(pool: asyncpg.Pool) -> AsyncIterator[Workers]:
+    """Makes delivery workers on the test's database (retries every 10-20 ms, a short lease);
+    stops the ones still sending at the end."""
+    made: list[DeliveryWorker] = []
+
+    def make(sender: EmailSender, *, lease_s: float = LEASE_S) -> DeliveryWorker:
+        settings = NotifierSettings(delivery_max_attempts=100_000, delivery_base_delay_s=0.01,
+                                    delivery_max_delay_s=0.02, delivery_claim_lease_s=lease_s)  # fmt: skip
+        worker = DeliveryWorker(pool, settings, sender, ManualClock(DECIDED_AT))
+        made.append(worker)
+        return worker
+
+    yield make
+    for worker in made:
+        for f in list(worker.inflight.values()):
+            f.task.cancel()
+        await asyncio.gather(*(f.task for f in worker.inflight.values()), return_exceptions=True)
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await _value(check()):
+        assert time.monotonic() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.02)
+
+
+async def _value(result: bool | Awaitable[bool]) -> bool:
+    return result if isinstance(result, bool) else await result
+
+
+async def status(pool: asyncpg.Pool, notification_id: str) -> str | None:
+    value: str | None = await pool.fetchval("SELECT status FROM deliveries WHERE notification_id = $1", notification_id)
+    return value
+
+
+async def outcomes(pool: asyncpg.Pool) -> list[dict[str, object]]:
+    rows = await pool.fetch("SELECT value FROM outbox WHERE relay = 'delivery' AND topic = $1 ORDER BY id", TOPIC)
+    return [json.loads(r["value"]) for r in rows]
+
+
+async def delivered(pool: asyncpg.Pool, event: CloudEvent) -> None:
+    async def done() -> bool:
+        return await status(pool, nid(event)) == "delivered"
+
+    await eventually(done)
+
+
+async def insert_stale_claim(pool: asyncpg.Pool, event: CloudEvent) -> None:
+    """A claim as a worker killed mid-send leaves it: sending, its lease run out."""
+    await pool.execute(
+        "INSERT INTO deliveries (notification_id, status, request, claim_id, claimed_until, updated_at)"
+        " VALUES ($1, 'sending', $2::jsonb, gen_random_uuid(), now() - interval '5 seconds', now())",
+        nid(event), encode(event).decode(),
+    )  # fmt: skip
+
+
+async def test_a_batch_returns_while_its_email_is_still_retried_and_the_outcome_comes_later_once(
+    pool: asyncpg.Pool, workers: Workers
+) -> None:
+    server = GatedMailServer()
+    worker = workers(server)
+    event = request()
+
+    claimed = await asyncio.wait_for(worker.handle_records([record(event)]), 2)
+
+    assert claimed == 1  # returned: the offsets can be committed while the email is retried
+    await eventually(lambda: server.attempts >= 3)
+    assert await status(pool, nid(event)) == "sending"
+    assert await outcomes(pool) == []
+    server.opened.set()
+    await delivered(pool, event)
+    await asyncio.sleep(0.2)
+    assert server.accepted == [nid(event)]
+    sent = await outcomes(pool)
+    assert [(e["type"], e["data"]["notification_id"]) for e in sent] == [(DELIVERED, nid(event))]  # type: ignore[index]
+    stream = f"delivery-{nid(event)}"
+    assert sent[0]["id"] == derived_event_id(nid(event), stream, 0)
+    assert (sent[0]["subject"], sent[0]["causationid"], sent[0]["correlationid"]) == ("cust-0042", event.id, "cmp-1")
+    row = await pool.fetchrow("SELECT attempts, request, claim_id, claimed_until FROM deliveries")
+    assert row is not None
+    assert row["attempts"] == server.attempts
+    assert (row["request"], row["claim_id"], row["claimed_until"]) == (None, None, None)  # no personal data kept
+
+
+async def test_a_request_redelivered_while_its_email_is_in_flight_is_not_sent_again(
+    pool: asyncpg.Pool, workers: Workers
+) -> None:
+    server = GatedMailServer()
+    first, second = workers(server), workers(server)  # the partition moved to another worker
+    event = request()
+
+    assert await asyncio.wait_for(first.handle_records([record(event)]), 2) == 1
+    await eventually(lambda: server.attempts >= 1)
+    assert await second.handle_records([record(event)]) == 0
+    assert await first.handle_records([record(event)]) == 0
+    server.opened.set()
+    await delivered(pool, event)
+    await asyncio.sleep(0.2)
+
+    assert server.accepted == [nid(event)]
+    assert len(await outcomes(pool)) == 1
+    assert await second.handle_records([record(event)]) == 0  # and after it: nothing either
+
+
+async def test_a_claim_whose_worker_died_is_taken_over_and_sent_once(pool: asyncpg.Pool, workers: Workers) -> None:
+    server = GatedMailServer(opened=True)
+    worker = workers(server)
+    stale, live = request(1), request(2)
+    await insert_stale_claim(pool, stale)
+    await pool.execute(
+        "INSERT INTO deliveries (notification_id, status, request, claim_id, claimed_until, updated_at)"
+        " VALUES ($1, 'sending', $2::jsonb, gen_random_uuid(), now() + interval '1 hour', now())",
+        nid(live), encode(live).decode(),
+    )  # fmt: skip
+    stop = asyncio.Event()
+    loop = asyncio.create_task(worker.run(stop))
+    try:
+        await delivered(pool, stale)
+        await asyncio.sleep(3 * LEASE_S)  # a few more sweeps
+    finally:
+        stop.set()
+        await loop
+
+    assert server.accepted == [nid(stale)]  # the claim another worker still holds is left alone
+    sent = await outcomes(pool)
+    assert [(e["type"], e["data"]["notification_id"]) for e in sent] == [(DELIVERED, nid(stale))]  # type: ignore[index]
+    assert sent[0]["causationid"] == stale.id
+
+
+async def test_two_workers_racing_on_stale_claims_send_each_once(pool: asyncpg.Pool, workers: Workers) -> None:
+    server = GatedMailServer(opened=True)
+    events = [request(i) for i in range(20)]
+    for event in events:
+        await insert_stale_claim(pool, event)
+    # A long lease: no claim may run out while the race is on (nothing renews them here).
+    first, second = workers(server, lease_s=60), workers(server, lease_s=60)
+
+    # Another worker is in the middle of taking them over (its rows locked, not committed):
+    # a sweep neither waits for it nor takes them (SKIP LOCKED).
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("SELECT 1 FROM deliveries FOR UPDATE")
+        assert await asyncio.wait_for(first.sweep(), 2) == 0
+    # ... and it died before committing: now the two race for them.
+    taken = await asyncio.gather(first.sweep(), second.sweep(), first.sweep(), second.sweep())
+
+    assert sum(taken) == len(events)
+    for event in events:
+        await delivered(pool, event)
+    assert sorted(server.accepted) == sorted(nid(e) for e in events)
+    assert len(await outcomes(pool)) == len(events)
+
+
+async def test_a_clean_stop_releases_its_claims_for_the_next_worker(pool: asyncpg.Pool, workers: Workers) -> None:
+    deferring = GatedMailServer()
+    worker = workers(deferring)
+    event = request()
+    assert await asyncio.wait_for(worker.handle_records([record(event)]), 2) == 1
+    await eventually(lambda: deferring.attempts >= 2)
+
+    await asyncio.wait_for(worker.shutdown(grace_s=5), 5)
+
+    assert worker.inflight == {}
+    released = await pool.fetchval("SELECT claimed_until <= now() FROM deliveries WHERE status = 'sending'")
+    assert released is True
+    accepting = GatedMailServer(opened=True)
+    assert await workers(accepting).sweep() == 1  # at once, not a lease later
+    await delivered(pool, event)
+    assert (deferring.accepted, accepting.accepted) == ([], [nid(event)])
+    assert len(await outcomes(pool)) == 1
+
+
+async def test_a_worker_that_lost_its_claim_stops_sending_it(pool: asyncpg.Pool, workers: Workers) -> None:
+    server = GatedMailServer()
+    slow, other = workers(server), workers(server)  # `slow` could not renew in time (a long pause)
+    event = request()
+    assert await asyncio.wait_for(slow.handle_records([record(event)]), 2) == 1
+    await pool.execute("UPDATE deliveries SET claimed_until = now() - interval '1 second'")
+    assert await other.sweep() == 1
+
+    await slow.renew()
+
+    await asyncio.sleep(0.05)
+    assert slow.inflight == {}
+    server.opened.set()
+    await delivered(pool, event)
+    await asyncio.sleep(0.2)
+    assert server.accepted == [nid(event)]
+    assert len(await outcomes(pool)) == 1
