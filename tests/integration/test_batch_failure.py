@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from services.common.records import InboundRecord
 from services.recovery.application import RecoveryService
 from services.recovery.settings import RecoverySettings
 from tests.helpers import cloudevent, produce_events
+from tests.integration.test_relay import wait_for
 
 NOW = datetime.now(UTC)
 _PARTITIONER = DefaultPartitioner()
@@ -41,15 +41,6 @@ def _pair(i: int, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
         "description": "It never arrived.", "filed_at": NOW.isoformat(),
     }, cust)  # fmt: skip
     return posted, complaint
-
-
-async def _until(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_a_batch_that_fails_after_a_top_up_is_decided_once_when_handled_again(
@@ -89,12 +80,12 @@ async def test_a_batch_that_fails_after_a_top_up_is_decided_once_when_handled_ag
     app = recovery_kafka.build_app(settings)
     running = asyncio.create_task(app.run())
     try:
-        await _until(lambda: _count(pool, "SELECT count(*) FROM rm_charges", 6), 60, "the charges to be recorded")
+        await wait_for(lambda: _count(pool, "SELECT count(*) FROM rm_charges", 6), 60, "the charges to be recorded")
         topping_up.clear()
         await produce_events(boot, settings.topic_complaints, [p[1] for p in first])
         await asyncio.wait_for(topping_up.wait(), 60)  # the first wave's batch is in hand
         await produce_events(boot, settings.topic_complaints, [p[1] for p in second])
-        await _until(lambda: _count(pool, "SELECT count(*) FROM rm_cases WHERE status = 'decided'", 6), 60,
+        await wait_for(lambda: _count(pool, "SELECT count(*) FROM rm_cases WHERE status = 'decided'", 6), 60,
                      "all six complaints to be decided")  # fmt: skip
     finally:
         app.exit()
