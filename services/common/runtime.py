@@ -62,12 +62,13 @@ def batch_subscriber_options(settings: CommonSettings, group_id: str, max_record
     }
 
 
+def _inbound(r: Any) -> InboundRecord:
+    return InboundRecord(r.topic, r.partition, r.offset, r.key, r.value)
+
+
 def records_of(message: KafkaMessage) -> list[InboundRecord]:
     raw = message.raw_message
-    return [
-        InboundRecord(r.topic, r.partition, r.offset, r.key, r.value)
-        for r in (raw if isinstance(raw, tuple) else (raw,))
-    ]
+    return [_inbound(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
 
 
 async def top_up(message: KafkaMessage, room: int, wait_ms: int) -> list[InboundRecord]:
@@ -83,7 +84,7 @@ async def top_up(message: KafkaMessage, room: int, wait_ms: int) -> list[Inbound
     if not isinstance(consumer, AIOKafkaConsumer):
         return []
     fetched = await consumer.getmany(timeout_ms=wait_ms, max_records=room)
-    return [InboundRecord(r.topic, r.partition, r.offset, r.key, r.value) for rs in fetched.values() for r in rs]
+    return [_inbound(r) for rs in fetched.values() for r in rs]
 
 
 def rewind(message: KafkaMessage, records: list[InboundRecord]) -> None:
