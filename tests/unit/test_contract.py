@@ -157,6 +157,13 @@ def test_values_that_are_not_a_json_object_are_not_json(value: bytes | None) -> 
     assert error_code(value) == "not_json"
 
 
+def test_an_escaped_lone_surrogate_is_not_json() -> None:
+    # Valid JSON syntax, but no text: it could never be stored or published again.
+    value = raw(wire(charge("4.99"))).replace(b'"customer_id": "', b'"customer_id": "\\ud800', 1)
+    assert b"\\ud800" in value
+    assert error_code(value) == "not_json"
+
+
 @pytest.mark.parametrize("missing", ["id", "source", "type", "time", "data"])
 def test_an_envelope_missing_a_required_attribute_is_not_a_cloudevent(missing: str) -> None:
     doc = wire()

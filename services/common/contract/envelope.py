@@ -101,7 +101,10 @@ def decode(
         return _typed(envelope, accept)
     try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # json.loads takes an escaped lone surrogate ("\\ud800"), which is no text: nothing
+        # could encode it again (the store, the outbox). Refuse it here, not in the batch.
+        json.dumps(doc, ensure_ascii=False).encode()
+    except (UnicodeDecodeError, UnicodeEncodeError, json.JSONDecodeError) as exc:
         raise ContractError("not_json", f"not UTF-8 JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ContractError("not_json", "the value is JSON but not an object")
