@@ -22,6 +22,7 @@ import asyncpg
 
 from services.common.contract import CONTENT_TYPE, CloudEvent, encode
 from services.common.eventstore.postgres import lock_appends
+from services.common.records import Sealed
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,11 @@ def outbox_message(event: CloudEvent, topic: str) -> OutboxMessage:
     """The Kafka message for ``event``: keyed by the customer id (the CloudEvents subject)."""
     key = event.subject.encode() if event.subject else None
     return OutboxMessage(topic=topic, key=key, value=encode(event), event_id=event.id)
+
+
+def sealed_message(sealed: Sealed, topic: str) -> OutboxMessage:
+    """:func:`outbox_message` for an event encoded once already (:func:`records.seal`)."""
+    return OutboxMessage(topic=topic, key=sealed.key, value=sealed.value, event_id=sealed.stored.event_id)
 
 
 async def claim_inbox(conn: asyncpg.Connection, consumer: str, message_ids: Sequence[str]) -> set[str]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
+from pydantic import AwareDatetime, TypeAdapter
+
 from services.common.contract import CloudEvent, EventData, new_event
 from services.common.contract.ids import uuid5_str
-from services.common.eventstore import NewEvent, RecordedEvent
+from services.common.eventstore import EncodedEvent, NewEvent, RecordedEvent
 
 _EVENT_NS = uuid.UUID("6c1f7a52-3d0e-4a4e-9a0b-6f2c7d1e5b90")
 
@@ -88,3 +92,55 @@ def envelope(
     every id they record (:func:`derived_event_id`), so a redelivery records nothing new."""
     return new_event(data, source=source, time=time, subject=subject, correlation_id=correlation_id,
                      causation_id=causation_id, event_id=event_id)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """One of the service's own events, encoded once: its row for the event store and its
+    Kafka value (byte for byte what ``encode(envelope(...))`` gives, a test checks it)."""
+
+    stored: EncodedEvent
+    key: bytes | None  # the subject (customer id), the Kafka key
+    value: bytes  # the structured-mode CloudEvent
+    time: datetime
+
+
+_TIME = TypeAdapter(AwareDatetime)
+
+
+@functools.lru_cache(maxsize=16)
+def _time_json(time: datetime) -> bytes:
+    # The envelope's own rendering of a time (a batch's events share one: cached).
+    return _TIME.dump_json(time)
+
+
+def seal(
+    data: EventData,
+    *,
+    event_id: str,
+    source: str,
+    time: datetime,
+    subject: str | None,
+    correlation_id: str | None,
+    causation_id: str | None,
+) -> Sealed:
+    """:func:`envelope` without the envelope model: ``data`` is serialized once (by its own
+    model's serializer) and that JSON goes both into the store and inside the Kafka value.
+    About three times faster than building, dumping and encoding a :class:`CloudEvent`."""
+    if time.tzinfo is None or time.utcoffset() is None:
+        raise ValueError("an event's time must carry a time zone")
+    data_json: bytes = data.__pydantic_serializer__.to_json(data, exclude_none=True)
+    metadata: dict[str, str] = {"source": source}
+    # The envelope's field order (CloudEvent), None fields left out as encode() does.
+    doc: dict[str, object] = {"specversion": "1.0", "id": event_id, "source": source, "type": data.TYPE,
+                              "time": orjson.Fragment(_time_json(time))}  # fmt: skip
+    if subject is not None:
+        doc["subject"] = metadata["subject"] = subject
+    doc["datacontenttype"] = "application/json"
+    doc["data"] = orjson.Fragment(data_json)
+    if correlation_id is not None:
+        doc["correlationid"] = metadata["correlationid"] = correlation_id
+    if causation_id is not None:
+        doc["causationid"] = metadata["causationid"] = causation_id
+    stored = EncodedEvent(event_id, data.TYPE, data_json.decode(), time, orjson.dumps(metadata).decode())
+    return Sealed(stored, subject.encode() if subject else None, orjson.dumps(doc), time)

@@ -35,8 +35,8 @@ from services.common.eventstore import AppendRequest, ConcurrencyError, Recorded
 from services.common.eventstore.postgres import append_on, lock_appends, read_streams_on
 from services.common.kafka import decode_batch
 from services.common.logging import get_logger
-from services.common.outbox import claim_inbox, enqueue, outbox_message
-from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event
+from services.common.outbox import claim_inbox, enqueue, outbox_message, sealed_message
+from services.common.records import InboundRecord, Sealed, derived_event_id, seal, to_new_event
 from services.common.settings import CommonSettings
 from services.recovery.adapters import readmodels
 from services.recovery.domain.anomaly import assess_charge
@@ -91,10 +91,10 @@ class _Work:
     now: datetime
     cases: dict[str, Case | None] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
-    pending: dict[str, list[tuple[EventData, CloudEvent]]] = field(default_factory=dict)
+    pending: dict[str, list[tuple[EventData, Sealed]]] = field(default_factory=dict)
     requests: list[AppendRequest] = field(default_factory=list)
     projected: list[tuple[EventData, datetime]] = field(default_factory=list)
-    published: list[CloudEvent] = field(default_factory=list)
+    published: list[tuple[Sealed, EventData]] = field(default_factory=list)
     histories: dict[str, CustomerHistory] = field(default_factory=dict)
     charges: dict[str, ChargeFacts] = field(default_factory=dict)
     # The charges this batch posts: their facts and the id of the message that brought each.
@@ -237,11 +237,11 @@ class RecoveryService:
             if isinstance(e.data, ChargePosted):
                 flag = assess_charge(facts[e.data.charge_id], self.policy)
                 if flag is not None:
-                    ev = envelope(flag, event_id=derived_event_id(e.envelope.id, stream, 0),
-                                  source=self.source, time=w.now, subject=e.data.customer_id,
-                                  correlation_id=None, causation_id=e.envelope.id)  # fmt: skip
-                    w.requests.append(AppendRequest(stream, None, [to_new_event(ev)]))
-                    w.published.append(ev)
+                    ev = seal(flag, event_id=derived_event_id(e.envelope.id, stream, 0),
+                              source=self.source, time=w.now, subject=e.data.customer_id,
+                              correlation_id=None, causation_id=e.envelope.id)  # fmt: skip
+                    w.requests.append(AppendRequest(stream, None, [ev.stored]))
+                    w.published.append((ev, flag))
                     w.result.flagged += 1
         waiting = await readmodels.cases_awaiting(conn, w.posted)
         await self._load_cases(conn, w, [c for ids in waiting.values() for c in ids])
@@ -265,9 +265,9 @@ class RecoveryService:
             case = apply(case, data)
             customer = case.customer_id
             correlation = case.first_complaint.complaint_id if case.complaints else None
-            ev = envelope(data, event_id=derived_event_id(cause, stream, offset + i),
-                          source=self.source, time=w.now, subject=customer,
-                          correlation_id=correlation, causation_id=cause)  # fmt: skip
+            ev = seal(data, event_id=derived_event_id(cause, stream, offset + i),
+                      source=self.source, time=w.now, subject=customer,
+                      correlation_id=correlation, causation_id=cause)  # fmt: skip
             w.pending.setdefault(cid, []).append((data, ev))
             self._count(w, data)
         w.cases[cid] = case
@@ -298,20 +298,18 @@ class RecoveryService:
 
     async def _commit(self, conn: asyncpg.Connection, w: _Work) -> None:
         for cid, items in w.pending.items():
-            w.requests.append(
-                AppendRequest(case_stream(cid), w.versions.get(cid, 0), [to_new_event(ev) for _, ev in items])
-            )
+            w.requests.append(AppendRequest(case_stream(cid), w.versions.get(cid, 0), [ev.stored for _, ev in items]))
             for data, ev in items:
                 w.projected.append((data, ev.time))
                 if data.TOPIC != "internal":
-                    w.published.append(ev)
+                    w.published.append((ev, data))
         await append_on(conn, w.requests, locked=w.locked, recorded=False)
         w.locked = w.locked or any(r.events for r in w.requests)  # append_on took it
         touched = [c for cid, c in w.cases.items() if cid in w.pending and c is not None]
         versions = {cid: w.versions.get(cid, 0) + len(w.pending[cid]) for cid in w.pending}
         await readmodels.project(conn, w.projected, touched, versions, self.policy, w.now)
         if w.published:
-            messages = [outbox_message(ev, self.settings.topic(REGISTRY[ev.type].TOPIC)) for ev in w.published]
+            messages = [sealed_message(ev, self.settings.topic(data.TOPIC)) for ev, data in w.published]
             await enqueue(conn, RELAY, messages, locked=w.locked)
 
     # ------------------------------------------------------------------ SLA timers

@@ -15,6 +15,7 @@ from services.common.eventstore import (
     NO_STREAM,
     AppendRequest,
     ConcurrencyError,
+    EncodedEvent,
     EventStore,
     NewEvent,
 )
@@ -180,3 +181,15 @@ async def test_stores_any_json_data_unchanged(store: EventStore) -> None:
     await store.append([AppendRequest("s", NO_STREAM, [event])])
     (read,) = await store.read_stream("s")
     assert read.data == data
+
+
+async def test_an_event_encoded_already_is_stored_as_its_json_says(store: EventStore) -> None:
+    # The services' own events come encoded once (records.seal), mixed with plain ones.
+    encoded = EncodedEvent(str(uuid.uuid4()), "thing.happened.v1", '{"n": 1, "text": "cañón"}', T0,
+                           '{"correlationid": "c-9"}')  # fmt: skip
+    recorded = await store.append([AppendRequest("s", NO_STREAM, [ev(n=0), encoded])])
+    assert [r.data for r in recorded] == [{"n": 0}, {"n": 1, "text": "cañón"}]
+    (_, read) = await store.read_stream("s")
+    assert (read.event_id, read.version, read.occurred_at) == (encoded.event_id, 2, T0)
+    assert read.data == {"n": 1, "text": "cañón"}
+    assert read.correlation_id == "c-9"

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from pydantic_core import from_json
+
 NO_STREAM = 0
 """Expected version for a stream that must not exist yet (versions start at 1)."""
 ANY_VERSION: None = None
@@ -39,6 +41,29 @@ class NewEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """A :class:`NewEvent` whose data and metadata are JSON text already: a service's own
+    event, encoded once for both the store and the outbox. ``data`` and ``metadata`` decode
+    on demand (the in-memory store, an append that returns what it recorded)."""
+
+    event_id: str
+    event_type: str
+    data_json: str
+    occurred_at: datetime
+    metadata_json: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        value: dict[str, Any] = from_json(self.data_json)
+        return value
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        value: dict[str, Any] = from_json(self.metadata_json)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
 class RecordedEvent:
     global_position: int
     stream_id: str
@@ -67,7 +92,7 @@ class AppendRequest:
 
     stream_id: str
     expected_version: int | None
-    events: Sequence[NewEvent]
+    events: Sequence[NewEvent | EncodedEvent]
 
 
 class EventStore(Protocol):

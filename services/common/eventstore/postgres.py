@@ -20,6 +20,7 @@ from pydantic_core import from_json
 from services.common.eventstore.model import (
     AppendRequest,
     ConcurrencyError,
+    EncodedEvent,
     NewEvent,
     RecordedEvent,
 )
@@ -100,7 +101,7 @@ async def append_on(
     rows: list[tuple[Any, ...]] = []
     out: list[RecordedEvent] = []
     for request in requests:
-        fresh: list[NewEvent] = []
+        fresh: list[NewEvent | EncodedEvent] = []
         for e in request.events:
             if e.event_id not in existing:
                 existing.add(e.event_id)
@@ -113,7 +114,10 @@ async def append_on(
         for e in fresh:
             current += 1
             head += 1
-            data, metadata = _json(e.data), _json(e.metadata)
+            if type(e) is EncodedEvent:
+                data, metadata = e.data_json, e.metadata_json
+            else:
+                data, metadata = _json(e.data), _json(e.metadata)
             rows.append(
                 (head, request.stream_id, current, e.event_id, e.event_type, data, metadata,
                  e.occurred_at, now)

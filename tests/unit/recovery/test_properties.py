@@ -9,8 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.common.contract import encode
 from services.common.contract.events import DecisionMade, EventData
 from services.common.contract.money import minor_units, quantize
+from services.common.records import envelope, seal
 from services.recovery.domain import (
     Case,
     ChargeFacts,
@@ -86,6 +88,12 @@ def _check(events: list[EventData]) -> None:
         # The domain builds its events without validating them (services.recovery.domain.
         # build): each must still be exactly what validation would have made of it.
         assert type(event).model_validate(event.model_dump()) == event, event
+        # Encoded once for the store and Kafka: the same bytes as the envelope model's.
+        ids = {"event_id": "e-1", "source": "recovery-service", "time": T0, "subject": "cust-1",
+               "correlation_id": "c-1", "causation_id": "m-1"}  # fmt: skip
+        sealed, ev = seal(event, **ids), envelope(event, **ids)
+        assert sealed.value == encode(ev)
+        assert sealed.stored.data == ev.data
         if isinstance(event, DecisionMade):
             assert event.decided_by != "policy" or event.outcome == "resolved"
             for remedy in event.remedies:

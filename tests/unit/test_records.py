@@ -1,0 +1,48 @@
+"""records.seal: a service's event encoded once, identical to the envelope model's encoding."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from services.common.contract import encode
+from services.common.contract.events import DeadLettered, DeadLetterError, OriginalMessage
+from services.common.records import envelope, seal, to_new_event
+
+# Text that JSON must escape (quotes, backslash, control characters) and non-ASCII.
+DATA = DeadLettered(
+    original=OriginalMessage(topic="customer.complaints", partition=1, offset=7, key="k",
+                             value='{"amount": "1.5\\u00e9"} ü 😀 \x01'),
+    error=DeadLetterError(code="invalid_data", message='bad "amount" \\ \x1f', details=[{"loc": "a", "n": 1.5}]),
+    received_at=datetime(2026, 11, 23, 16, 59, tzinfo=UTC),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("time", "subject", "correlation", "causation"),
+    [
+        (datetime(2026, 11, 23, 17, 0, 0, 123456, tzinfo=UTC), "cust-1", "c-1", "m-1"),
+        (datetime(2026, 11, 23, 17, 0, tzinfo=UTC), None, None, None),  # no microseconds
+        (datetime(2026, 11, 23, 17, 0, 5, 500, tzinfo=timezone(timedelta(hours=-5))), 'ü "q" \x1f', None, "m"),
+    ],
+)
+def test_seal_gives_the_envelope_bytes_and_the_stored_row(
+    time: datetime, subject: str | None, correlation: str | None, causation: str | None
+) -> None:
+    ids = {"event_id": "e-1", "source": "recovery-service", "time": time, "subject": subject,
+           "correlation_id": correlation, "causation_id": causation}  # fmt: skip
+    sealed, ev = seal(DATA, **ids), envelope(DATA, **ids)
+    assert sealed.value == encode(ev)
+    stored = to_new_event(ev)
+    assert (sealed.stored.event_id, sealed.stored.event_type, sealed.stored.occurred_at) == (
+        stored.event_id, stored.event_type, stored.occurred_at)  # fmt: skip
+    assert sealed.stored.data == stored.data
+    assert sealed.stored.metadata == stored.metadata
+    assert sealed.key == (subject.encode() if subject else None)
+
+
+def test_seal_refuses_a_naive_time() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        seal(DATA, event_id="e", source="s", time=datetime(2026, 1, 1), subject=None,
+             correlation_id=None, causation_id=None)  # fmt: skip
