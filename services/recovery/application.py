@@ -44,7 +44,7 @@ from services.recovery.domain.case import Case, apply, case_id_for
 from services.recovery.domain.commands import AgentDecide, ChargeArrived, FileComplaint, FireTimer
 from services.recovery.domain.decide import decide
 from services.recovery.domain.events import INTERNAL_EVENT_TYPES
-from services.recovery.domain.facts import ChargeFacts, CustomerHistory
+from services.recovery.domain.facts import NO_HISTORY, ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
 from services.recovery.domain.policy import Policy
 from services.recovery.domain.roster import Roster
@@ -192,7 +192,7 @@ class RecoveryService:
         case = w.cases.get(cid)
         if case is None:
             return
-        history = w.histories.get(case.customer_id) or CustomerHistory()
+        history = w.histories.get(case.customer_id) or NO_HISTORY
         self._decide(w, cid, _charge_arrived(charge=charge, history=history), cause)
 
     async def _load_context(
@@ -252,7 +252,7 @@ class RecoveryService:
     def _on_complaint(self, w: _Work, env: CloudEvent, complaint: ComplaintFiled) -> None:
         cid = case_id_for(complaint)
         charge = w.charges.get(complaint.charge_id) if complaint.charge_id else None
-        history = w.histories.get(complaint.customer.id) or CustomerHistory()
+        history = w.histories.get(complaint.customer.id) or NO_HISTORY
         cmd = _file_complaint(complaint=complaint, charge=charge, history=history)
         self._decide(w, cid, cmd, env.id)
 
@@ -282,7 +282,7 @@ class RecoveryService:
             else:
                 w.result.late += 1
             if data.decided_by == "policy" and is_concession(data):
-                hist = w.histories.get(data.customer.id) or CustomerHistory()
+                hist = w.histories.get(data.customer.id) or NO_HISTORY
                 w.histories[data.customer.id] = _history(
                     concession_times=(*hist.concession_times, data.decided_at),
                     previous_owner_id=hist.previous_owner_id,
@@ -290,7 +290,7 @@ class RecoveryService:
         elif data.TYPE == "recovery.case.escalated.v1":
             w.result.escalations += 1
         elif data.TYPE == "recovery.case.opened.v1":
-            hist = w.histories.get(data.customer_id) or CustomerHistory()  # type: ignore[attr-defined]
+            hist = w.histories.get(data.customer_id) or NO_HISTORY  # type: ignore[attr-defined]
             w.histories[data.customer_id] = _history(  # type: ignore[attr-defined]
                 concession_times=hist.concession_times,
                 previous_owner_id=data.case_owner.id,  # type: ignore[attr-defined]
@@ -336,7 +336,7 @@ class RecoveryService:
                         if case is None:
                             continue
                         cmd = FireTimer(kind=kind, due_at=due_at,
-                                        history=w.histories.get(case.customer_id) or CustomerHistory())  # fmt: skip
+                                        history=w.histories.get(case.customer_id) or NO_HISTORY)  # fmt: skip
                         self._decide(w, cid, cmd, f"timer:{cid}:{kind}:{due_at.isoformat()}")
                     await conn.execute(
                         "DELETE FROM rm_timers WHERE (case_id, kind) IN"

@@ -126,10 +126,11 @@ def _typed(envelope: CloudEvent, accept: frozenset[str] | None) -> Event[EventDa
         data = model.model_validate(envelope.data)
     except ValidationError as exc:
         raise ContractError("invalid_data", f"{envelope.type} data is invalid", _errors(exc)) from None
-    return Event[EventData](envelope=envelope, data=data)
+    return _new_typed_event(envelope=envelope, data=data)  # both validated just now
 
 
 _new_cloudevent = constructor(CloudEvent)
+_new_typed_event = constructor(Event[EventData])
 
 
 def new_event(

@@ -13,7 +13,7 @@ import asyncpg
 
 from services.common.contract.events import ChargePosted, ChargeRefunded, DecisionMade, EventData
 from services.recovery.domain.case import Case
-from services.recovery.domain.facts import ChargeFacts, CustomerHistory
+from services.recovery.domain.facts import NO_HISTORY, ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
 from services.recovery.domain.policy import Policy
 from services.recovery.domain.sla import pending_timers
@@ -21,7 +21,6 @@ from services.recovery.replay.trusted import load_json
 
 # Kinds whose usual amount may be compared across customers (POLICY.md, charge-anomaly).
 CROSS_CUSTOMER_KINDS = ("fee", "shipping", "usage", "long_distance", "late_fee")
-NO_HISTORY = CustomerHistory()  # shared by every first-time customer (the model is frozen)
 
 
 async def charge_facts(conn: asyncpg.Connection, charges: Sequence[ChargePosted]) -> dict[str, ChargeFacts]:

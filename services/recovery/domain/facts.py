@@ -81,3 +81,7 @@ class CustomerHistory(BaseModel):
 
     concession_times: tuple[AwareDatetime, ...] = ()
     previous_owner_id: str | None = None
+
+
+NO_HISTORY = CustomerHistory()
+"""A first-time customer's history (shared: the model is frozen)."""

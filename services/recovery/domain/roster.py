@@ -58,11 +58,14 @@ class Roster(BaseModel):
 
     def owner(self, member_id: str) -> Person | None:
         """The owner with this id, if on the roster."""
-        return self._owner_by_id.get(member_id)
+        # Private attributes are read through pydantic's __getattr__: straight from the dict.
+        owners: dict[str, Person] = self.__pydantic_private__["_owner_by_id"]  # type: ignore[index]
+        return owners.get(member_id)
 
     def candidates(self, group: Literal["owners", "supervisors"], locale: str) -> tuple[Person, ...]:
         """Who may take a case of ``locale``'s language, by id (see :func:`_speaking`)."""
-        return self._candidates[(group, language_of(locale))]
+        candidates: dict[tuple[str, str], tuple[Person, ...]] = self.__pydantic_private__["_candidates"]  # type: ignore[index]
+        return candidates[(group, language_of(locale))]
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Roster:
