@@ -90,18 +90,27 @@ class OutboxRelay:
         if payload == self.relay:
             self._wake.set()
 
-    async def drain_once(self) -> int:
-        """Publish up to one batch; return how many messages went out."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox WHERE relay = $1 ORDER BY id LIMIT $2",
-                self.relay,
-                self._batch_size,
-            )
-            if not rows:
-                return 0
-            await asyncio.gather(*await self._publish(rows))
-            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r[0] for r in rows])
+    async def drain_once(self, conn: asyncpg.Connection | None = None) -> int:
+        """Publish up to one batch; return how many messages went out. On ``conn`` (the
+        running relay's own connection) or, without one, on a connection from the pool."""
+        if conn is None:
+            async with self._pool.acquire() as pooled:
+                return await self._drain(pooled)
+        return await self._drain(conn)
+
+    async def _drain(self, conn: asyncpg.Connection) -> int:
+        # Two statements, no transaction: only the leader drains, so nothing else deletes
+        # these rows meanwhile. A failure or a crash anywhere before the delete leaves them
+        # to be published again (consumers drop repeats by id), as a rollback would have.
+        rows = await conn.fetch(
+            "SELECT id, topic, key, value, headers FROM outbox WHERE relay = $1 ORDER BY id LIMIT $2",
+            self.relay,
+            self._batch_size,
+        )
+        if not rows:
+            return 0
+        await asyncio.gather(*await self._publish(rows))
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r[0] for r in rows])
         self.published += len(rows)
         return len(rows)
 
@@ -149,11 +158,24 @@ class OutboxRelay:
         return current
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until ``stop`` is set; a failed batch is retried after a pause."""
+        """Relay until ``stop`` is set; a failed batch is retried after a pause, and a lost
+        connection is replaced (the election starts over on the new one)."""
+        while not stop.is_set():
+            try:
+                await self._run_on_own_connection(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("relay.connection_lost", relay=self.relay, error=type(exc).__name__)
+                await _wait(stop, self._poll_s)
+
+    async def _run_on_own_connection(self, stop: asyncio.Event) -> None:
         lock_key = zlib.crc32(f"relay:{self.relay}".encode())
         listener: asyncpg.Connection = await self._pool.acquire()
         try:
             await listener.add_listener("outbox", self._on_notify)
+            # The relay drains on this connection too (no pool round trips per batch). Its
+            # deletes need not wait for the disk: one lost in a crash republishes its rows,
+            # which the consumers drop by id, as after any crash before the delete.
+            await listener.execute("SET synchronous_commit = off")
             while not stop.is_set():
                 if not self.is_leader:
                     self.is_leader = bool(await listener.fetchval("SELECT pg_try_advisory_lock($1)", lock_key))
@@ -166,8 +188,10 @@ class OutboxRelay:
                 # afterwards, its messages waited for the next commit or the poll).
                 self._wake.clear()
                 try:
-                    sent = await self.drain_once()
+                    sent = await self.drain_once(listener)
                 except (OSError, asyncpg.PostgresError, Exception) as exc:
+                    if listener.is_closed():
+                        raise  # leadership went with the session: elect again on a new one
                     log.warning("relay.batch_failed", relay=self.relay, error=type(exc).__name__)
                     await _wait(stop, self._poll_s)
                     continue
@@ -184,7 +208,8 @@ class OutboxRelay:
                 await listener.remove_listener("outbox", self._on_notify)
                 if self.is_leader:
                     await listener.execute("SELECT pg_advisory_unlock($1)", lock_key)
-            await self._pool.release(listener)
+            with contextlib.suppress(Exception):
+                await self._pool.release(listener)
             self.is_leader = False
 
 

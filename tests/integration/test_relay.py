@@ -313,3 +313,33 @@ async def test_a_commit_notified_while_a_batch_is_in_flight_is_published_without
         await real.stop()
     received = await consume_topic(common_settings, topic, 10)
     assert sorted({r.event_id for r in received}) == sorted(first.ids + second.ids)
+
+
+async def test_a_relay_whose_connection_is_cut_takes_a_new_one_and_carries_on(
+    pool: asyncpg.Pool, common_settings: CommonSettings
+) -> None:
+    """The relay listens, holds its leadership and drains on one connection: when PostgreSQL
+    ends that session, it must elect itself again on a new one and keep publishing."""
+    topic = common_settings.topic_decisions
+    first = await enqueue_warnings(pool, topic, 5)
+    producer = make_producer(common_settings)
+    await producer.start()
+    stop = asyncio.Event()
+    relay = OutboxRelay(pool, producer, RELAY, batch_size=1000, poll_s=0.2)
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        await wait_for(lambda: _empty(pool), 30, "the first messages to be published")
+        cut = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+        )
+        assert cut == 1  # the leader's session, ended
+        second = await enqueue_warnings(pool, topic, 5)
+        await wait_for(lambda: _empty(pool), 30, "the relay to publish on a new connection")
+        assert relay.is_leader
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        await producer.stop()
+    received = await consume_topic(common_settings, topic, 10)
+    assert sorted({r.event_id for r in received}) == sorted(first.ids + second.ids)
