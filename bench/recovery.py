@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.registry import Context, Row
-from bench.services import Collector, produce, service_env, start, stop
+from bench.services import Collector, CpuMeter, produce, service_env, start, stop
 
 NAME = "recovery"
 DESCRIPTION = "recovery-service: decisions/s on a backlog of complaints waiting in Kafka"
@@ -36,9 +36,10 @@ def _ce(type_: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
             "time": NOW.isoformat(), "subject": subject, "data": data}  # fmt: skip
 
 
-async def _backlog(ctx: Context, n: int, instances: int) -> float:
+async def _backlog(ctx: Context, n: int, instances: int) -> tuple[float, list[Row]]:
     """Decisions per second, first to last, on a backlog of ``n`` complaints (their charges
-    first) waiting in Kafka for ``instances`` recovery-service processes in one group."""
+    first) waiting in Kafka for ``instances`` recovery-service processes in one group, and
+    the CPU each process took per decision meanwhile."""
     env = await service_env(ctx, f"rec{uuid.uuid4().hex[:6]}")
     boot = env["KAFKA_BOOTSTRAP_SERVERS"]
     pairs = [complaint_pair(i, f"b{instances}") for i in range(n)]
@@ -50,25 +51,31 @@ async def _backlog(ctx: Context, n: int, instances: int) -> float:
     collector = Collector(boot, env["TOPIC_DECISIONS"], "recovery.decision.made.v1", "complaint_id")
     await collector.start()
     procs = [start("recovery-service", env) for _ in range(instances)]
+    meter = CpuMeter([proc.pid for proc, _ in procs])
     try:
         with ctx.progress(f"{instances} process(es) decide a backlog of {n:,}", total=n) as bar:
             await collector.until(1, 120)
+            meter.start()  # from the first decision: the services' start-up is not counted
             first = min(collector.arrived.values())
             await collector.until(n, 600, bar.update)
+            cpu = meter.rows(n - 1)
     except TimeoutError as exc:
         raise RuntimeError(f"{exc}; service logs: {[str(log) for _, log in procs]}") from None
     finally:
         for proc, _ in procs:
             stop(proc)
         await collector.stop()
-    return n / (max(collector.arrived.values()) - first)
+    return n / (max(collector.arrived.values()) - first), cpu
 
 
 async def run(ctx: Context) -> list[Row]:
     n = ctx.scale(10_000, quick=2_000)
+    one, cpu = await _backlog(ctx, n, 1)
+    two, _ = await _backlog(ctx, n, 2)
     return [
-        Row(f"backlog of {n:,} complaints, first to last decision", await _backlog(ctx, n, 1), "decisions/s",
+        Row(f"backlog of {n:,} complaints, first to last decision", one, "decisions/s",
             "one process; batches of up to 500 in one transaction each"),
-        Row("the same backlog, two processes in one group", await _backlog(ctx, n, 2), "decisions/s",
+        *cpu,
+        Row("the same backlog, two processes in one group", two, "decisions/s",
             "scale-out on one 2-CPU machine that also runs the broker and PostgreSQL"),
     ]  # fmt: skip

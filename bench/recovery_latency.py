@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.recovery import complaint_pair
 from bench.registry import Context, Row
-from bench.services import Collector, percentile, produce, service_env, start, stop
+from bench.services import Collector, CpuMeter, percentile, produce, service_env, start, stop
 
 NAME = "recovery-latency"
 DESCRIPTION = "recovery-service: latency complaint → decision at a fixed offered rate, and its parts"
@@ -44,6 +44,8 @@ async def run(ctx: Context) -> list[Row]:
             producer = AIOKafkaProducer(bootstrap_servers=boot, linger_ms=0)
             await producer.start()
             follower = asyncio.create_task(collector.follow())
+            meter = CpuMeter([proc.pid])
+            meter.start()
             t0 = time.perf_counter()
             try:
                 for i, (_, c) in enumerate(live):
@@ -61,6 +63,7 @@ async def run(ctx: Context) -> list[Row]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await follower
         await collector.until(len(warm) + total, 120)
+        cpu = meter.rows(total, time.perf_counter() - t0)
     except TimeoutError as exc:
         raise RuntimeError(f"{exc}; service log: {log}") from None
     finally:
@@ -77,4 +80,5 @@ async def run(ctx: Context) -> list[Row]:
             percentile(before, 50), "ms", f"p99 {percentile(before, 99):.0f} ms: broker, fetch wait, batching"),
         Row("  of which in hand → on recovery.decisions, p50 / p99",
             percentile(after, 50), "ms", f"p99 {percentile(after, 99):.0f} ms: decide, commit, relay, broker"),
+        *cpu,
     ]  # fmt: skip

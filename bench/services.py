@@ -64,6 +64,65 @@ async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> N
         await producer.stop()
 
 
+class CpuMeter:
+    """CPU time of a run's processes by role, from /proc (Linux; elsewhere it measures
+    nothing): the service processes, PostgreSQL, the broker, and this benchmark's process
+    (the load it offers and the collector). Per decision, these show where the machine's
+    CPUs go, and so the ceiling of a run that only CPU limits."""
+
+    ROLES = ("recovery-service", "PostgreSQL", "broker", "benchmark (load, collector)")
+
+    def __init__(self, service_pids: list[int]) -> None:
+        self.service_pids = set(service_pids)
+        self._start: dict[str, float] = {}
+
+    def snapshot(self) -> dict[str, float]:
+        used = dict.fromkeys(self.ROLES, 0.0)
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        for entry in Path("/proc").glob("[0-9]*") if Path("/proc/self/stat").exists() else ():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            pid = int(entry.name)
+            if pid in self.service_pids:
+                used["recovery-service"] += seconds
+            elif name.startswith("postgres"):
+                used["PostgreSQL"] += seconds
+            elif b"tansu" in cmdline or b"kafka.Kafka" in cmdline:
+                used["broker"] += seconds
+            elif pid == os.getpid():
+                used["benchmark (load, collector)"] += seconds
+        return used
+
+    def start(self) -> None:
+        self._start = self.snapshot()
+
+    def rows(self, decisions: int, seconds: float | None = None) -> list[Any]:
+        """Rows of CPU milliseconds per decision since ``start``; then, over ``seconds`` of
+        offered load, how busy the CPUs were, or without it (a backlog, CPU-bound) the
+        ceiling those milliseconds give."""
+        from bench.registry import Row
+
+        end = self.snapshot()
+        per = {role: (end[role] - self._start.get(role, 0.0)) * 1000 / decisions for role in self.ROLES}
+        if not any(per.values()):
+            return []
+        total, cpus = sum(per.values()), os.cpu_count() or 1
+        rows = [Row(f"  CPU per decision: {role}", ms, "ms") for role, ms in per.items() if ms > 0]
+        if seconds is None:
+            rows.append(Row(f"  ceiling if CPU alone limited it: {cpus} CPUs / {total:.2f} ms", cpus * 1000 / total,
+                            "decisions/s", "the processes above sharing this machine's CPUs"))  # fmt: skip
+        else:
+            busy = total * decisions / 1000 / seconds / cpus * 100
+            rows.append(Row(f"  the machine's {cpus} CPUs busy meanwhile", busy, "%", "the processes above"))
+        return rows
+
+
 class Collector:
     """Reads a topic from the beginning and notes when each matching event arrived."""
 
