@@ -1,12 +1,16 @@
-"""The services' PostgreSQL pool: statements planned for their parameters while tables grow."""
+"""The services' PostgreSQL pool: statements planned for their parameters while tables grow, and
+batches of rows passed as one JSON parameter."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import asyncpg
+import orjson
 
-from services.common.db import create_pool
+from services.common.db import create_pool, json_rows
 from services.common.eventstore import AppendRequest
 from services.common.eventstore.postgres import append_on
 from services.common.settings import CommonSettings
@@ -55,3 +59,29 @@ async def test_appends_keep_using_the_index_while_the_store_grows_from_empty(com
             assert await _seq_scans_of_events(conn) == before
     finally:
         await pool.close()
+
+
+async def test_json_rows_reach_postgresql_with_their_types(pool: asyncpg.Pool) -> None:
+    # The multi-row statements pass a batch as one JSON parameter (json_to_recordset): each
+    # type must arrive exactly, whatever the session's time zone.
+
+    aware = datetime(2026, 11, 23, 17, 0, 5, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    naive = datetime(2026, 11, 23, 17, 0, 5)  # taken as UTC, as asyncpg takes it
+    rows = [
+        {"t": "cañón \"q\" \\ \x01", "n": Decimal("4.990"), "e": Decimal("1E+2"), "i": 2**40, "b": True,
+         "at": aware, "naive": naive, "doc": orjson.Fragment(b'{"k": [1, 2.5, null]}')},
+        {"t": None, "n": None, "e": None, "i": None, "b": None, "at": None, "naive": None, "doc": None},
+    ]  # fmt: skip
+    async with pool.acquire() as conn:
+        await conn.execute("SET TimeZone = 'Asia/Tokyo'")
+        got = await conn.fetch(
+            "SELECT * FROM json_to_recordset($1::json) AS r (t text, n numeric, e numeric, i bigint,"
+            " b bool, at timestamptz, naive timestamptz, doc jsonb)",
+            json_rows(rows),
+        )
+        await conn.execute("RESET TimeZone")
+    assert [dict(r) for r in got] == [
+        {"t": rows[0]["t"], "n": Decimal("4.990"), "e": Decimal("100"), "i": 2**40, "b": True, "at": aware,
+         "naive": naive.replace(tzinfo=UTC), "doc": '{"k": [1, 2.5, null]}'},
+        dict.fromkeys(rows[1], None),
+    ]  # fmt: skip

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from services.common.contract.events import ChargePosted, ChargeRefunded, DecisionMade, EventData
+from services.common.db import json_rows
 from services.recovery.domain.case import Case
 from services.recovery.domain.facts import NO_HISTORY, ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
@@ -127,26 +128,31 @@ async def project(
 ) -> None:
     """Bring the read models in line with ``events`` (data, occurred_at) and the final
     state of every case they touched."""
-    charge_rows: list[tuple[Any, ...]] = []
+    charge_rows: list[dict[str, Any]] = []
     refunds: list[tuple[str, Decimal]] = []
-    concessions: list[tuple[str, str, datetime]] = []
+    concessions: list[dict[str, Any]] = []
     for data, _at in events:
         # Exact types: isinstance on pydantic models goes through ABCMeta.
         if type(data) is ChargePosted:
             charge_rows.append(
-                (data.charge_id, data.customer_id, data.kind, data.amount, data.currency,
-                 data.product.type if data.product else None, data.order_id, data.posted_at)
+                {"charge_id": data.charge_id, "customer_id": data.customer_id, "kind": data.kind,
+                 "amount": data.amount, "currency": data.currency,
+                 "product_type": data.product.type if data.product else None, "order_id": data.order_id,
+                 "posted_at": data.posted_at}
             )  # fmt: skip
         elif type(data) is ChargeRefunded:
             refunds.append((data.charge_id, data.amount))
         elif type(data) is DecisionMade and is_concession(data):
-            concessions.append((data.customer.id, data.case_id, data.decided_at))
+            concessions.append(
+                {"customer_id": data.customer.id, "case_id": data.case_id, "decided_at": data.decided_at}
+            )
     if charge_rows:
         await conn.execute(
             "INSERT INTO rm_charges (charge_id, customer_id, kind, amount, currency, product_type,"
-            " order_id, posted_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[],"
-            " $5::text[], $6::text[], $7::text[], $8::timestamptz[]) ON CONFLICT (charge_id) DO NOTHING",
-            *_columns(charge_rows, 8),
+            " order_id, posted_at) SELECT * FROM json_to_recordset($1::json) AS r (charge_id text,"
+            " customer_id text, kind text, amount numeric, currency text, product_type text,"
+            " order_id text, posted_at timestamptz) ON CONFLICT (charge_id) DO NOTHING",
+            json_rows(charge_rows),
         )
     if refunds:
         await conn.executemany(
@@ -155,9 +161,10 @@ async def project(
         )
     if concessions:
         await conn.execute(
-            "INSERT INTO rm_concessions (customer_id, case_id, decided_at)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) ON CONFLICT DO NOTHING",
-            *_columns(concessions, 3),
+            "INSERT INTO rm_concessions (customer_id, case_id, decided_at) SELECT * FROM"
+            " json_to_recordset($1::json) AS r (customer_id text, case_id text, decided_at timestamptz)"
+            " ON CONFLICT DO NOTHING",
+            json_rows(concessions),
         )
     await upsert_cases(conn, list(cases), versions, policy, now)
 
@@ -171,56 +178,46 @@ async def upsert_cases(
 ) -> None:
     if not cases:
         return
-    # Column by column (the arrays of the unnest), not rows transposed afterwards.
-    cols: list[list[Any]] = [[] for _ in range(20)]
-    (case_ids, customers, complaints, categories, statuses, owner_ids, priorities, assignees, reasons,
-     deadlines, due_bys, contacts, opened, updated, decided_at, decided_by, rules, outcomes, within,
-     case_versions) = cols  # fmt: skip
-    owners: list[tuple[str, str]] = []
-    timers: list[tuple[str, str, datetime]] = []
-    awaiting: list[tuple[str, str]] = []
+    rows: list[dict[str, Any]] = []
+    owners: dict[str, str] = {}
+    timers: list[dict[str, Any]] = []
+    awaiting: list[dict[str, Any]] = []
     for c in cases:
         last = c.decisions[-1] if c.decisions else None
         esc = c.escalation
-        case_ids.append(c.case_id)
-        customers.append(c.customer_id)
-        complaints.append(c.first_complaint.complaint_id)
-        categories.append(c.category)
-        statuses.append(c.status)
-        owner_ids.append(c.owner.id)
-        priorities.append(esc.priority if esc else None)
-        assignees.append(esc.assignee if esc else None)
-        reasons.append(esc.reason.code if esc else None)
-        deadlines.append(c.sla_deadline)
-        due_bys.append(esc.due_by if esc else None)
-        contacts.append(c.contacts)
-        opened.append(c.filed_at)
-        updated.append(now)
-        decided_at.append(last.decided_at if last else None)
-        decided_by.append(last.decided_by if last else None)
-        rules.append(last.policy.rule if last else None)
-        outcomes.append(last.outcome if last else None)
-        within.append(last.within_sla if last else None)
-        case_versions.append(versions[c.case_id])
-        owners.append((c.customer_id, c.owner.id))
-        timers.extend((c.case_id, t.kind, t.due_at) for t in pending_timers(c, policy))
+        rows.append({
+            "case_id": c.case_id, "customer_id": c.customer_id, "complaint_id": c.first_complaint.complaint_id,
+            "category": c.category, "status": c.status, "owner_id": c.owner.id,
+            "priority": esc.priority if esc else None, "assignee": esc.assignee if esc else None,
+            "reason": esc.reason.code if esc else None, "sla_deadline": c.sla_deadline,
+            "due_by": esc.due_by if esc else None, "contacts": c.contacts, "opened_at": c.filed_at,
+            "updated_at": now, "decided_at": last.decided_at if last else None,
+            "decided_by": last.decided_by if last else None, "rule": last.policy.rule if last else None,
+            "outcome": last.outcome if last else None, "within_sla": last.within_sla if last else None,
+            "version": versions[c.case_id],
+        })  # fmt: skip
+        # One row per customer (a statement may not update a row twice): the last case's
+        # owner, as one statement per case would have left it.
+        owners[c.customer_id] = c.owner.id
+        timers.extend({"case_id": c.case_id, "kind": t.kind, "due_at": t.due_at} for t in pending_timers(c, policy))
         if c.listens_for_charge and c.charge_id:
-            awaiting.append((c.charge_id, c.case_id))
-    # One row per customer (a statement may not update a row twice): the last case's owner,
-    # as one statement per case would have left it.
-    last_owner = dict(owners)
+            awaiting.append({"charge_id": c.charge_id, "case_id": c.case_id})
     # One statement for the four tables: the case rows, the customers' owners, and the
     # touched cases' timers and charge waits replaced by their new sets (the rows deleted are
     # those not in the new set, so no row is both deleted and written).
     await conn.execute(
-        """WITH upserted AS (
+        """WITH input AS (
+             SELECT * FROM json_to_recordset($1::json) AS r (case_id text, customer_id text,
+                 complaint_id text, category text, status text, owner_id text, priority text,
+                 assignee text, reason text, sla_deadline timestamptz, due_by timestamptz,
+                 contacts int, opened_at timestamptz, updated_at timestamptz,
+                 decided_at timestamptz, decided_by text, rule text, outcome text,
+                 within_sla bool, version int)
+           ), upserted AS (
              INSERT INTO rm_cases (case_id, customer_id, complaint_id, category, status, owner_id,
                  priority, assignee, reason, sla_deadline, due_by, contacts, opened_at, updated_at,
                  decided_at, decided_by, rule, outcome, within_sla, version)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                 $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
-                 $11::timestamptz[], $12::int[], $13::timestamptz[], $14::timestamptz[],
-                 $15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::bool[], $20::int[])
+             SELECT * FROM input
              ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
                  owner_id = EXCLUDED.owner_id, priority = EXCLUDED.priority,
                  assignee = EXCLUDED.assignee, reason = EXCLUDED.reason,
@@ -232,33 +229,26 @@ async def upsert_cases(
                  version = EXCLUDED.version
            ), owners AS (
              INSERT INTO rm_customer_owners (customer_id, owner_id)
-             SELECT * FROM unnest($21::text[], $22::text[])
+             SELECT * FROM json_to_recordset($2::json) AS o (customer_id text, owner_id text)
              ON CONFLICT (customer_id) DO UPDATE SET owner_id = EXCLUDED.owner_id
            ), new_timers AS (
-             SELECT * FROM unnest($23::text[], $24::text[], $25::timestamptz[]) AS t (case_id, kind, due_at)
+             SELECT * FROM json_to_recordset($3::json) AS t (case_id text, kind text, due_at timestamptz)
            ), old_timers AS (
-             DELETE FROM rm_timers r WHERE r.case_id = ANY($1::text[])
+             DELETE FROM rm_timers r WHERE r.case_id IN (SELECT case_id FROM input)
                AND NOT EXISTS (SELECT 1 FROM new_timers n WHERE n.case_id = r.case_id AND n.kind = r.kind)
            ), timers AS (
              INSERT INTO rm_timers (case_id, kind, due_at) SELECT case_id, kind, due_at FROM new_timers
              ON CONFLICT (case_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at
            ), new_waits AS (
-             SELECT * FROM unnest($26::text[], $27::text[]) AS w (charge_id, case_id)
+             SELECT * FROM json_to_recordset($4::json) AS w (charge_id text, case_id text)
            ), old_waits AS (
-             DELETE FROM rm_awaiting_charge r WHERE r.case_id = ANY($1::text[])
+             DELETE FROM rm_awaiting_charge r WHERE r.case_id IN (SELECT case_id FROM input)
                AND NOT EXISTS (SELECT 1 FROM new_waits n WHERE n.charge_id = r.charge_id AND n.case_id = r.case_id)
            )
            INSERT INTO rm_awaiting_charge (charge_id, case_id) SELECT charge_id, case_id FROM new_waits
            ON CONFLICT DO NOTHING""",
-        *cols,
-        list(last_owner),
-        list(last_owner.values()),
-        *_columns(timers, 3),
-        *_columns(awaiting, 2),
+        json_rows(rows),
+        json_rows([{"customer_id": k, "owner_id": v} for k, v in owners.items()]),
+        json_rows(timers),
+        json_rows(awaiting),
     )
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as one list per column: the arrays of one ``INSERT ... SELECT FROM unnest(...)``,
-    a single statement for the whole batch instead of one per row."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
