@@ -17,7 +17,9 @@ class RecoverySettings(CommonSettings):
     recovery_source: str = "recovery-service"
     recovery_group_id: str = "recovery-service"
     recovery_batch_max: int = Field(default=500, ge=1)
-    recovery_batch_timeout_ms: int = Field(default=20, ge=1)
+    # How long the subscriber waits for records when it has none; FastStream then sleeps as
+    # long again before it looks, so this bounds an idle service's first-record delay (2x).
+    recovery_batch_timeout_ms: int = Field(default=5, ge=1)
     # After the subscriber hands over a batch, wait up to this long for what reached the
     # broker meanwhile and take it into the same batch (0: off). See runtime.top_up.
     recovery_top_up_ms: int = Field(default=5, ge=0)
