@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from faststream import FastStream
 from faststream.kafka import KafkaMessage
+from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 
 from services.common.clock import Clock, system_clock
@@ -31,7 +32,15 @@ from services.common.contract.events import (
 from services.common.gc_tuning import paused_for_batch
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger
-from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, records_of, rewind, top_up
+from services.common.runtime import (
+    OffsetCommitter,
+    ServiceRuntime,
+    attach,
+    batch_subscriber_options,
+    records_of,
+    rewind,
+    top_up,
+)
 from services.recovery import metrics
 from services.recovery.application import RELAY, BatchResult, RecoveryService
 from services.recovery.domain.policy import load_policy
@@ -98,11 +107,16 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
     """The FastStream app: its subscriber and described publishers make the AsyncAPI doc."""
     broker = make_broker(settings, log_level=logging.DEBUG)
     runtime = Runtime(settings, clock)
+    committer = OffsetCommitter()
+    options = batch_subscriber_options(settings, settings.recovery_group_id, settings.recovery_batch_max)
+    # The handler acknowledges itself: it rewinds a failed batch and commits a handled one's
+    # offsets without waiting for the broker's answer (OffsetCommitter).
+    options["ack_policy"] = AckPolicy.MANUAL
 
     @broker.subscriber(  # type: ignore[untyped-decorator]  # options come from one shared dict
         settings.topic_charges,
         settings.topic_complaints,
-        **batch_subscriber_options(settings, settings.recovery_group_id, settings.recovery_batch_max),
+        **options,
         batch_timeout_ms=settings.recovery_batch_timeout_ms,
         title="recovery-service: charges and complaints",
         description=f"Accepts {ChargePosted.TYPE}, billing.charge.refunded.v1 and {ComplaintFiled.TYPE}.",
@@ -117,9 +131,11 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
                 result = await runtime.require_service().handle_records(records)
         except Exception:
             log.exception("batch.failed", records=len(records))
-            rewind(message, extra)
-            await asyncio.sleep(1)  # back off; the batch is redelivered (NACK_ON_ERROR)
+            rewind(message, extra)  # the top-up; then the subscriber's own records:
+            await message.nack()  # seeks each partition back to the batch's first record
+            await asyncio.sleep(1)  # back off before it is handled again
             raise
+        await committer.after_batch(message, records)
         _record_metrics(result, time.perf_counter() - started)
 
     for topic, models, what in (
@@ -134,6 +150,7 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
         broker,
         specification=AsyncAPI(title="recovery-service", version=version("service-recovery")),
     )
+    app.on_shutdown(committer.finish)  # before the subscriber stops: a clean stop commits all
     return attach(app, runtime)
 
 
