@@ -11,6 +11,7 @@ entry has no automatic decisions that compare with a limit: such complaints esca
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -95,8 +96,7 @@ class Policy(BaseModel):
     @property
     def warning_lead(self) -> timedelta:
         """How long before the deadline the warning fires ((1 - ratio) of the SLA)."""
-        seconds = Decimal(self.sla_hours * 3600) * (1 - self.sla_warning_ratio)
-        return timedelta(microseconds=int(seconds * 1_000_000))
+        return _warning_lead(self.sla_hours, self.sla_warning_ratio)  # asked for every case
 
     @property
     def charge_wait(self) -> timedelta:
@@ -115,3 +115,9 @@ class Policy(BaseModel):
 def load_policy(path: Path | None = None) -> Policy:
     """Load a policy file (None: the shipped default); raise :class:`PolicyError`."""
     return load_toml_model(path or DEFAULT_POLICY_FILE, Policy, "policy file", PolicyError)
+
+
+@functools.lru_cache(maxsize=64)
+def _warning_lead(sla_hours: int, ratio: Decimal) -> timedelta:
+    seconds = Decimal(sla_hours * 3600) * (1 - ratio)
+    return timedelta(microseconds=int(seconds * 1_000_000))
