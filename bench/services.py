@@ -16,7 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.registry import Context
+from bench.registry import Context, Row
 
 
 async def service_env(ctx: Context, prefix: str) -> dict[str, str]:
@@ -102,12 +102,10 @@ class CpuMeter:
     def start(self) -> None:
         self._start = self.snapshot()
 
-    def rows(self, decisions: int, seconds: float | None = None) -> list[Any]:
+    def rows(self, decisions: int, seconds: float | None = None) -> list[Row]:
         """Rows of CPU milliseconds per decision since ``start``; then, over ``seconds`` of
         offered load, how busy the CPUs were, or without it (a backlog, CPU-bound) the
         ceiling those milliseconds give."""
-        from bench.registry import Row
-
         end = self.snapshot()
         per = {role: (end[role] - self._start.get(role, 0.0)) * 1000 / decisions for role in self.ROLES}
         if not any(per.values()):

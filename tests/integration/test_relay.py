@@ -4,13 +4,14 @@ killed mid-batch, and as two instances competing for one relay name."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,6 +112,21 @@ async def wait_for(
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{detail()}")
 
 
+@contextlib.asynccontextmanager
+async def running_relay(
+    pool: asyncpg.Pool, producer: Any, *, batch_size: int, poll_s: float
+) -> AsyncIterator[OutboxRelay]:
+    """An OutboxRelay (name ``RELAY``) running in a task until the block ends."""
+    stop = asyncio.Event()
+    relay = OutboxRelay(pool, producer, RELAY, batch_size=batch_size, poll_s=poll_s)
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        yield relay
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+
+
 def first_delivery_order(received: list[Received]) -> dict[str, list[str]]:
     """Per key, the ids in the order of their first delivery (redeliveries dropped by id, as
     consumers do)."""
@@ -130,14 +146,10 @@ async def test_every_queued_message_arrives_keyed_by_customer_in_order_and_the_o
     queued = await enqueue_warnings(pool, topic, 1_000, per_tx=100)
     producer = make_producer(common_settings)
     await producer.start()
-    stop = asyncio.Event()
-    relay = OutboxRelay(pool, producer, RELAY, batch_size=150, poll_s=0.2)
-    running = asyncio.create_task(relay.run(stop))
     try:
-        await wait_for(lambda: _empty(pool), 30, "the outbox to drain")
+        async with running_relay(pool, producer, batch_size=150, poll_s=0.2) as relay:
+            await wait_for(lambda: _empty(pool), 30, "the outbox to drain")
     finally:
-        stop.set()
-        await asyncio.wait_for(running, 10)
         await producer.stop()
 
     received = await consume_topic(common_settings, topic, len(queued.ids))
@@ -298,18 +310,14 @@ async def test_a_commit_notified_while_a_batch_is_in_flight_is_published_without
     real = make_producer(common_settings)
     await real.start()
     producer = _HeldProducer(real)
-    stop = asyncio.Event()
-    relay = OutboxRelay(pool, producer, RELAY, batch_size=1000, poll_s=300)
-    running = asyncio.create_task(relay.run(stop))
     try:
-        await asyncio.wait_for(producer.holding.wait(), 30)  # the first batch is in flight
-        second = await enqueue_warnings(pool, topic, 5)  # committed: NOTIFY sent now
-        await asyncio.sleep(0.2)  # the notification reaches the relay mid-batch
-        producer.release.set()
-        await wait_for(lambda: _empty(pool), 15, "the second commit to be published (poll_s is 300 s)")
+        async with running_relay(pool, producer, batch_size=1000, poll_s=300):
+            await asyncio.wait_for(producer.holding.wait(), 30)  # the first batch is in flight
+            second = await enqueue_warnings(pool, topic, 5)  # committed: NOTIFY sent now
+            await asyncio.sleep(0.2)  # the notification reaches the relay mid-batch
+            producer.release.set()
+            await wait_for(lambda: _empty(pool), 15, "the second commit to be published (poll_s is 300 s)")
     finally:
-        stop.set()
-        await asyncio.wait_for(running, 10)
         await real.stop()
     received = await consume_topic(common_settings, topic, 10)
     assert sorted({r.event_id for r in received}) == sorted(first.ids + second.ids)
@@ -324,22 +332,18 @@ async def test_a_relay_whose_connection_is_cut_takes_a_new_one_and_carries_on(
     first = await enqueue_warnings(pool, topic, 5)
     producer = make_producer(common_settings)
     await producer.start()
-    stop = asyncio.Event()
-    relay = OutboxRelay(pool, producer, RELAY, batch_size=1000, poll_s=0.2)
-    running = asyncio.create_task(relay.run(stop))
     try:
-        await wait_for(lambda: _empty(pool), 30, "the first messages to be published")
-        cut = await pool.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
-            " WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
-        )
-        assert cut == 1  # the leader's session, ended
-        second = await enqueue_warnings(pool, topic, 5)
-        await wait_for(lambda: _empty(pool), 30, "the relay to publish on a new connection")
-        assert relay.is_leader
+        async with running_relay(pool, producer, batch_size=1000, poll_s=0.2) as relay:
+            await wait_for(lambda: _empty(pool), 30, "the first messages to be published")
+            cut = await pool.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+            )
+            assert cut == 1  # the leader's session, ended
+            second = await enqueue_warnings(pool, topic, 5)
+            await wait_for(lambda: _empty(pool), 30, "the relay to publish on a new connection")
+            assert relay.is_leader
     finally:
-        stop.set()
-        await asyncio.wait_for(running, 10)
         await producer.stop()
     received = await consume_topic(common_settings, topic, 10)
     assert sorted({r.event_id for r in received}) == sorted(first.ids + second.ids)
