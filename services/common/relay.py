@@ -189,7 +189,7 @@ class OutboxRelay:
                 self._wake.clear()
                 try:
                     sent = await self.drain_once(listener)
-                except (OSError, asyncpg.PostgresError, Exception) as exc:
+                except Exception as exc:  # logged; the batch is retried after a pause
                     if listener.is_closed():
                         raise  # leadership went with the session: elect again on a new one
                     log.warning("relay.batch_failed", relay=self.relay, error=type(exc).__name__)

@@ -74,6 +74,12 @@ def records_of(message: KafkaMessage) -> list[InboundRecord]:
     return [_inbound(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
 
 
+def _consumer_of(message: KafkaMessage) -> AIOKafkaConsumer | None:
+    """The aiokafka consumer behind ``message`` (None under a test broker's stand-in)."""
+    consumer = getattr(message, "consumer", None)
+    return consumer if isinstance(consumer, AIOKafkaConsumer) else None
+
+
 async def top_up(message: KafkaMessage, room: int, wait_ms: int) -> list[InboundRecord]:
     """Records that reached the broker while the previous batch was being handled.
 
@@ -83,8 +89,8 @@ async def top_up(message: KafkaMessage, room: int, wait_ms: int) -> list[Inbound
     """
     if room <= 0 or wait_ms <= 0:
         return []
-    consumer = getattr(message, "consumer", None)
-    if not isinstance(consumer, AIOKafkaConsumer):
+    consumer = _consumer_of(message)
+    if consumer is None:
         return []
     fetched = await consumer.getmany(timeout_ms=wait_ms, max_records=room)
     return [_inbound(r) for rs in fetched.values() for r in rs]
@@ -93,8 +99,8 @@ async def top_up(message: KafkaMessage, room: int, wait_ms: int) -> list[Inbound
 def rewind(message: KafkaMessage, records: list[InboundRecord]) -> None:
     """Seek back to the earliest of ``records`` per partition (a failed batch's top-up: the
     subscriber rewinds only the records it handed over itself)."""
-    consumer = getattr(message, "consumer", None)
-    if not isinstance(consumer, AIOKafkaConsumer):
+    consumer = _consumer_of(message)
+    if consumer is None:
         return
     earliest: dict[TopicPartition, int] = {}
     for r in records:
@@ -124,8 +130,8 @@ class OffsetCommitter:
         self._inline = False
 
     async def after_batch(self, message: KafkaMessage, records: list[InboundRecord]) -> None:
-        consumer = getattr(message, "consumer", None)
-        if not isinstance(consumer, AIOKafkaConsumer):
+        consumer = _consumer_of(message)
+        if consumer is None:
             await message.ack()  # not aiokafka's consumer (a test broker): its own ack
             return
         self._consumer = consumer
