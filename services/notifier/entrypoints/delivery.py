@@ -36,7 +36,6 @@ from typing import Any
 
 import asyncpg
 from faststream import FastStream
-from faststream.kafka import KafkaMessage
 from faststream.specification import AsyncAPI
 
 from services.common.clock import Clock, system_clock
@@ -50,7 +49,7 @@ from services.common.kafka import decode_batch, make_broker
 from services.common.logging import configure_logging, get_logger
 from services.common.outbox import enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id, envelope
-from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, records_of
+from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, message_in_hand, records_of
 from services.notifier.adapters import claims
 from services.notifier.adapters.claims import Claim
 from services.notifier.adapters.smtp import SmtpSender
@@ -282,7 +281,8 @@ def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastSt
         title="delivery-worker: email requests",
         description=f"Sends each {EmailRequested.TYPE} once over SMTP, with retries.",
     )
-    async def on_batch(body: Any, message: KafkaMessage) -> None:
+    async def on_batch(body: Any) -> None:
+        message = message_in_hand(broker)
         records = records_of(message)
         try:
             await runtime.require_worker().handle_records(records)

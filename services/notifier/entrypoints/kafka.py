@@ -9,7 +9,6 @@ from importlib.metadata import version
 from typing import Any
 
 from faststream import FastStream
-from faststream.kafka import KafkaMessage
 from faststream.specification import AsyncAPI
 
 from services.common.clock import Clock, system_clock
@@ -24,7 +23,7 @@ from services.common.contract.events import (
 from services.common.gc_tuning import paused_for_batch
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger
-from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, records_of
+from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, message_in_hand, records_of
 from services.notifier.application import RELAY, NotifierService
 from services.notifier.domain.templates import load_templates
 from services.notifier.settings import NotifierSettings
@@ -68,7 +67,8 @@ def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastSt
             f"{EmailDelivered.TYPE} and {EmailFailed.TYPE} (the request's status)."
         ),
     )
-    async def on_batch(body: Any, message: KafkaMessage) -> None:
+    async def on_batch(body: Any) -> None:
+        message = message_in_hand(broker)
         records = records_of(message)
         try:
             with paused_for_batch():

@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from faststream import FastStream
-from faststream.kafka import KafkaMessage
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 
@@ -37,6 +36,7 @@ from services.common.runtime import (
     ServiceRuntime,
     attach,
     batch_subscriber_options,
+    message_in_hand,
     records_of,
     rewind,
     top_up,
@@ -121,7 +121,8 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
         title="recovery-service: charges and complaints",
         description=f"Accepts {ChargePosted.TYPE}, billing.charge.refunded.v1 and {ComplaintFiled.TYPE}.",
     )
-    async def on_batch(body: Any, message: KafkaMessage) -> None:
+    async def on_batch(body: Any) -> None:
+        message = message_in_hand(broker)
         records = records_of(message)
         extra = await top_up(message, settings.recovery_batch_max - len(records), settings.recovery_top_up_ms)
         records += extra
