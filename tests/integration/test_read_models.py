@@ -8,6 +8,7 @@ import asyncpg
 
 from services.common.clock import ManualClock
 from services.common.settings import CommonSettings
+from services.recovery.adapters import readmodels
 from services.recovery.application import RecoveryService
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
@@ -57,3 +58,18 @@ async def test_a_case_s_timers_and_charge_wait_are_replaced_as_it_moves_on(pool:
     left = {tuple(r) for r in await pool.fetch("SELECT case_id, kind FROM rm_timers")}
     assert left == {t for t in waiting if t[0] != decided}  # the other case's timers, as they were
     assert await pool.fetchval("SELECT array_agg(charge_id) FROM rm_awaiting_charge") == ["ch-other"]
+
+
+async def test_a_concession_is_recorded_with_its_case_and_counts_in_the_customer_s_history(
+    pool: asyncpg.Pool,
+) -> None:
+    """The batch's concessions and its cases are written by one statement: both land."""
+    service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW))
+    await service.handle_records([CHARGE, COMPLAINT])
+    case = await pool.fetchrow("SELECT case_id, outcome FROM rm_cases")
+    assert case["outcome"] == "resolved"  # a remedy granted: a concession
+    rows = await pool.fetch("SELECT customer_id, case_id, decided_at FROM rm_concessions")
+    assert [tuple(r) for r in rows] == [("c-race", case["case_id"], NOW)]
+    async with pool.acquire() as conn:
+        history = (await readmodels.customer_histories(conn, ["c-race"], NOW - timedelta(days=1)))["c-race"]
+    assert history.concession_times == (NOW,)

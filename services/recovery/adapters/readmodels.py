@@ -159,14 +159,7 @@ async def project(
             "UPDATE rm_charges SET refunded_amount = refunded_amount + $2 WHERE charge_id = $1",
             refunds,
         )
-    if concessions:
-        await conn.execute(
-            "INSERT INTO rm_concessions (customer_id, case_id, decided_at) SELECT * FROM"
-            " json_to_recordset($1::json) AS r (customer_id text, case_id text, decided_at timestamptz)"
-            " ON CONFLICT DO NOTHING",
-            json_rows(concessions),
-        )
-    await upsert_cases(conn, list(cases), versions, policy, now)
+    await upsert_cases(conn, list(cases), versions, policy, now, concessions=concessions)
 
 
 async def upsert_cases(
@@ -175,8 +168,12 @@ async def upsert_cases(
     versions: dict[str, int],
     policy: Policy,
     now: datetime,
+    *,
+    concessions: Sequence[dict[str, Any]] = (),
 ) -> None:
-    if not cases:
+    """Write the final state of ``cases`` and record ``concessions`` (customer_id, case_id,
+    decided_at), in one statement: one round trip for the batch's projection of its cases."""
+    if not cases and not concessions:
         return
     rows: list[dict[str, Any]] = []
     owners: dict[str, str] = {}
@@ -202,11 +199,16 @@ async def upsert_cases(
         timers.extend({"case_id": c.case_id, "kind": t.kind, "due_at": t.due_at} for t in pending_timers(c, policy))
         if c.listens_for_charge and c.charge_id:
             awaiting.append({"charge_id": c.charge_id, "case_id": c.case_id})
-    # One statement for the four tables: the case rows, the customers' owners, and the
-    # touched cases' timers and charge waits replaced by their new sets (the rows deleted are
-    # those not in the new set, so no row is both deleted and written).
+    # One statement for the five tables: the concessions, the case rows, the customers'
+    # owners, and the touched cases' timers and charge waits replaced by their new sets (the
+    # rows deleted are those not in the new set, so no row is both deleted and written).
     await conn.execute(
-        """WITH input AS (
+        """WITH concessions AS (
+             INSERT INTO rm_concessions (customer_id, case_id, decided_at)
+             SELECT * FROM json_to_recordset($5::json) AS c (customer_id text, case_id text,
+                 decided_at timestamptz)
+             ON CONFLICT DO NOTHING
+           ), input AS (
              SELECT * FROM json_to_recordset($1::json) AS r (case_id text, customer_id text,
                  complaint_id text, category text, status text, owner_id text, priority text,
                  assignee text, reason text, sla_deadline timestamptz, due_by timestamptz,
@@ -251,4 +253,5 @@ async def upsert_cases(
         json_rows([{"customer_id": k, "owner_id": v} for k, v in owners.items()]),
         json_rows(timers),
         json_rows(awaiting),
+        json_rows(concessions),
     )
