@@ -155,8 +155,6 @@ class RecoveryService:
         for e in complaints:
             assert isinstance(e.data, ComplaintFiled)
             self._on_complaint(w, e.envelope, e.data)
-        await lock_appends(conn)
-        w.locked = True
         await self._meet_charges(conn, w)
         await self._commit(conn, w)
         return w.result
@@ -174,6 +172,10 @@ class RecoveryService:
         waiting = {
             cid: c.charge_id for cid, c in w.cases.items() if c is not None and c.listens_for_charge and c.charge_id
         }
+        if not waiting and not w.posted:
+            return  # nothing to look at again: the append takes the lock itself (one round trip)
+        await lock_appends(conn)
+        w.locked = True
         posted = await readmodels.posted_charges(conn, waiting.values())
         facts = await readmodels.charge_facts(conn, list(posted.values()))
         for cid, charge_id in waiting.items():
@@ -303,7 +305,7 @@ class RecoveryService:
                 w.projected.append((data, ev.time))
                 if data.TOPIC != "internal":
                     w.published.append((ev, data))
-        await append_on(conn, w.requests, locked=w.locked, recorded=False)
+        await append_on(conn, w.requests, recorded=False)
         w.locked = w.locked or any(r.events for r in w.requests)  # append_on took it
         touched = [c for cid, c in w.cases.items() if cid in w.pending and c is not None]
         versions = {cid: w.versions.get(cid, 0) + len(w.pending[cid]) for cid in w.pending}

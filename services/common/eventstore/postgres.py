@@ -53,14 +53,9 @@ SELECT_EVENTS = _SELECT
 """``SELECT <every column, in the order row_to_event reads them> FROM events``: add a WHERE."""
 
 
-_APPEND_STATE = """
-SELECT seen.ids, heads.streams, heads.versions, tail.position, now()
-FROM (SELECT coalesce(array_agg(event_id), '{}') AS ids FROM events WHERE event_id = ANY($1::text[])) AS seen,
-     (SELECT coalesce(array_agg(stream_id), '{}') AS streams, coalesce(array_agg(version), '{}') AS versions
-      FROM (SELECT stream_id, max(version) AS version FROM events
-            WHERE stream_id = ANY($2::text[]) GROUP BY stream_id) AS v) AS heads,
-     (SELECT coalesce(max(global_position), 0) AS position FROM events) AS tail
-"""
+# Takes the append lock and reads what an append needs, in one round trip (a function, so
+# that its read's snapshot is taken after the lock is granted: migrations/0002_append_state.sql).
+_APPEND_STATE = "SELECT * FROM event_store_append_state($1, $2::text[], $3::text[])"
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -79,21 +74,20 @@ async def lock_appends(conn: asyncpg.Connection) -> None:
 
 
 async def append_on(
-    conn: asyncpg.Connection, requests: Sequence[AppendRequest], *, locked: bool = False, recorded: bool = True
+    conn: asyncpg.Connection, requests: Sequence[AppendRequest], *, recorded: bool = True
 ) -> list[RecordedEvent]:
     """Append within the caller's transaction on ``conn``; see :class:`EventStore`.
 
-    ``locked``: the caller holds the append lock in this transaction already (one round trip
-    less). ``recorded=False``: return nothing, for callers that do not read what was stored.
+    The append lock is taken (again, if the caller holds it: it is re-entrant) by the same
+    round trip that reads the store's state. ``recorded=False``: return nothing, for callers
+    that do not read what was stored.
     """
     events = [e for r in requests for e in r.events]
     if not events:
         return []
-    if not locked:
-        await lock_appends(conn)
-    # One round trip for what the append needs to know, read under the lock (a statement
-    # after the lock's own, so its snapshot sees every append committed before it).
-    row = await conn.fetchrow(_APPEND_STATE, [e.event_id for e in events], list({r.stream_id for r in requests}))
+    row = await conn.fetchrow(
+        _APPEND_STATE, APPEND_LOCK, [e.event_id for e in events], list({r.stream_id for r in requests})
+    )
     existing: set[str] = set(row[0])
     versions: dict[str, int] = dict(zip(row[1], row[2], strict=True))
     head: int = row[3]
