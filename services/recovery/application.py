@@ -9,7 +9,7 @@ decisions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -209,22 +209,29 @@ class RecoveryService:
         since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
         w.histories = await readmodels.customer_histories(conn, customers, since)
         filed = [e.data for e in complaints if isinstance(e.data, ComplaintFiled)]
-        await self._load_cases(conn, w, [case_id_for(c) for c in filed])
-        # Charges the complaints name: stored ones and those arriving in this very batch.
+        # Charges the complaints name: stored ones (read with the cases, one round trip) and
+        # those arriving in this very batch.
         named = {c.charge_id for c in filed if c.charge_id}
-        known = await readmodels.posted_charges(conn, named)
+        known = await self._load_cases(conn, w, [case_id_for(c) for c in filed], named)
         for e in charges:
             if isinstance(e.data, ChargePosted) and e.data.charge_id in named:
                 known.setdefault(e.data.charge_id, e.data)
         w.charges = await readmodels.charge_facts(conn, list(known.values()))
 
-    async def _load_cases(self, conn: asyncpg.Connection, w: _Work, case_ids: list[str]) -> None:
+    async def _load_cases(
+        self, conn: asyncpg.Connection, w: _Work, case_ids: list[str], charge_ids: Iterable[str] = ()
+    ) -> dict[str, ChargePosted]:
+        """Fold the cases not loaded yet into ``w``; the same query reads the streams of
+        ``charge_ids``, whose posted charges (those stored) it returns."""
         wanted = [c for c in dict.fromkeys(case_ids) if c not in w.cases]
-        streams = await read_streams_on(conn, [case_stream(c) for c in wanted])
+        charges = [charge_stream(c) for c in dict.fromkeys(charge_ids)]
+        streams = await read_streams_on(conn, [case_stream(c) for c in wanted] + charges)
         for cid in wanted:
             recorded = streams[case_stream(cid)]
             w.cases[cid] = _fold(recorded)
             w.versions[cid] = recorded[-1].version if recorded else 0
+        posted = (_load_posted(r.data) for s in charges for r in streams[s] if r.event_type == ChargePosted.TYPE)
+        return {c.charge_id: c for c in posted}
 
     async def _on_charges(self, conn: asyncpg.Connection, w: _Work, charges: list[Event[EventData]]) -> None:
         if not charges:
@@ -383,6 +390,9 @@ class RecoveryService:
             except ConcurrencyError:
                 continue
         raise RuntimeError(f"case {case_id} kept changing; try again")
+
+
+_load_posted = loader(ChargePosted)  # validated before it was appended: loaded as a replay loads it
 
 
 def _fold(recorded: Sequence[RecordedEvent]) -> Case | None:

@@ -83,8 +83,9 @@ async def test_complaint_read_before_the_charge_committed_is_decided_by_its_own_
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reached, go = asyncio.Event(), asyncio.Event()
-    # The complaint's batch has looked for the charge (none yet) and pauses before committing.
-    _pause_after(monkeypatch, "posted_charges", reached, go)
+    # The complaint's batch has looked for the charge (none yet: no facts to read for it) and
+    # pauses before committing.
+    _pause_after(monkeypatch, "charge_facts", reached, go)
     complaint = asyncio.create_task(_service(pool).handle_records([COMPLAINT]))
     await reached.wait()
     # Meanwhile the other instance records the charge and commits; no case waits for it yet.
