@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +38,28 @@ async def create_pool(settings: CommonSettings) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(**pool_kwargs(settings))
     assert pool is not None
     return pool
+
+
+_releasing: set[asyncio.Task[None]] = set()
+
+
+@contextlib.asynccontextmanager
+async def batch_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in a transaction, handed back to the pool in the background.
+
+    Handing a connection back runs the pool's reset query (unlock, close cursors, unlisten,
+    reset settings): a round trip that the batch, committed or rolled back by then, does not
+    need to wait for, so the caller goes on to its next batch meanwhile. The pool's ``close``
+    waits for connections being handed back.
+    """
+    conn: asyncpg.Connection = await pool.acquire()
+    try:
+        async with conn.transaction():
+            yield conn
+    finally:
+        task = asyncio.create_task(pool.release(conn))
+        _releasing.add(task)
+        task.add_done_callback(_releasing.discard)
 
 
 async def connect(settings: CommonSettings) -> asyncpg.Connection:

@@ -29,6 +29,7 @@ from services.common.contract.events import (
     SlaBreached,
     SlaWarning,
 )
+from services.common.db import batch_transaction
 from services.common.eventstore import ANY_VERSION, AppendRequest
 from services.common.eventstore.postgres import append_on
 from services.common.kafka import dead_letter, decode_batch
@@ -85,7 +86,7 @@ class NotifierService:
                 result.skipped += 1
             else:
                 good.append(event)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with batch_transaction(self.pool) as conn:
             dead += await self._handle(conn, good, self.clock(), result)
             if dead:
                 topic = self.settings.topic("dlq")

@@ -31,6 +31,7 @@ from services.common.contract.events import (
     Reason,
     Remedy,
 )
+from services.common.db import batch_transaction
 from services.common.eventstore import AppendRequest, ConcurrencyError, RecordedEvent
 from services.common.eventstore.postgres import append_on, lock_appends, read_streams_on
 from services.common.kafka import decode_batch
@@ -126,7 +127,7 @@ class RecoveryService:
         good, dead = decode_batch(records, ACCEPTED, source=self.source, now=self.clock())
         for attempt in range(MAX_RETRIES):
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
+                async with batch_transaction(self.pool) as conn:
                     result = await self._handle(conn, good, self.clock())
                     if dead:
                         topic = self.settings.topic("dlq")

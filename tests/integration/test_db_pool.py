@@ -1,16 +1,19 @@
-"""The services' PostgreSQL pool: statements planned for their parameters while tables grow, and
-batches of rows passed as one JSON parameter."""
+"""The services' PostgreSQL pool: statements planned for their parameters while tables grow,
+batches of rows passed as one JSON parameter, and a batch's connection handed back in the
+background."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import asyncpg
 import orjson
+import pytest
 
-from services.common.db import create_pool, json_rows
+from services.common.db import batch_transaction, create_pool, json_rows
 from services.common.eventstore import AppendRequest
 from services.common.eventstore.postgres import append_on
 from services.common.settings import CommonSettings
@@ -85,3 +88,50 @@ async def test_json_rows_reach_postgresql_with_their_types(pool: asyncpg.Pool) -
          "naive": naive.replace(tzinfo=UTC), "doc": '{"k": [1, 2.5, null]}'},
         dict.fromkeys(rows[1], None),
     ]  # fmt: skip
+
+
+async def test_a_batch_goes_on_while_its_connection_is_handed_back(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's reset query (run when a connection is handed back) is not waited for: the
+    batch's transaction is committed and the caller is on its way while it runs; the pool's
+    close waits for it."""
+    resetting, finish = asyncio.Event(), asyncio.Event()
+    real_reset = asyncpg.Connection.reset
+
+    async def held_reset(self: asyncpg.Connection, *, timeout: float | None = None) -> None:
+        if not resetting.is_set():  # the first hand-back waits; the others go as usual
+            resetting.set()
+            await finish.wait()
+        await real_reset(self, timeout=timeout)
+
+    monkeypatch.setattr(asyncpg.Connection, "reset", held_reset)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+
+        async def batch() -> None:
+            async with batch_transaction(pool) as conn:
+                await conn.execute("INSERT INTO inbox (consumer, message_id) VALUES ('t', 'm-1')")
+
+        await asyncio.wait_for(batch(), 5)  # back with the reset still held: not waited for
+        assert resetting.is_set()
+        assert await pool.fetchval("SELECT count(*) FROM inbox WHERE message_id = 'm-1'") == 1
+
+        async def failing_batch() -> None:
+            async with batch_transaction(pool) as conn:
+                await conn.execute("INSERT INTO inbox (consumer, message_id) VALUES ('t', 'm-2')")
+                raise RuntimeError("the batch failed")
+
+        with pytest.raises(RuntimeError):  # rolled back, and its connection handed back too
+            await failing_batch()
+        closing = asyncio.create_task(pool.close())
+        await asyncio.sleep(0.2)
+        assert not closing.done()  # close waits for the connections being handed back
+    finally:
+        finish.set()
+    await asyncio.wait_for(closing, 10)
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM inbox WHERE message_id = 'm-2'") == 0
+    finally:
+        await conn.close()
