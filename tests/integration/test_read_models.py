@@ -73,3 +73,37 @@ async def test_a_concession_is_recorded_with_its_case_and_counts_in_the_customer
     async with pool.acquire() as conn:
         history = (await readmodels.customer_histories(conn, ["c-race"], NOW - timedelta(days=1)))["c-race"]
     assert history.concession_times == (NOW,)
+
+
+async def test_a_batch_s_customer_lookups_stay_index_probes_as_young_tables_grow(pool: asyncpg.Pool) -> None:
+    """A new database taking its first load has no statistics yet, and a long-lived
+    connection keeps the plan it made (generic, after a few runs) while the table grows. The
+    lookups by a batch's customers are index probes in that plan too, not a scan comparing
+    every row with every key (which ``customer_id = ANY($1)`` planned at 1,000 rows kept)."""
+    fill = (
+        "INSERT INTO rm_charges (charge_id, customer_id, kind, amount, currency, posted_at)"
+        " SELECT 'ch-' || g, 'c-' || g, 'fee', 10, 'USD', now() FROM generate_series($1::int, $2::int) g;"
+        " INSERT INTO rm_concessions SELECT 'c-' || g, 'case-' || g, now() FROM generate_series($1::int, $2::int) g"
+    )
+    keys = "'{" + ",".join(f"c-{i}" for i in range(1, 501)) + "}'"
+    statements = (f"charges({keys})", f"histories({keys}, now() - interval '30 days')")
+    async with pool.acquire() as conn:
+        # Session copies with the same indexes, never analysed (autovacuum skips temp tables);
+        # they shadow the real tables for this connection.
+        for table in ("rm_charges", "rm_concessions"):
+            await conn.execute(f"CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL)")
+        for lo, hi in ((1, 1000), (1001, 20000)):
+            await conn.execute(fill.replace("$1::int", str(lo)).replace("$2::int", str(hi)))
+            if lo == 1:  # planned while the tables are small, then kept as they grow
+                await conn.execute(
+                    "SET plan_cache_mode = force_generic_plan;"
+                    f" PREPARE charges(text[]) AS {readmodels.CUSTOMER_CHARGES};"
+                    f" PREPARE histories(text[], timestamptz) AS {readmodels.CUSTOMER_HISTORIES}"
+                )  # fmt: skip
+            for statement in statements:
+                plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE {statement}"))
+                assert "Seq Scan on rm_" not in plan, plan
+                assert "Index" in plan, plan
+        assert len(await conn.fetch(f"EXECUTE charges({keys})")) == 500
+        assert len(await conn.fetch(f"EXECUTE histories({keys}, now() - interval '30 days')")) == 500
+        await conn.execute("DEALLOCATE ALL; DISCARD TEMP")
