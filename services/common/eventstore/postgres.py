@@ -54,7 +54,8 @@ SELECT_EVENTS = _SELECT
 
 
 # Takes the append lock and reads what an append needs, in one round trip (a function, so
-# that its read's snapshot is taken after the lock is granted: migrations/0002_append_state.sql).
+# that its read's snapshot is taken after the lock is granted: migrations/0002_append_state.sql;
+# its streams' heads read by one index probe per stream: 0003_append_state_probes.sql).
 _APPEND_STATE = "SELECT * FROM event_store_append_state($1, $2::text[], $3::text[])"
 
 
