@@ -323,6 +323,44 @@ async def test_a_commit_notified_while_a_batch_is_in_flight_is_published_without
     assert sorted({r.event_id for r in received}) == sorted(first.ids + second.ids)
 
 
+async def test_a_commit_wakes_each_relay_it_queued_messages_for(pool: asyncpg.Pool) -> None:
+    """A transaction queues messages for three relays (two of them in one statement): at its
+    commit each relay is notified, once (the outbox trigger runs per statement and notifies
+    each relay its rows name), and none before."""
+
+    def message(i: int) -> Any:
+        event = new_event(SlaWarning(case_id=f"case-{i}", sla_deadline=T0 + timedelta(hours=48), at=T0),
+                          source="tests/relay", time=T0, subject="cust-1")  # fmt: skip
+        return outbox_message(event, "some.topic")
+
+    heard: list[str] = []
+
+    def on_notify(*args: Any) -> None:
+        heard.append(args[3])
+
+    async with pool.acquire() as listener:
+        await listener.add_listener("outbox", on_notify)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.copy_records_to_table(
+                    "outbox", columns=("relay", "topic", "key", "value", "headers", "event_id"),
+                    records=[(relay, "some.topic", b"k", b"{}", "[]", f"e-{relay}-{i}")
+                             for i, relay in enumerate(["relay-a", "relay-b", "relay-a", "relay-b", "relay-a"])],
+                )  # fmt: skip
+                await enqueue(conn, "relay-c", [message(i) for i in range(3)])
+                await asyncio.sleep(0.2)
+                assert heard == []  # nothing before the commit
+            await wait_for(lambda: _heard(heard, 3), 10, "a notification per relay")
+            await asyncio.sleep(0.2)  # and no more
+        finally:
+            await listener.remove_listener("outbox", on_notify)
+    assert sorted(heard) == ["relay-a", "relay-b", "relay-c"]
+
+
+async def _heard(heard: list[str], n: int) -> bool:
+    return len(heard) >= n
+
+
 async def test_a_relay_whose_connection_is_cut_takes_a_new_one_and_carries_on(
     pool: asyncpg.Pool, common_settings: CommonSettings
 ) -> None:
