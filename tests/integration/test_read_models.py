@@ -82,8 +82,8 @@ async def test_a_batch_s_customer_lookups_stay_index_probes_as_young_tables_grow
     every row with every key (which ``customer_id = ANY($1)`` planned at 1,000 rows kept)."""
     fill = (
         "INSERT INTO rm_charges (charge_id, customer_id, kind, amount, currency, posted_at)"
-        " SELECT 'ch-' || g, 'c-' || g, 'fee', 10, 'USD', now() FROM generate_series($1::int, $2::int) g;"
-        " INSERT INTO rm_concessions SELECT 'c-' || g, 'case-' || g, now() FROM generate_series($1::int, $2::int) g"
+        " SELECT 'ch-' || g, 'c-' || g, 'fee', 10, 'USD', now() FROM generate_series({lo}, {hi}) g;"
+        " INSERT INTO rm_concessions SELECT 'c-' || g, 'case-' || g, now() FROM generate_series({lo}, {hi}) g"
     )
     keys = "'{" + ",".join(f"c-{i}" for i in range(1, 501)) + "}'"
     statements = (f"charges({keys})", f"histories({keys}, now() - interval '30 days')")
@@ -93,7 +93,7 @@ async def test_a_batch_s_customer_lookups_stay_index_probes_as_young_tables_grow
         for table in ("rm_charges", "rm_concessions"):
             await conn.execute(f"CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL)")
         for lo, hi in ((1, 1000), (1001, 20000)):
-            await conn.execute(fill.replace("$1::int", str(lo)).replace("$2::int", str(hi)))
+            await conn.execute(fill.format(lo=lo, hi=hi))
             if lo == 1:  # planned while the tables are small, then kept as they grow
                 await conn.execute(
                     "SET plan_cache_mode = force_generic_plan;"
