@@ -19,9 +19,10 @@ from services.common.settings import CommonSettings
 from services.recovery.application import RecoveryService
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
+from services.recovery.replay.rebuild import PROJECTIONS
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-TABLES = ("rm_cases", "rm_charges", "rm_customer_owners", "rm_concessions", "rm_timers", "rm_awaiting_charge")
+TABLES = tuple(t for tables in PROJECTIONS.values() for t in tables)  # every read-model table
 
 
 def _ce(type_: str, subject: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:

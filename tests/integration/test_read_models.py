@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import asyncpg
 
 from services.common.clock import ManualClock
+from services.common.contract.events import ChargePosted
 from services.common.settings import CommonSettings
 from services.recovery.adapters import readmodels
 from services.recovery.application import RecoveryService
@@ -107,3 +109,38 @@ async def test_a_batch_s_customer_lookups_stay_index_probes_as_young_tables_grow
         assert len(await conn.fetch(f"EXECUTE charges({keys})")) == 500
         assert len(await conn.fetch(f"EXECUTE histories({keys}, now() - interval '30 days')")) == 500
         await conn.execute("DEALLOCATE ALL; DISCARD TEMP")
+
+
+async def test_the_usual_amount_across_customers_is_the_median_of_every_charge_of_the_kind(pool: asyncpg.Pool) -> None:
+    """The cross-customer usual amount (charge-anomaly) comes from counts per amount; it is
+    exactly percentile_disc(0.5) over the charges themselves, at odd and even counts, with
+    repeated amounts, per kind and currency, and a charge projected twice counts once."""
+    rng = random.Random(7)
+    policy = load_policy()
+    now = NOW
+
+    def charge(i: int, kind: str, currency: str, amount: str) -> ChargePosted:
+        return ChargePosted(charge_id=f"ch-{kind}-{currency}-{i}", customer_id=f"c-{i}", amount=amount,
+                            currency=currency, kind=kind, posted_at=now)  # fmt: skip
+
+    amounts = {"USD": ["4.99", "5.00", "12.50", "0.99", "250.00"], "COP": ["2700", "9900", "150000"]}
+    counts = {("fee", "USD"): 0, ("shipping", "USD"): 0, ("fee", "COP"): 0}
+    async with pool.acquire() as conn:
+        for step in range(1, 41):
+            batch = []
+            for kind, currency in counts:
+                for _ in range(rng.choice([0, 1, 2])):
+                    counts[kind, currency] += 1
+                    batch.append(charge(counts[kind, currency], kind, currency, rng.choice(amounts[currency])))
+            again = batch[:1]  # a redelivered charge: ON CONFLICT, and not counted again
+            async with conn.transaction():
+                await readmodels.project(conn, [(c, now) for c in batch + again], [], {}, policy, now)
+            probes = [charge(10_000 + step, kind, currency, amounts[currency][0]) for kind, currency in counts]
+            facts = await readmodels.charge_facts(conn, probes)
+            for probe in probes:
+                median = await conn.fetchval(
+                    "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY amount) FROM rm_charges"
+                    " WHERE kind = $1 AND currency = $2", probe.kind, probe.currency,
+                )  # fmt: skip
+                assert facts[probe.charge_id].usual_all_amount == median, (step, probe.kind, probe.currency)
+        assert await conn.fetchval("SELECT sum(charges) FROM rm_charge_amounts") == sum(counts.values())

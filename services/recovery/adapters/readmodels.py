@@ -42,6 +42,18 @@ CUSTOMER_HISTORIES = (
     " WHERE customer_id = ANY($1::text[]) ORDER BY 2"
 )
 
+# The median of all customers' charges of a kind and currency, percentile_disc(0.5) over
+# rm_charges (the value at position ceil(n/2) in amount order), read from the counts per
+# amount: the first amount whose running count reaches half the total (0101_charge_amounts).
+_USUAL_ACROSS_CUSTOMERS = (
+    "SELECT DISTINCT ON (kind, currency) kind, currency, amount FROM"
+    " (SELECT kind, currency, amount,"
+    "  sum(charges) OVER (PARTITION BY kind, currency ORDER BY amount) AS upto,"
+    "  sum(charges) OVER (PARTITION BY kind, currency) AS total"
+    "  FROM rm_charge_amounts WHERE (kind, currency) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS a"
+    " WHERE upto * 2 >= total ORDER BY kind, currency, amount"
+)
+
 # Kinds whose usual amount may be compared across customers (POLICY.md, charge-anomaly).
 CROSS_CUSTOMER_KINDS = ("fee", "shipping", "usage", "long_distance", "late_fee")
 
@@ -63,9 +75,7 @@ async def charge_facts(conn: asyncpg.Connection, charges: Sequence[ChargePosted]
     everyone: dict[tuple[str, str], Decimal] = {}
     if pairs:
         for r in await conn.fetch(
-            "SELECT kind, currency, percentile_disc(0.5) WITHIN GROUP (ORDER BY amount)"
-            " FROM rm_charges WHERE (kind, currency) IN"
-            " (SELECT * FROM unnest($1::text[], $2::text[])) GROUP BY kind, currency",
+            _USUAL_ACROSS_CUSTOMERS,
             [p[0] for p in pairs], [p[1] for p in pairs],
         ):  # fmt: skip
             everyone[(r[0], r[1])] = r[2]
@@ -157,11 +167,17 @@ async def project(
                 {"customer_id": data.customer.id, "case_id": data.case_id, "decided_at": data.decided_at}
             )
     if charge_rows:
+        # A charge seen before (ON CONFLICT) adds nothing to the counts per amount.
         await conn.execute(
-            "INSERT INTO rm_charges (charge_id, customer_id, kind, amount, currency, product_type,"
-            " order_id, posted_at) SELECT * FROM json_to_recordset($1::json) AS r (charge_id text,"
-            " customer_id text, kind text, amount numeric, currency text, product_type text,"
-            " order_id text, posted_at timestamptz) ON CONFLICT (charge_id) DO NOTHING",
+            "WITH added AS (INSERT INTO rm_charges (charge_id, customer_id, kind, amount, currency,"
+            " product_type, order_id, posted_at) SELECT * FROM json_to_recordset($1::json) AS r"
+            " (charge_id text, customer_id text, kind text, amount numeric, currency text,"
+            " product_type text, order_id text, posted_at timestamptz) ON CONFLICT (charge_id) DO NOTHING"
+            " RETURNING kind, currency, amount)"
+            " INSERT INTO rm_charge_amounts (kind, currency, amount, charges)"
+            " SELECT kind, currency, amount, count(*) FROM added GROUP BY kind, currency, amount"
+            " ON CONFLICT (kind, currency, amount)"
+            " DO UPDATE SET charges = rm_charge_amounts.charges + EXCLUDED.charges",
             json_rows(charge_rows),
         )
     if refunds:

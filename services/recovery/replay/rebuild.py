@@ -41,7 +41,7 @@ from services.recovery.replay.fold import whole_transactions as _whole
 SCHEMA = "rm_rebuild"
 PROJECTIONS: dict[str, tuple[str, ...]] = {
     "cases": ("rm_cases", "rm_customer_owners", "rm_timers", "rm_awaiting_charge"),
-    "charges": ("rm_charges",),
+    "charges": ("rm_charges", "rm_charge_amounts"),
     "concessions": ("rm_concessions",),
 }
 REBUILD_LOCK = 0x5E_C0_7E_02
