@@ -93,7 +93,7 @@ def round_of(tag: str, n: int, at: datetime) -> list[list[dict[str, Any]]]:
                 first.append(complaint(cust, f"{tag}-c{i}a", "service_failure", at, order_id=f"{tag}-o{i}"))
                 later.append(complaint(cust, f"{tag}-c{i}b", "service_failure", at, order_id=f"{tag}-o{i}"))
                 later.append(complaint(cust, f"{tag}-c{i}c", "service_failure", at, order_id=f"{tag}-o{i}"))
-            case _:  # a refund that arrives before its charge (the projection drops it, live and rebuilt)
+            case _:  # a refund that arrives before its charge (it waits for it, live and rebuilt)
                 first.append(refund(cust, ch, "1.00", at))
                 later.append(charge(cust, ch, "12.00", "usage", None, at))
     size = 9

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from decimal import Decimal
 
 import asyncpg
 
 from services.common.clock import ManualClock
 from services.common.contract.events import ChargePosted
+from services.common.migrate import discover
 from services.common.settings import CommonSettings
 from services.recovery.adapters import readmodels
 from services.recovery.application import RecoveryService
@@ -16,6 +18,7 @@ from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
 from tests.helpers import cloudevent
 from tests.integration.test_charge_race import CHARGE, COMPLAINT, NOW, _record
+from tests.replay_world import charge, make_service, records, refund
 
 
 async def test_a_reopened_case_shows_its_fresh_sla_deadline_in_the_read_model(pool: asyncpg.Pool) -> None:
@@ -144,3 +147,34 @@ async def test_the_usual_amount_across_customers_is_the_median_of_every_charge_o
                 )  # fmt: skip
                 assert facts[probe.charge_id].usual_all_amount == median, (step, probe.kind, probe.currency)
         assert await conn.fetchval("SELECT sum(charges) FROM rm_charge_amounts") == sum(counts.values())
+
+
+async def test_a_refund_that_comes_before_its_charge_is_in_the_charge_history(pool: asyncpg.Pool) -> None:
+    """Charges and refunds come on one topic but from billing in any order: a refund handled
+    before its charge waits for it and is added to the charge's row when the charge comes.
+    Migration 0102 recovers, from the event store, what the older projection had lost."""
+    service = make_service(pool, CommonSettings(), ManualClock(NOW))
+    for batch in (
+        [refund("c-1", "ch-a", "1.00", NOW)],  # before its charge
+        [charge("c-1", "ch-a", "9.00", "fee", None, NOW), refund("c-1", "ch-b", "4.00", NOW)],
+        [refund("c-1", "ch-a", "2.00", NOW), refund("c-1", "ch-a", "0.50", NOW)],  # after it, two at once
+    ):
+        await service.handle_records(records(batch))
+
+    async def state() -> tuple[object, object]:
+        return (
+            await pool.fetchval("SELECT refunded_amount FROM rm_charges WHERE charge_id = 'ch-a'"),
+            [tuple(r) for r in await pool.fetch("SELECT charge_id, amount FROM rm_early_refunds")],
+        )
+
+    assert await state() == (Decimal("3.50"), [("ch-b", Decimal("4.00"))])  # ch-b has not come yet
+
+    # A database projected before 0102: ch-a's early refund lost, nothing set aside for ch-b.
+    await pool.execute("UPDATE rm_charges SET refunded_amount = 2.50; DELETE FROM rm_early_refunds")
+    (migration,) = [m for m in discover() if m.version == 102]
+    await pool.execute(migration.sql[migration.sql.index("-- What was lost so far") :])
+    assert await state() == (Decimal("3.50"), [("ch-b", Decimal("4.00"))])
+
+    await service.handle_records(records([charge("c-1", "ch-b", "4.00", "fee", None, NOW)]))
+    assert await pool.fetchval("SELECT refunded_amount FROM rm_charges WHERE charge_id = 'ch-b'") == Decimal("4.00")
+    assert await pool.fetchval("SELECT count(*) FROM rm_early_refunds") == 0

@@ -149,7 +149,7 @@ async def project(
     """Bring the read models in line with ``events`` (data, occurred_at) and the final
     state of every case they touched."""
     charge_rows: list[dict[str, Any]] = []
-    refunds: list[tuple[str, Decimal]] = []
+    refunds: dict[str, Decimal] = {}
     concessions: list[dict[str, Any]] = []
     for data, _at in events:
         # Exact types: isinstance on pydantic models goes through ABCMeta.
@@ -161,18 +161,23 @@ async def project(
                  "posted_at": data.posted_at}
             )  # fmt: skip
         elif type(data) is ChargeRefunded:
-            refunds.append((data.charge_id, data.amount))
+            refunds[data.charge_id] = refunds.get(data.charge_id, Decimal(0)) + data.amount
         elif type(data) is DecisionMade and is_concession(data):
             concessions.append(
                 {"customer_id": data.customer.id, "case_id": data.case_id, "decided_at": data.decided_at}
             )
     if charge_rows:
-        # A charge seen before (ON CONFLICT) adds nothing to the counts per amount.
+        # A new charge takes the refunds that came before it (rm_early_refunds); a charge seen
+        # before (ON CONFLICT) adds nothing to the counts per amount.
         await conn.execute(
-            "WITH added AS (INSERT INTO rm_charges (charge_id, customer_id, kind, amount, currency,"
-            " product_type, order_id, posted_at) SELECT * FROM json_to_recordset($1::json) AS r"
-            " (charge_id text, customer_id text, kind text, amount numeric, currency text,"
-            " product_type text, order_id text, posted_at timestamptz) ON CONFLICT (charge_id) DO NOTHING"
+            "WITH r AS (SELECT * FROM json_to_recordset($1::json) AS r (charge_id text, customer_id text,"
+            " kind text, amount numeric, currency text, product_type text, order_id text,"
+            " posted_at timestamptz)),"
+            " early AS (DELETE FROM rm_early_refunds e USING r WHERE e.charge_id = r.charge_id"
+            " RETURNING e.charge_id, e.amount),"
+            " added AS (INSERT INTO rm_charges (charge_id, customer_id, kind, amount, currency, product_type,"
+            " order_id, posted_at, refunded_amount) SELECT r.*, coalesce((SELECT sum(early.amount) FROM early"
+            " WHERE early.charge_id = r.charge_id), 0) FROM r ON CONFLICT (charge_id) DO NOTHING"
             " RETURNING kind, currency, amount)"
             " INSERT INTO rm_charge_amounts (kind, currency, amount, charges)"
             " SELECT kind, currency, amount, count(*) FROM added GROUP BY kind, currency, amount"
@@ -181,9 +186,14 @@ async def project(
             json_rows(charge_rows),
         )
     if refunds:
-        await conn.executemany(
-            "UPDATE rm_charges SET refunded_amount = refunded_amount + $2 WHERE charge_id = $1",
-            refunds,
+        # A refund of a charge not recorded yet waits for it in rm_early_refunds.
+        await conn.execute(
+            "WITH r AS (SELECT * FROM json_to_recordset($1::json) AS r (charge_id text, amount numeric)),"
+            " applied AS (UPDATE rm_charges c SET refunded_amount = c.refunded_amount + r.amount FROM r"
+            " WHERE c.charge_id = r.charge_id RETURNING c.charge_id)"
+            " INSERT INTO rm_early_refunds (charge_id, amount)"
+            " SELECT charge_id, amount FROM r WHERE charge_id NOT IN (SELECT charge_id FROM applied)",
+            json_rows([{"charge_id": c, "amount": a} for c, a in refunds.items()]),
         )
     await upsert_cases(conn, list(cases), versions, policy, now, concessions=concessions)
 

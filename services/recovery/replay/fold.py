@@ -2,7 +2,7 @@
 inputs, with what it takes to write the same rows as the live service wrote.
 
 The live service projects after every transaction (a Kafka batch, due timers, an agent's
-decision); a rebuild writes once a page. Three things make that give the same rows:
+decision); a rebuild writes once a page. Two things make that give the same rows:
 
 - ``rm_cases.updated_at`` is the batch's ``now`` live; every case event the batch appended
   carries that very time, so a rebuild takes the time of the case's last event.
@@ -11,9 +11,9 @@ decision); a rebuild writes once a page. Three things make that give the same ro
   page and touched again by a later transaction is written twice, as of the end of its first
   transaction and as of now. Events of one transaction share ``recorded_at``, and pages end
   on a transaction boundary (:func:`whole_transactions`).
-- A refund followed, in a later transaction, by the charge it refunds is dropped live (the
-  UPDATE finds no row yet); :func:`charge_segments` splits the projection there so the
-  rebuild drops it too.
+
+(A refund that came before its charge waits for it in ``rm_early_refunds``, live; in a
+page the projection records the charges before the refunds, so it needs no such care.)
 """
 
 from __future__ import annotations
@@ -63,21 +63,6 @@ def whole_transactions(rows: Sequence[Row]) -> Sequence[Row]:
     while end > 0 and rows[end - 1][6] == last:
         end -= 1
     return rows[:end]
-
-
-def charge_segments(events: Sequence[Flat]) -> list[list[tuple[EventData, datetime]]]:
-    """Split ``events`` where one ``readmodels.project`` call would differ from the live
-    transactions: before a charge posted after a refund of it from an earlier transaction."""
-    segments: list[list[tuple[EventData, datetime]]] = [[]]
-    refunded: dict[str, datetime] = {}
-    for data, at, tx in events:
-        if isinstance(data, ChargePosted) and refunded.get(data.charge_id, tx) != tx:
-            segments.append([])
-            refunded = {}
-        if isinstance(data, ChargeRefunded):
-            refunded.setdefault(data.charge_id, tx)
-        segments[-1].append((data, at))
-    return [s for s in segments if s]
 
 
 @dataclass(slots=True)

@@ -35,13 +35,13 @@ import asyncpg
 from services.common.eventstore.postgres import APPEND_LOCK
 from services.recovery.adapters import readmodels
 from services.recovery.domain.policy import Policy
-from services.recovery.replay.fold import CASE_PREFIX, Folder, Row, Tracked, charge_segments, types_for
+from services.recovery.replay.fold import CASE_PREFIX, Folder, Row, Tracked, types_for
 from services.recovery.replay.fold import whole_transactions as _whole
 
 SCHEMA = "rm_rebuild"
 PROJECTIONS: dict[str, tuple[str, ...]] = {
     "cases": ("rm_cases", "rm_customer_owners", "rm_timers", "rm_awaiting_charge"),
-    "charges": ("rm_charges", "rm_charge_amounts"),
+    "charges": ("rm_charges", "rm_charge_amounts", "rm_early_refunds"),
     "concessions": ("rm_concessions",),
 }
 REBUILD_LOCK = 0x5E_C0_7E_02
@@ -220,8 +220,8 @@ class Rebuild:
     async def _write(self, conn: asyncpg.Connection, position: int) -> None:
         flat, cases = self.folder.take()
         async with conn.transaction():
-            for segment in charge_segments(flat):
-                await readmodels.project(conn, segment, [], {}, self.policy, _PLACEHOLDER)
+            if flat:
+                await readmodels.project(conn, [(d, at) for d, at, _ in flat], [], {}, self.policy, _PLACEHOLDER)
             if cases:
                 await self._write_cases(conn, cases)
             await conn.execute("UPDATE rm_checkpoints SET position = $2 WHERE projection = $1", self.key, position)

@@ -9,7 +9,7 @@ import pytest
 
 from services.common.contract.events import ChargePosted, ChargeRefunded
 from services.recovery.application import ACCEPTED, REGISTRY
-from services.recovery.replay.fold import charge_segments, types_for, whole_transactions
+from services.recovery.replay.fold import types_for, whole_transactions
 from services.recovery.replay.rebuild import RebuildError, parse_projections
 from services.recovery.replay.window import Bound, SelectionError, parse_bound, publishable, select
 
@@ -89,20 +89,3 @@ def test_a_full_page_ends_where_a_transaction_ended() -> None:
     assert whole_transactions(rows) == rows[:2]
     one_big = [_row(1, a), _row(2, a)]
     assert whole_transactions(one_big) == []  # the caller reads on to the end of it
-
-
-def _posted(charge_id: str) -> ChargePosted:
-    return ChargePosted(charge_id=charge_id, customer_id="c", amount="1.00", currency="USD", kind="fee",
-                        description="x", posted_at=T)  # fmt: skip
-
-
-def _refunded(charge_id: str) -> ChargeRefunded:
-    return ChargeRefunded(charge_id=charge_id, refund_id="r", amount="1.00", currency="USD", refunded_at=T)
-
-
-def test_a_refund_before_its_charge_in_an_earlier_transaction_splits_the_projection() -> None:
-    tx1, tx2 = T, T + timedelta(seconds=1)
-    same_tx = [(_refunded("x"), T, tx1), (_posted("x"), T, tx1)]
-    assert len(charge_segments(same_tx)) == 1  # live: inserted, then refunded, in one transaction
-    later = [(_refunded("x"), T, tx1), (_posted("y"), T, tx2), (_posted("x"), T, tx2)]
-    assert [len(s) for s in charge_segments(later)] == [2, 1]
