@@ -39,3 +39,6 @@ class NotifierSettings(CommonSettings):
     # every third of this, and a claim not extended for this long is taken over by another
     # worker (one killed mid-send is resumed about this much later).
     delivery_claim_lease_s: float = Field(default=60.0, gt=0)
+    # SMTP attempts one worker makes at once; the other emails it holds wait for a turn (their
+    # claims kept alive), so a backlog does not open thousands of connections to the server.
+    delivery_max_connections: int = Field(default=16, ge=1)

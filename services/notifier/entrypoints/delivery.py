@@ -81,6 +81,22 @@ class _Stopping(Exception):
     """Raised in place of the wait before the next attempt once the worker is stopping."""
 
 
+class _Turns:
+    """At most ``limit`` attempts at once through ``sender``; one still waiting for its turn
+    when the worker stops is not made (its claim is released with the others)."""
+
+    def __init__(self, sender: EmailSender, limit: int, stopping: asyncio.Event) -> None:
+        self._sender = sender
+        self._turns = asyncio.Semaphore(limit)
+        self._stopping = stopping
+
+    async def send(self, req: EmailRequested, from_address: str) -> None:
+        async with self._turns:
+            if self._stopping.is_set():
+                raise _Stopping
+            await self._sender.send(req, from_address)
+
+
 @dataclass(slots=True)
 class InFlight:
     """An email being sent: its claim, its task and when its lease was last extended
@@ -101,6 +117,7 @@ class DeliveryWorker:
         self.lease_s = settings.delivery_claim_lease_s
         self.inflight: dict[uuid.UUID, InFlight] = {}
         self._stopping = asyncio.Event()
+        self._turns = _Turns(sender, settings.delivery_max_connections, self._stopping)
 
     async def handle_records(self, records: Sequence[InboundRecord]) -> int:
         """Claim the batch's new requests and start sending them; return how many were claimed.
@@ -127,7 +144,7 @@ class DeliveryWorker:
 
     async def _send(self, claim: Claim) -> None:
         req = claim.email
-        sender = CountingSender(self.sender)
+        sender = CountingSender(self._turns)
         try:
             outcome = await deliver(sender, req, self.settings.smtp_from, schedule(self.settings),
                                     sleep=self._sleep, clock=self.clock)  # fmt: skip

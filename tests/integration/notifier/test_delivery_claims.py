@@ -65,7 +65,7 @@ def nid(event: CloudEvent) -> str:
 
 
 class Workers(Protocol):
-    def __call__(self, sender: EmailSender, *, lease_s: float = LEASE_S) -> DeliveryWorker: ...
+    def __call__(self, sender: EmailSender, *, lease_s: float = LEASE_S, connections: int = 16) -> DeliveryWorker: ...
 
 
 @pytest.fixture
@@ -74,9 +74,10 @@ async def workers(pool: asyncpg.Pool) -> AsyncIterator[Workers]:
     stops the ones still sending at the end."""
     made: list[DeliveryWorker] = []
 
-    def make(sender: EmailSender, *, lease_s: float = LEASE_S) -> DeliveryWorker:
+    def make(sender: EmailSender, *, lease_s: float = LEASE_S, connections: int = 16) -> DeliveryWorker:
         settings = NotifierSettings(delivery_max_attempts=100_000, delivery_base_delay_s=0.01,
-                                    delivery_max_delay_s=0.02, delivery_claim_lease_s=lease_s)  # fmt: skip
+                                    delivery_max_delay_s=0.02, delivery_claim_lease_s=lease_s,
+                                    delivery_max_connections=connections)  # fmt: skip
         worker = DeliveryWorker(pool, settings, sender, ManualClock(DECIDED_AT))
         made.append(worker)
         return worker
@@ -238,6 +239,63 @@ async def test_a_clean_stop_releases_its_claims_for_the_next_worker(pool: asyncp
     await delivered(pool, event)
     assert (deferring.accepted, accepting.accepted) == ([], [nid(event)])
     assert len(await outcomes(pool)) == 1
+
+
+class SlowMailServer(EmailSender):
+    """Holds every attempt until ``done``; counts the attempts under way at once."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.started = 0
+        self.now = 0
+        self.most = 0
+        self.accepted: list[str] = []
+
+    async def send(self, req: EmailRequested, sender: str) -> None:
+        self.started += 1
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await self.done.wait()
+        finally:
+            self.now -= 1
+        self.accepted.append(req.notification_id)
+
+
+async def test_a_worker_makes_at_most_its_connections_limit_of_attempts_at_once(
+    pool: asyncpg.Pool, workers: Workers
+) -> None:
+    """DELIVERY_MAX_CONNECTIONS: a backlog's emails wait for a turn instead of all opening a
+    connection; every one is still sent, once; one still waiting when the worker stops is
+    not sent, and its claim is released like the others."""
+    server = SlowMailServer()
+    worker = workers(server, connections=3)
+    events = [request(n) for n in range(10)]
+    assert await asyncio.wait_for(worker.handle_records([record(e, i) for i, e in enumerate(events)]), 2) == 10
+    await eventually(lambda: server.now == 3)
+    await asyncio.sleep(0.2)
+    assert (server.started, server.most) == (3, 3)  # the seven others wait for a turn
+    server.done.set()
+    for event in events:
+        await delivered(pool, event)
+    assert server.most == 3
+    assert sorted(server.accepted) == sorted(nid(e) for e in events)
+
+    held = SlowMailServer()
+    stopping = workers(held, connections=2)
+    more = [request(n) for n in range(10, 15)]
+    assert await stopping.handle_records([record(e, i) for i, e in enumerate(more)]) == 5
+    await eventually(lambda: held.now == 2)
+    stop = asyncio.create_task(stopping.shutdown(grace_s=5))
+    await asyncio.sleep(0.05)
+    held.done.set()  # the two attempts under way end during the grace period: their turns free up
+    await asyncio.wait_for(stop, 5)
+    assert held.started == 2  # none of the three waiting began after the stop
+    assert len(held.accepted) == 2
+    assert set(held.accepted) <= {nid(e) for e in more}
+    rows = await pool.fetch("SELECT status, claimed_until <= now() AS released FROM deliveries"
+                            " WHERE notification_id = ANY($1::text[])", [nid(e) for e in more])  # fmt: skip
+    assert sorted((r["status"], r["released"]) for r in rows) == [("delivered", None)] * 2 + [("sending", True)] * 3
 
 
 async def test_a_worker_that_lost_its_claim_stops_sending_it(pool: asyncpg.Pool, workers: Workers) -> None:
