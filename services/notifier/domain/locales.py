@@ -17,7 +17,7 @@ from typing import Literal
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency
+from babel.numbers import format_currency, get_currency_precision
 
 Language = Literal["es", "en"]
 LANGUAGES: tuple[Language, ...] = ("es", "en")
@@ -53,8 +53,23 @@ def resolve_locale(tag: str) -> CustomerLocale:
 
 
 def format_money(amount: Decimal, currency: str, locale: CustomerLocale) -> str:
-    """``amount`` in ``currency`` written the way the customer's locale writes money."""
-    return format_currency(amount, currency, locale=locale.babel)
+    """``amount`` in ``currency`` written the way the customer's locale writes money, exactly.
+
+    With the currency's usual number of decimals (CLDR's: two for ``USD``, none for ``JPY``
+    and, in current CLDR data, for ``COP``) where that is exact. An amount with finer digits
+    shows them all, at least two: Babel would round them off (``COP 7455.50`` would read
+    ``$7.456``), and an apology must not misstate the money.
+    """
+    if amount == round(amount, get_currency_precision(currency)):
+        return format_currency(amount, currency, locale=locale.babel)
+    shown = max(-int(amount.normalize().as_tuple().exponent), 2)
+    return format_currency(
+        amount.quantize(Decimal(1).scaleb(-shown)),
+        currency,
+        locale=locale.babel,
+        currency_digits=False,
+        decimal_quantization=False,
+    )
 
 
 def format_day(moment: datetime, locale: CustomerLocale) -> str:

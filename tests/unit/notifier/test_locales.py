@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.notifier.domain.locales import (
     Settlement,
@@ -43,7 +46,25 @@ def test_zero_decimal_currency_keeps_no_cents() -> None:
 
 
 def test_colombian_pesos_in_colombia() -> None:
-    assert format_money(Decimal("7455.00"), "COP", resolve_locale("es-CO")) == "$7.455,00"
+    # Whole pesos, as CLDR writes COP (two decimals before Babel 2.19's data, none since).
+    assert format_money(Decimal("7455.00"), "COP", resolve_locale("es-CO")) == "$7.455"
+
+
+def test_money_finer_than_the_currency_usually_shows_is_not_rounded() -> None:
+    assert format_money(Decimal("7455.50"), "COP", resolve_locale("es-CO")) == "$7.455,50"
+    assert format_money(Decimal("100.25"), "JPY", resolve_locale("en-US")) == "¥100.25"
+    assert format_money(Decimal("0.005"), "USD", resolve_locale("en-US")) == "$0.005"
+    assert format_money(Decimal("4.990"), "USD", resolve_locale("es-CO")) == "US$4,99"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    amount=st.decimals(min_value=0, max_value=10**9, places=4, allow_nan=False, allow_infinity=False),
+    currency=st.sampled_from(["USD", "EUR", "COP", "JPY", "GBP", "MXN"]),
+)
+def test_money_written_in_english_reads_back_as_the_same_amount(amount: Decimal, currency: str) -> None:
+    written = format_money(amount, currency, resolve_locale("en-US"))
+    assert Decimal(re.sub(r"[^0-9.]", "", written)) == amount
 
 
 def test_a_day_is_the_utc_date() -> None:
