@@ -33,7 +33,7 @@ from services.common.contract.events import (
 )
 from services.common.db import batch_transaction
 from services.common.eventstore import AppendRequest, ConcurrencyError, RecordedEvent
-from services.common.eventstore.postgres import append_on, lock_appends, read_streams_on
+from services.common.eventstore.postgres import append_new, lock_appends, read_streams_on
 from services.common.kafka import decode_batch
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message, sealed_message
@@ -94,7 +94,9 @@ class _Work:
     versions: dict[str, int] = field(default_factory=dict)
     pending: dict[str, list[tuple[EventData, Sealed]]] = field(default_factory=dict)
     requests: list[AppendRequest] = field(default_factory=list)
-    projected: list[tuple[EventData, datetime]] = field(default_factory=list)
+    # What the read models take from this batch's events, by event id: an event the store
+    # already holds (a message handled before and out of the inbox since) is left out.
+    projected: list[tuple[str, EventData, datetime]] = field(default_factory=list)
     published: list[tuple[Sealed, EventData]] = field(default_factory=list)
     histories: dict[str, CustomerHistory] = field(default_factory=dict)
     charges: dict[str, ChargeFacts] = field(default_factory=dict)
@@ -243,7 +245,7 @@ class RecoveryService:
         for e in charges:
             stream = charge_stream(e.data.charge_id)  # type: ignore[attr-defined]
             w.requests.append(AppendRequest(stream, None, [to_new_event(e.envelope)]))
-            w.projected.append((e.data, e.envelope.time))
+            w.projected.append((e.envelope.id, e.data, e.envelope.time))
             if isinstance(e.data, ChargePosted):
                 flag = assess_charge(facts[e.data.charge_id], self.policy)
                 if flag is not None:
@@ -310,16 +312,18 @@ class RecoveryService:
         for cid, items in w.pending.items():
             w.requests.append(AppendRequest(case_stream(cid), w.versions.get(cid, 0), [ev.stored for _, ev in items]))
             for data, ev in items:
-                w.projected.append((data, ev.time))
+                w.projected.append((ev.stored.event_id, data, ev.time))
                 if data.TOPIC != "internal":
                     w.published.append((ev, data))
-        await append_on(conn, w.requests, recorded=False)
-        w.locked = w.locked or any(r.events for r in w.requests)  # append_on took it
+        stored = await append_new(conn, w.requests)
+        w.locked = w.locked or any(r.events for r in w.requests)  # append_new took it
         touched = [c for cid, c in w.cases.items() if cid in w.pending and c is not None]
         versions = {cid: w.versions.get(cid, 0) + len(w.pending[cid]) for cid in w.pending}
-        await readmodels.project(conn, w.projected, touched, versions, self.policy, w.now)
-        if w.published:
-            messages = [sealed_message(ev, self.settings.topic(data.TOPIC)) for ev, data in w.published]
+        projected = [(data, at) for eid, data, at in w.projected if eid not in stored]
+        await readmodels.project(conn, projected, touched, versions, self.policy, w.now)
+        published = [(ev, data) for ev, data in w.published if ev.stored.event_id not in stored]
+        if published:
+            messages = [sealed_message(ev, self.settings.topic(data.TOPIC)) for ev, data in published]
             await enqueue(conn, RELAY, messages, locked=w.locked)
 
     # ------------------------------------------------------------------ SLA timers

@@ -74,22 +74,33 @@ async def lock_appends(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
 
 
-async def append_on(
-    conn: asyncpg.Connection, requests: Sequence[AppendRequest], *, recorded: bool = True
-) -> list[RecordedEvent]:
+async def append_on(conn: asyncpg.Connection, requests: Sequence[AppendRequest]) -> list[RecordedEvent]:
     """Append within the caller's transaction on ``conn``; see :class:`EventStore`.
 
     The append lock is taken (again, if the caller holds it: it is re-entrant) by the same
-    round trip that reads the store's state. ``recorded=False``: return nothing, for callers
-    that do not read what was stored.
+    round trip that reads the store's state.
     """
+    return (await _append(conn, requests, recorded=True))[0]
+
+
+async def append_new(conn: asyncpg.Connection, requests: Sequence[AppendRequest]) -> set[str]:
+    """:func:`append_on` for callers that do not read what was stored: the ids of the events
+    left out because the store already held them (a message handled before), so that the
+    caller's own effects (read models, outbox) can leave them out too."""
+    return (await _append(conn, requests, recorded=False))[1]
+
+
+async def _append(
+    conn: asyncpg.Connection, requests: Sequence[AppendRequest], *, recorded: bool
+) -> tuple[list[RecordedEvent], set[str]]:
     events = [e for r in requests for e in r.events]
     if not events:
-        return []
+        return [], set()
     row = await conn.fetchrow(
         _APPEND_STATE, APPEND_LOCK, [e.event_id for e in events], list({r.stream_id for r in requests})
     )
     existing: set[str] = set(row[0])
+    stored = set(existing)
     versions: dict[str, int] = dict(zip(row[1], row[2], strict=True))
     head: int = row[3]
     now: datetime = row[4]
@@ -125,7 +136,7 @@ async def append_on(
         versions[request.stream_id] = current
     if rows:
         await conn.copy_records_to_table("events", records=rows, columns=_COLUMNS)
-    return out
+    return out, stored
 
 
 async def read_stream_on(
