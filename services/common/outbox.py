@@ -13,16 +13,22 @@ whose ids are all in the inbox. The relay publishes the outbox afterwards.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import asyncpg
 
 from services.common.contract import CONTENT_TYPE, CloudEvent, encode
 from services.common.eventstore.postgres import lock_appends
+from services.common.logging import get_logger
 from services.common.records import Sealed
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,38 @@ async def claim_inbox(conn: asyncpg.Connection, consumer: str, message_ids: Sequ
         list(message_ids),
     )
     return {r[0] for r in rows}
+
+
+async def prune_inbox(pool: asyncpg.Pool, retention: timedelta, chunk: int = 10_000) -> int:
+    """Forget the inbox entries older than ``retention``, ``chunk`` rows per transaction;
+    return how many. Safe at any age: a message read again after its entry is gone is
+    decided again to the same events, which the store and the read models already hold (the
+    inbox only spares that work). Instances pruning at once skip each other's rows."""
+    total = 0
+    while True:
+        n: int = await pool.fetchval(
+            # By row address (a TID scan): a join on the key would scan the whole inbox.
+            "WITH gone AS (DELETE FROM inbox WHERE ctid = ANY(ARRAY("
+            " SELECT ctid FROM inbox WHERE received_at < now() - $1::interval"
+            " LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING 1) SELECT count(*) FROM gone",
+            retention, chunk,
+        )  # fmt: skip
+        total += n
+        if n < chunk:
+            return total
+
+
+async def prune_inbox_every(pool: asyncpg.Pool, retention: timedelta, interval_s: float, stop: asyncio.Event) -> None:
+    """:func:`prune_inbox` at start and every ``interval_s`` until ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            pruned = await prune_inbox(pool, retention)
+            if pruned:
+                log.info("inbox.pruned", rows=pruned, older_than_hours=retention / timedelta(hours=1))
+        except Exception as exc:  # the next round tries again; the inbox only grows meanwhile
+            log.warning("inbox.prune_failed", error=type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
 
 
 async def enqueue(

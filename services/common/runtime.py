@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine
+from datetime import timedelta
 from importlib.metadata import version
 from typing import Any
 
@@ -32,6 +33,7 @@ from services.common.http import probes_app, serve
 from services.common.kafka import make_producer
 from services.common.logging import get_logger
 from services.common.migrate import migrate
+from services.common.outbox import prune_inbox_every
 from services.common.records import InboundRecord
 from services.common.relay import OutboxRelay
 from services.common.settings import CommonSettings
@@ -184,6 +186,7 @@ class ServiceRuntime:
     """Resources of one service process, opened in ``start`` and closed in ``close``."""
 
     gauge_interval_s = 5.0  # how often the lag and outbox gauges are refreshed
+    inbox_prune_interval_s = 3600.0  # how often entries past INBOX_RETENTION_HOURS are pruned
 
     def __init__(
         self, settings: CommonSettings, clock: Clock, *, name: str, relay: str, http_host: str, http_port: int
@@ -242,6 +245,11 @@ class ServiceRuntime:
             ),
             *(asyncio.create_task(c) for c in self.background()),
         ]
+        if s.inbox_retention_hours:
+            retention = timedelta(hours=s.inbox_retention_hours)
+            self.tasks.append(
+                asyncio.create_task(prune_inbox_every(self.pool, retention, self.inbox_prune_interval_s, self.stop))
+            )
 
     async def ready(self) -> bool:
         if self.pool is None:

@@ -54,6 +54,12 @@ class CommonSettings(BaseSettings):
     relay_batch_size: int = Field(default=1000, ge=1)
     relay_poll_s: float = Field(default=1.0, gt=0)
 
+    # --- the inbox (ids of the messages handled, so that a redelivery is skipped)
+    # Entries older than this are pruned (0: kept forever). 168 hours is Kafka's default
+    # topic retention. A message read again after its entry is gone is still handled once:
+    # decided again to the same events, which the store and the read models already hold.
+    inbox_retention_hours: int = Field(default=168, ge=0)
+
     # --- PostgreSQL
     database_ssl_rootcert: str | None = None
     database_pool_min: int = Field(default=1, ge=0)

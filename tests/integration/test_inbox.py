@@ -1,8 +1,10 @@
 """The inbox is a fast path, not the only guard: a message handled again after its inbox
-entry is gone (pruned by retention, or a topic re-read from the start) changes nothing."""
+entry is gone (pruned by retention, or a topic re-read from the start) changes nothing; so
+entries past ``INBOX_RETENTION_HOURS`` are pruned, by each running service."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import timedelta
 from typing import Any
@@ -10,8 +12,17 @@ from typing import Any
 import asyncpg
 
 from services.common.clock import ManualClock
+from services.common.contract import encode, new_event
+from services.common.contract.events import EmailDelivered
+from services.common.outbox import prune_inbox
 from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
+from services.notifier.application import NotifierService
+from services.notifier.domain import load_templates
+from services.notifier.settings import NotifierSettings
+from services.recovery.entrypoints.kafka import Runtime
+from services.recovery.settings import RecoverySettings
+from tests.e2e.test_notifier import NOW, decision_event
 from tests.replay_world import T0, charge, fire_timers, make_service, play, records, snapshot
 
 
@@ -56,3 +67,69 @@ async def test_messages_handled_again_after_the_inbox_forgot_them_change_nothing
         assert result.decisions == 0
 
     assert await _everything(pool) == before
+
+
+async def test_a_decision_and_its_outcome_handled_again_after_the_inbox_forgot_them_change_nothing(
+    pool: asyncpg.Pool,
+) -> None:
+    service = NotifierService(pool, NotifierSettings(), load_templates(), ManualClock(NOW))
+    decision = InboundRecord("recovery.decisions", 0, 0, b"cust-1", encode(decision_event()))
+    assert (await service.handle_records([decision])).requested == 1
+    notification_id = await pool.fetchval("SELECT notification_id FROM notifications")
+    delivered = new_event(EmailDelivered(notification_id=notification_id, at=NOW), source="delivery-worker",
+                          time=NOW, subject="cust-1", correlation_id="cmp-1", causation_id="x")  # fmt: skip
+    outcome = InboundRecord("notifications.email", 0, 0, b"cust-1", encode(delivered))
+    assert (await service.handle_records([outcome])).outcomes == 1
+    before = await _everything(pool), await pool.fetch("SELECT * FROM notifications")
+
+    await pool.execute("DELETE FROM inbox")
+    for batch in ([decision], [outcome], [outcome, decision]):
+        result = await service.handle_records(batch)
+        assert (result.requested, result.outcomes) == (0, 0)
+    assert (await _everything(pool), await pool.fetch("SELECT * FROM notifications")) == before
+
+
+async def _fill(pool: asyncpg.Pool, consumer: str, prefix: str, n: int, age: timedelta) -> None:
+    await pool.execute(
+        "INSERT INTO inbox (consumer, message_id, received_at)"
+        " SELECT $1, $2 || i, now() - $3::interval FROM generate_series(1, $4) AS i",
+        consumer, prefix, age, n,
+    )  # fmt: skip
+
+
+async def _left(pool: asyncpg.Pool) -> list[tuple[str, str]]:
+    rows = await pool.fetch("SELECT consumer, left(message_id, 3), count(*) FROM inbox GROUP BY 1, 2 ORDER BY 1, 2")
+    return [(r[0], r[1], r[2]) for r in rows]  # type: ignore[misc]
+
+
+async def test_entries_past_the_retention_are_pruned_in_chunks_by_instances_at_once(pool: asyncpg.Pool) -> None:
+    week = timedelta(days=7)
+    for consumer in ("recovery-service", "notifier-service"):
+        await _fill(pool, consumer, "old", 40, week + timedelta(minutes=1))
+        await _fill(pool, consumer, "new", 5, week - timedelta(minutes=1))
+    pruned = await asyncio.gather(prune_inbox(pool, week, chunk=7), prune_inbox(pool, week, chunk=7))
+    assert sum(pruned) == 80  # two instances at once: each row pruned by one of them
+    assert await _left(pool) == [("notifier-service", "new", 5), ("recovery-service", "new", 5)]
+    assert await prune_inbox(pool, week) == 0
+
+
+async def test_a_running_service_prunes_its_inbox_unless_told_to_keep_it(settings_env: dict[str, str]) -> None:
+    env = {k.lower(): v for k, v in settings_env.items()}
+    for hours, left in ((24, [("recovery-service", "new", 3)]),
+                        (0, [("recovery-service", "new", 3), ("recovery-service", "old", 3)])):  # fmt: skip
+        runtime = Runtime(RecoverySettings(**env, http_port=0, inbox_retention_hours=hours))  # type: ignore[arg-type]
+        runtime.inbox_prune_interval_s = 0.05
+        await runtime.start()
+        try:
+            pool = runtime.require_pool()
+            await pool.execute("DELETE FROM inbox")
+            await _fill(pool, "recovery-service", "old", 3, timedelta(hours=25))
+            await _fill(pool, "recovery-service", "new", 3, timedelta(hours=23))
+            for _ in range(100):
+                if await _left(pool) == left:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # a few more rounds: nothing else goes
+            assert await _left(pool) == left
+        finally:
+            await runtime.close()
