@@ -110,14 +110,15 @@ class NotifierService:
                 todo.append(e)
         result.duplicates = len(events) - len(todo)
         result.accepted = len(todo)
-        published: list[CloudEvent] = []
+        requests: list[tuple[EmailRequested, CloudEvent]] = []
+        outcomes: list[EmailDelivered | EmailFailed] = []
         unsendable: list[CloudEvent] = []
         unsent: list[str] = []
         for e in todo:
             data = e.data
             if isinstance(data, (DecisionMade, CaseEscalated)):
                 try:
-                    ev = await self._request(conn, e.envelope, data, now)
+                    req = self._request(e.envelope, data, now)
                 except TemplateSetError as exc:
                     # Not dropped: the decision goes to the dead-letter topic with the reason,
                     # to be sent again (not as a replay) once the templates are fixed.
@@ -125,10 +126,13 @@ class NotifierService:
                     unsendable.append(self._unsendable(e.envelope, exc, now))
                     unsent.append(e.envelope.id)
                     continue
-                if ev is not None:
-                    published.append(ev)
+                if req is not None:
+                    requests.append(req)
             elif isinstance(data, (EmailDelivered, EmailFailed)):
-                result.outcomes += await self._outcome(conn, data, now)
+                outcomes.append(data)
+        # The whole batch's requests, then its outcomes: a statement each, not one per record.
+        published = await self._record_requests(conn, requests, now)
+        result.outcomes = await self._record_outcomes(conn, outcomes, now)
         result.requested = len(published)
         if published:
             topic = self.settings.topic("notifications")
@@ -147,14 +151,10 @@ class NotifierService:
                            key=cause.subject.encode() if cause.subject else None, value=encode(cause),
                            source=self.source, now=now)  # fmt: skip
 
-    async def _request(
-        self,
-        conn: asyncpg.Connection,
-        cause: CloudEvent,
-        data: DecisionMade | CaseEscalated,
-        now: datetime,
-    ) -> CloudEvent | None:
-        """Compose, append and record the email request; the event if it is new, else None.
+    def _request(
+        self, cause: CloudEvent, data: DecisionMade | CaseEscalated, now: datetime
+    ) -> tuple[EmailRequested, CloudEvent] | None:
+        """The email request for ``cause`` and its envelope, or None when it needs no email.
         Raises :class:`TemplateSetError` when the templates cannot render it."""
         req = compose(cause, data, self.templates)
         if req is None:
@@ -164,26 +164,52 @@ class NotifierService:
         ev = envelope(req, event_id=derived_event_id(req.notification_id, stream, 0),
                       source=self.source, time=now, subject=cause.subject,
                       correlation_id=cause.correlationid, causation_id=cause.id)  # fmt: skip
-        await append_on(conn, [AppendRequest(stream, ANY_VERSION, [to_new_event(ev)])])
-        inserted = await conn.fetchval(
-            "INSERT INTO notifications (notification_id, case_id, causation, template, status,"
-            " requested_at, updated_at) VALUES ($1, $2, $3, $4, 'requested', $5, $5)"
-            " ON CONFLICT DO NOTHING RETURNING notification_id",
-            req.notification_id, req.case_id, req.causation, req.template, now,
-        )  # fmt: skip
-        if inserted is None:
-            return None
-        log.info("notification.requested", notification_id=req.notification_id,
-                 case_id=req.case_id, template=req.template)  # fmt: skip
-        return ev
+        return req, ev
 
-    async def _outcome(self, conn: asyncpg.Connection, data: EmailDelivered | EmailFailed, now: datetime) -> int:
-        status, error = ("delivered", None)
-        if isinstance(data, EmailFailed):
-            status, error = ("failed", data.error)
-        updated = await conn.execute(
-            "UPDATE notifications SET status = $2, error = $3, updated_at = $4"
-            " WHERE notification_id = $1 AND status = 'requested'",
-            data.notification_id, status, error, now,
+    async def _record_requests(
+        self, conn: asyncpg.Connection, requests: list[tuple[EmailRequested, CloudEvent]], now: datetime
+    ) -> list[CloudEvent]:
+        """Append the requests, each to its own stream, and record them; return those that are
+        new (one asked for before, by a redelivery or another instance, is in the table)."""
+        if not requests:
+            return []
+        await append_on(conn, [
+            AppendRequest(notification_stream(req.notification_id), ANY_VERSION, [to_new_event(ev)])
+            for req, ev in requests
+        ])  # fmt: skip
+        rows = await conn.fetch(
+            "INSERT INTO notifications (notification_id, case_id, causation, template, status,"
+            " requested_at, updated_at)"
+            " SELECT n, c, k, t, 'requested', $5, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+            " AS r(n, c, k, t) ON CONFLICT DO NOTHING RETURNING notification_id",
+            [req.notification_id for req, _ in requests], [req.case_id for req, _ in requests],
+            [req.causation for req, _ in requests], [req.template for req, _ in requests], now,
         )  # fmt: skip
-        return 1 if updated.endswith(" 1") else 0
+        inserted = {r[0] for r in rows}
+        published: list[CloudEvent] = []
+        for req, ev in requests:
+            if req.notification_id in inserted:
+                inserted.discard(req.notification_id)  # the same request twice in a batch: once
+                log.info("notification.requested", notification_id=req.notification_id,
+                         case_id=req.case_id, template=req.template)  # fmt: skip
+                published.append(ev)
+        return published
+
+    async def _record_outcomes(
+        self, conn: asyncpg.Connection, outcomes: list[EmailDelivered | EmailFailed], now: datetime
+    ) -> int:
+        """Set each requested notification's status from its outcome (the first one that
+        comes, for a notification with two); return how many changed."""
+        first: dict[str, tuple[str, str | None]] = {}
+        for data in outcomes:
+            outcome = ("failed", data.error) if isinstance(data, EmailFailed) else ("delivered", None)
+            first.setdefault(data.notification_id, outcome)
+        if not first:
+            return 0
+        updated = await conn.execute(
+            "UPDATE notifications AS n SET status = o.status, error = o.error, updated_at = $4"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) AS o(id, status, error)"
+            " WHERE n.notification_id = o.id AND n.status = 'requested'",
+            list(first), [o[0] for o in first.values()], [o[1] for o in first.values()], now,
+        )  # fmt: skip
+        return int(updated.rsplit(" ", 1)[1])

@@ -1,11 +1,13 @@
-"""Replayed events (``replay: true``) never cause an email, and never hide their original."""
+"""Replayed events (``replay: true``) never cause an email, and never hide their original;
+and a batch is recorded as if its records were handled one at a time."""
 
 from __future__ import annotations
 
 import asyncpg
 
 from services.common.clock import ManualClock
-from services.common.contract import encode
+from services.common.contract import encode, new_event
+from services.common.contract.events import EmailDelivered, EmailFailed
 from services.common.records import InboundRecord
 from services.notifier.application import NotifierService
 from services.notifier.domain import load_templates
@@ -32,3 +34,32 @@ async def test_a_replay_sends_nothing_and_the_original_after_it_still_gets_its_e
     assert (result.requested, await _requests(pool)) == (1, 1)
     await service.handle_records([record(2, replayed)])  # and a replay after it: still one
     assert await _requests(pool) == 1
+
+
+async def test_a_batch_of_decisions_and_outcomes_is_recorded_as_if_one_at_a_time(pool: asyncpg.Pool) -> None:
+    """The batch's requests and outcomes go in one statement each: every decision gets its
+    request, and of two outcomes for one email in a batch the first is kept."""
+    service = NotifierService(pool, NotifierSettings(), load_templates(), ManualClock(NOW))
+    decisions = [decision_event().model_copy(update={"id": f"decision-{i}"}) for i in range(5)]
+    result = await service.handle_records(
+        [InboundRecord("recovery.decisions", 0, i, b"cust-1", encode(d)) for i, d in enumerate(decisions)]
+    )
+    assert (result.requested, await _requests(pool)) == (5, 5)
+    ids = [r[0] for r in await pool.fetch("SELECT notification_id FROM notifications ORDER BY notification_id")]
+    outcomes = [
+        EmailDelivered(notification_id=ids[0], at=NOW),
+        EmailFailed(notification_id=ids[0], at=NOW, error="550 no such user"),
+        EmailFailed(notification_id=ids[1], at=NOW, error="550 no such user"),
+    ]
+    result = await service.handle_records([
+        InboundRecord("notifications.email", 0, i, b"cust-1",
+                      encode(new_event(o, source="delivery-worker", time=NOW, subject="cust-1")))
+        for i, o in enumerate(outcomes)
+    ])  # fmt: skip
+    assert result.outcomes == 2
+    rows = await pool.fetch("SELECT notification_id, status, error FROM notifications ORDER BY notification_id")
+    assert [tuple(r) for r in rows] == [
+        (ids[0], "delivered", None),
+        (ids[1], "failed", "550 no such user"),
+        *((i, "requested", None) for i in ids[2:]),
+    ]
