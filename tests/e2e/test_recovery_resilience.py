@@ -43,17 +43,25 @@ async def test_an_sla_breach_fires_on_time_and_the_customer_favourable_fallback_
     settings_env: dict[str, str], tmp_path: Path
 ) -> None:
     boot = settings_env["KAFKA_BOOTSTRAP_SERVERS"]
-    filed = datetime.now(UTC) - timedelta(hours=10) + timedelta(seconds=4)  # deadline in ~4 s
-    complaint = cloudevent("complaint.filed.v1", {
-        "complaint_id": "cmp-slow",
-        "customer": {"id": "c-slow", "name": "Ana", "email": "ana@example.com", "locale": "es-CO"},
-        "channel": "phone", "category": "service_failure", "claimed_amount": "20.00", "currency": "USD",
-        "description": "El servicio no funcionó.", "filed_at": filed.isoformat(),
-    }, "c-slow")  # fmt: skip
+
+    def complaint(cid: str, filed: datetime) -> dict[str, object]:
+        return cloudevent("complaint.filed.v1", {
+            "complaint_id": cid,
+            "customer": {"id": f"c-{cid}", "name": "Ana", "email": "ana@example.com", "locale": "es-CO"},
+            "channel": "phone", "category": "service_failure", "claimed_amount": "20.00", "currency": "USD",
+            "description": "El servicio no funcionó.", "filed_at": filed.isoformat(),
+        }, f"c-{cid}")  # fmt: skip
+
     svc = ServiceProcess("recovery-service", settings_env, tmp_path / "svc.log").start()
     try:
         async with TopicReader(boot, settings_env["TOPIC_DECISIONS"]) as decisions:
-            await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint])
+            # First a complaint with hours to go, so that the service has started and joined its
+            # group (slow on a loaded machine) before the clock of the one under test runs.
+            await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint("cmp-warm", datetime.now(UTC))])
+            await decisions.wait_for(lambda e: e["type"] == "recovery.case.escalated.v1", 60)
+            decisions.events.clear()
+            filed = datetime.now(UTC) - timedelta(hours=10) + timedelta(seconds=4)  # deadline in ~4 s
+            await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint("cmp-slow", filed)])
             await decisions.wait_for(lambda e: e["type"] == "recovery.case.escalated.v1", 60)
             await decisions.wait_for(lambda e: e["type"] == "recovery.sla.warning.v1", 30)
             breach = await decisions.wait_for(lambda e: e["type"] == "recovery.sla.breached.v1", 30)
