@@ -23,7 +23,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.registry import Context, Row
 
 
-async def service_env(ctx: Context, prefix: str) -> dict[str, str]:
+async def service_env(ctx: Context, prefix: str, partitions: int | None = None) -> dict[str, str]:
+    """Environment for the services of one run: a fresh database, new topics (of
+    ``partitions`` partitions, or TOPIC_PARTITIONS)."""
     s = ctx.settings
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
@@ -37,7 +39,7 @@ async def service_env(ctx: Context, prefix: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
     }
     for logical in ("charges", "complaints", "decisions", "notifications", "dlq"):
-        env[f"TOPIC_{logical.upper()}"] = await ctx.topic(f"{prefix}.{logical}")
+        env[f"TOPIC_{logical.upper()}"] = await ctx.topic(f"{prefix}.{logical}", partitions)
     return env
 
 
@@ -132,6 +134,7 @@ class Collector:
         self.type, self.key = type_, key
         self.arrived: dict[str, float] = {}  # perf_counter() when it arrived here
         self.stamped: dict[str, float] = {}  # the event's own `time` (epoch seconds): when it was decided
+        self.epoch_offset = time.time() - time.perf_counter()  # arrived + this: epoch seconds
         # A short fetch wait: the bundled broker holds every fetch for the whole wait, which
         # would add up to aiokafka's default 500 ms to each measured arrival.
         self._consumer = AIOKafkaConsumer(
