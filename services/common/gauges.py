@@ -20,6 +20,7 @@ from aiokafka.errors import IllegalStateError
 from prometheus_client import Gauge
 
 from services.common.logging import get_logger
+from services.common.periodic import every
 
 log = get_logger(__name__)
 
@@ -82,10 +83,5 @@ class GaugeUpdater:
         OUTBOX_OLDEST.labels(self._relay).set(row[1])
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
-        while not stop.is_set():
-            try:
-                await self.update()
-            except Exception as exc:  # a scrape shows the last values; the next round retries
-                log.warning("gauges.failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
+        # A round that fails leaves a scrape the last values; the next round retries.
+        await every(stop, interval_s, self.update, failed="gauges.failed")

@@ -14,7 +14,6 @@ whose ids are all in the inbox. The relay publishes the outbox afterwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ import asyncpg
 from services.common.contract import CONTENT_TYPE, CloudEvent, encode
 from services.common.eventstore.postgres import lock_appends
 from services.common.logging import get_logger
+from services.common.periodic import every
 from services.common.records import Sealed
 
 log = get_logger(__name__)
@@ -89,15 +89,14 @@ async def prune_inbox(pool: asyncpg.Pool, retention: timedelta, chunk: int = 10_
 
 async def prune_inbox_every(pool: asyncpg.Pool, retention: timedelta, interval_s: float, stop: asyncio.Event) -> None:
     """:func:`prune_inbox` at start and every ``interval_s`` until ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            pruned = await prune_inbox(pool, retention)
-            if pruned:
-                log.info("inbox.pruned", rows=pruned, older_than_hours=retention / timedelta(hours=1))
-        except Exception as exc:  # the next round tries again; the inbox only grows meanwhile
-            log.warning("inbox.prune_failed", error=type(exc).__name__)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
+
+    async def prune() -> None:
+        pruned = await prune_inbox(pool, retention)
+        if pruned:
+            log.info("inbox.pruned", rows=pruned, older_than_hours=retention / timedelta(hours=1))
+
+    # A round that fails leaves the inbox to grow until the next one.
+    await every(stop, interval_s, prune, failed="inbox.prune_failed")
 
 
 async def enqueue(

@@ -30,6 +30,7 @@ import asyncpg
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.common.logging import get_logger
+from services.common.periodic import pause
 
 log = get_logger(__name__)
 
@@ -165,7 +166,7 @@ class OutboxRelay:
                 await self._run_on_own_connection(stop)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("relay.connection_lost", relay=self.relay, error=type(exc).__name__)
-                await _wait(stop, self._poll_s)
+                await pause(stop, self._poll_s)
 
     async def _run_on_own_connection(self, stop: asyncio.Event) -> None:
         lock_key = zlib.crc32(f"relay:{self.relay}".encode())
@@ -180,7 +181,7 @@ class OutboxRelay:
                 if not self.is_leader:
                     self.is_leader = bool(await listener.fetchval("SELECT pg_try_advisory_lock($1)", lock_key))
                     if not self.is_leader:
-                        await _wait(stop, self._poll_s)
+                        await pause(stop, self._poll_s)
                         continue
                     log.info("relay.leader", relay=self.relay)
                 # Cleared before the drain reads the outbox, not after: a commit notified
@@ -193,7 +194,7 @@ class OutboxRelay:
                     if listener.is_closed():
                         raise  # leadership went with the session: elect again on a new one
                     log.warning("relay.batch_failed", relay=self.relay, error=type(exc).__name__)
-                    await _wait(stop, self._poll_s)
+                    await pause(stop, self._poll_s)
                     continue
                 if sent >= self._batch_size or self._wake.is_set():
                     continue
@@ -218,8 +219,3 @@ def _headers(text: str) -> list[tuple[str, bytes]]:
     # Nearly every row carries the same headers (the content type): parse them once. The
     # list is shared between messages; the producer only reads it.
     return [(k, v.encode()) for k, v in json.loads(text)]
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -189,7 +189,6 @@ class NotifierService:
         published: list[CloudEvent] = []
         for req, ev in requests:
             if req.notification_id in inserted:
-                inserted.discard(req.notification_id)  # the same request twice in a batch: once
                 log.info("notification.requested", notification_id=req.notification_id,
                          case_id=req.case_id, template=req.template)  # fmt: skip
                 published.append(ev)

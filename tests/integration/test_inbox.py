@@ -97,9 +97,10 @@ async def _fill(pool: asyncpg.Pool, consumer: str, prefix: str, n: int, age: tim
     )  # fmt: skip
 
 
-async def _left(pool: asyncpg.Pool) -> list[tuple[str, str]]:
+async def _left(pool: asyncpg.Pool) -> list[tuple[str, str, int]]:
+    """(consumer, id prefix, entries) left in the inbox."""
     rows = await pool.fetch("SELECT consumer, left(message_id, 3), count(*) FROM inbox GROUP BY 1, 2 ORDER BY 1, 2")
-    return [(r[0], r[1], r[2]) for r in rows]  # type: ignore[misc]
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 async def test_entries_past_the_retention_are_pruned_in_chunks_by_instances_at_once(pool: asyncpg.Pool) -> None:

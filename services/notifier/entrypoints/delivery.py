@@ -48,6 +48,7 @@ from services.common.contract.events import (
 from services.common.kafka import decode_batch, make_broker
 from services.common.logging import configure_logging, get_logger
 from services.common.outbox import enqueue, outbox_message
+from services.common.periodic import every
 from services.common.records import InboundRecord, derived_event_id, envelope
 from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, message_in_hand, records_of
 from services.notifier.adapters import claims
@@ -198,15 +199,12 @@ class DeliveryWorker:
         """Until ``stop``: every third of a lease, extend the leases of the emails in flight
         and take over the claims whose lease ran out (at once at start: a restart resumes
         the claims a clean stop released)."""
-        while not stop.is_set():
-            try:
-                await self.renew()
-                while await self.sweep() == SWEEP_LIMIT:
-                    pass
-            except Exception as exc:
-                log.warning("claims.failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.lease_s / 3)
+        await every(stop, self.lease_s / 3, self._renew_and_sweep, failed="claims.failed")
+
+    async def _renew_and_sweep(self) -> None:
+        await self.renew()
+        while await self.sweep() == SWEEP_LIMIT:
+            pass
 
     async def renew(self) -> None:
         """Extend the leases of the emails in flight; stop sending those no longer held."""
