@@ -69,7 +69,7 @@ def batch_subscriber_options(settings: CommonSettings, group_id: str, max_record
     }
 
 
-def _inbound(r: Any) -> InboundRecord:
+def inbound(r: Any) -> InboundRecord:
     return InboundRecord(r.topic, r.partition, r.offset, r.key, r.value)
 
 
@@ -89,10 +89,10 @@ def message_in_hand(broker: KafkaBroker) -> KafkaMessage:
 
 def records_of(message: KafkaMessage) -> list[InboundRecord]:
     raw = message.raw_message
-    return [_inbound(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
+    return [inbound(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
 
 
-def _consumer_of(message: KafkaMessage) -> AIOKafkaConsumer | None:
+def consumer_of(message: KafkaMessage) -> AIOKafkaConsumer | None:
     """The aiokafka consumer behind ``message`` (None under a test broker's stand-in)."""
     consumer = getattr(message, "consumer", None)
     return consumer if isinstance(consumer, AIOKafkaConsumer) else None
@@ -107,17 +107,16 @@ async def top_up(message: KafkaMessage, room: int, wait_ms: int) -> list[Inbound
     """
     if room <= 0 or wait_ms <= 0:
         return []
-    consumer = _consumer_of(message)
+    consumer = consumer_of(message)
     if consumer is None:
         return []
     fetched = await consumer.getmany(timeout_ms=wait_ms, max_records=room)
-    return [_inbound(r) for rs in fetched.values() for r in rs]
+    return [inbound(r) for rs in fetched.values() for r in rs]
 
 
 def rewind(message: KafkaMessage, records: list[InboundRecord]) -> None:
-    """Seek back to the earliest of ``records`` per partition (a failed batch's top-up: the
-    subscriber rewinds only the records it handed over itself)."""
-    consumer = _consumer_of(message)
+    """Seek back to the earliest of ``records`` per partition, to handle them again."""
+    consumer = consumer_of(message)
     if consumer is None:
         return
     earliest: dict[TopicPartition, int] = {}
@@ -125,8 +124,10 @@ def rewind(message: KafkaMessage, records: list[InboundRecord]) -> None:
         tp = TopicPartition(r.topic, r.partition)
         if r.offset is not None and (tp not in earliest or r.offset < earliest[tp]):
             earliest[tp] = r.offset
+    assigned = consumer.assignment()
     for tp, offset in earliest.items():
-        consumer.seek(tp, offset)
+        if tp in assigned:  # a partition taken away meanwhile: its new owner reads it again
+            consumer.seek(tp, offset)
 
 
 class OffsetCommitter:
@@ -148,7 +149,7 @@ class OffsetCommitter:
         self._inline = False
 
     async def after_batch(self, message: KafkaMessage, records: list[InboundRecord]) -> None:
-        consumer = _consumer_of(message)
+        consumer = consumer_of(message)
         if consumer is None:
             await message.ack()  # not aiokafka's consumer (a test broker): its own ack
             return

@@ -9,9 +9,12 @@ decisions.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -51,6 +54,9 @@ from services.recovery.domain.policy import Policy
 from services.recovery.domain.roster import Roster
 from services.recovery.replay.trusted import loader
 
+if TYPE_CHECKING:
+    from services.common.pipeline import InFlight
+
 log = get_logger(__name__)
 
 CONSUMER = "recovery-service"
@@ -58,6 +64,8 @@ RELAY = "recovery"
 ACCEPTED = frozenset({ChargePosted.TYPE, ChargeRefunded.TYPE, ComplaintFiled.TYPE})
 REGISTRY: dict[str, type[EventData]] = {**EVENT_TYPES, **{m.TYPE: m for m in INTERNAL_EVENT_TYPES}}
 MAX_RETRIES = 8
+# Work between two looks at the event loop while deciding (see _Pacer).
+SLICE_S = 0.001
 # Commands and histories made of values validated already (decoded events, read models).
 _file_complaint = constructor(FileComplaint)
 _charge_arrived = constructor(ChargeArrived)
@@ -85,6 +93,26 @@ class BatchResult:
     late: int = 0
 
 
+class _Pacer:
+    """Hands the event loop back every ``SLICE_S`` or so of deciding.
+
+    With a pipeline, the batch ahead holds the append lock while this one decides, and
+    every step it takes (rows to encode, a statement's answer to read) waits for the event
+    loop: a batch deciding for 20 ms at a stretch would hold the lock's whole queue up.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+
+    async def __call__(self) -> None:
+        now = time.perf_counter()
+        if now - self._last >= SLICE_S:
+            await asyncio.sleep(0)
+            self._last = time.perf_counter()
+
+
 @dataclass
 class _Work:
     """What one transaction accumulates before it appends."""
@@ -104,6 +132,7 @@ class _Work:
     posted: dict[str, tuple[ChargeFacts, str]] = field(default_factory=dict)
     result: BatchResult = field(default_factory=BatchResult)
     locked: bool = False  # the append lock is held in this transaction
+    pace: _Pacer = field(default_factory=_Pacer)
 
 
 class RecoveryService:
@@ -125,8 +154,17 @@ class RecoveryService:
 
     # ------------------------------------------------------------------ Kafka batches
 
-    async def handle_records(self, records: Sequence[InboundRecord]) -> BatchResult:
+    async def handle_records(
+        self, records: Sequence[InboundRecord], flight: InFlight | None = None, before: InFlight | None = None
+    ) -> BatchResult:
+        """Handle a batch in one transaction. With a pipeline, ``flight`` is this batch's
+        and ``before`` the one still in flight ahead of it: if the two share a customer,
+        this one reads nothing until that one is over."""
         good, dead = decode_batch(records, ACCEPTED, source=self.source, now=self.clock())
+        if flight is not None:
+            flight.keys = frozenset(_customer_of(e) for e in good)
+            if before is not None:
+                await before.wait_if_shared(flight.keys)
         for attempt in range(MAX_RETRIES):
             try:
                 async with batch_transaction(self.pool) as conn:
@@ -158,6 +196,7 @@ class RecoveryService:
         for e in complaints:
             assert isinstance(e.data, ComplaintFiled)
             self._on_complaint(w, e.envelope, e.data)
+            await w.pace()
         await self._meet_charges(conn, w)
         await self._commit(conn, w)
         return w.result
@@ -233,6 +272,7 @@ class RecoveryService:
             recorded = streams[case_stream(cid)]
             w.cases[cid] = _fold(recorded)
             w.versions[cid] = recorded[-1].version if recorded else 0
+            await w.pace()
         posted = (_load_posted(r.data) for s in charges for r in streams[s] if r.event_type == ChargePosted.TYPE)
         return {c.charge_id: c for c in posted}
 
@@ -255,11 +295,13 @@ class RecoveryService:
                     w.requests.append(AppendRequest(stream, None, [ev.stored]))
                     w.published.append((ev, flag))
                     w.result.flagged += 1
+            await w.pace()
         waiting = await readmodels.cases_awaiting(conn, w.posted)
         await self._load_cases(conn, w, [c for ids in waiting.values() for c in ids])
         for charge_id, case_ids in waiting.items():
             for cid in case_ids:
                 self._charge_arrived(w, cid, *w.posted[charge_id])
+                await w.pace()
 
     def _on_complaint(self, w: _Work, env: CloudEvent, complaint: ComplaintFiled) -> None:
         cid = case_id_for(complaint)
@@ -408,3 +450,14 @@ def _fold(recorded: Sequence[RecordedEvent]) -> Case | None:
         if model is not None:
             case = apply(case, loader(model)(r.data))
     return case
+
+
+def _customer_of(event: Event[EventData]) -> str:
+    """Whose event it is: the customer named in the data, or for a refund (which names only
+    its charge) the envelope's subject, the customer id by the contract."""
+    data = event.data
+    if type(data) is ComplaintFiled:
+        return data.customer.id
+    if type(data) is ChargePosted:
+        return data.customer_id
+    return event.envelope.subject or f"charge:{data.charge_id}"  # type: ignore[attr-defined]

@@ -23,6 +23,9 @@ class RecoverySettings(CommonSettings):
     # After the subscriber hands over a batch, wait up to this long for what reached the
     # broker meanwhile and take it into the same batch (0: off). See runtime.top_up.
     recovery_top_up_ms: int = Field(default=5, ge=0)
+    # While a backlog lasts, decide the next batch while the last one commits (see
+    # services/common/pipeline.py); false: one batch at a time.
+    recovery_pipeline: bool = True
     # Durable SLA timers: how often a worker looks for due timers (also woken by NOTIFY).
     recovery_timer_poll_s: float = Field(default=0.5, gt=0)
 

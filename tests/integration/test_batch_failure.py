@@ -68,12 +68,12 @@ async def test_a_batch_that_fails_after_a_top_up_is_decided_once_when_handled_ag
     seen: list[list[str]] = []  # the complaints of each batch handed to the application
     real_handle = RecoveryService.handle_records
 
-    async def handle_records(self: RecoveryService, records: Any) -> Any:
+    async def handle_records(self: RecoveryService, records: Any, *args: Any) -> Any:
         complaints = [r.value.decode() for r in records if r.topic == settings.topic_complaints]
         seen.append(complaints)
         if any("b-cmp" in c for c in complaints) and sum(any("b-cmp" in c for c in b) for b in seen) == 1:
             raise RuntimeError("the database went away (on purpose)")  # the first batch with the second wave
-        return await real_handle(self, records)
+        return await real_handle(self, records, *args)
 
     monkeypatch.setattr(recovery_kafka, "top_up", top_up)
     monkeypatch.setattr(RecoveryService, "handle_records", handle_records)

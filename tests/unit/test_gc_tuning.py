@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.common.gc_tuning import YOUNG_THRESHOLD, paused_for_batch, tune_for_throughput
+from services.common.gc_tuning import YOUNG_THRESHOLD, collect_if_due, paused_for_batch, tune_for_throughput
 
 
 @pytest.fixture
@@ -41,3 +41,23 @@ def test_a_failed_batch_turns_collection_back_on() -> None:
     with pytest.raises(RuntimeError), paused_for_batch():
         raise RuntimeError("the batch failed")
     assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("restore_gc")
+def test_while_batches_overlap_the_collector_s_own_schedule_is_kept_between_them() -> None:
+    gc.set_threshold(1000, 3, 10)
+    kept: list[object] = []
+    gc.collect()
+    with paused_for_batch():
+        collect_if_due()
+        assert gc.get_count()[1] == 0, "nothing due: nothing collected"
+        young = []
+        for _ in range(8):
+            kept.append([[i] for i in range(1500)])  # past the young threshold each time
+            collect_if_due()
+            young.append(gc.get_count()[:2])
+        # Each round collects the young generation (its count back under the threshold),
+        # and every fourth (more than 3 young collections since) the middle one.
+        assert all(c[0] < 1000 for c in young)
+        assert [c[1] for c in young] == [1, 2, 3, 0, 1, 2, 3, 0]
+        assert not gc.isenabled()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Coroutine
 from importlib.metadata import version
 from typing import Any
@@ -31,6 +30,8 @@ from services.common.contract.events import (
 from services.common.gc_tuning import paused_for_batch
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger
+from services.common.pipeline import BatchPipeline, InFlight
+from services.common.records import InboundRecord
 from services.common.runtime import (
     OffsetCommitter,
     ServiceRuntime,
@@ -38,7 +39,6 @@ from services.common.runtime import (
     batch_subscriber_options,
     message_in_hand,
     records_of,
-    rewind,
     top_up,
 )
 from services.recovery import metrics
@@ -108,9 +108,16 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
     broker = make_broker(settings, log_level=logging.DEBUG)
     runtime = Runtime(settings, clock)
     committer = OffsetCommitter()
+
+    async def handle(records: list[InboundRecord], flight: InFlight, before: InFlight | None) -> BatchResult:
+        with paused_for_batch():
+            return await runtime.require_service().handle_records(records, flight, before)
+
+    pipeline = BatchPipeline(handle, committer, _record_metrics, settings.recovery_batch_max,
+                             overlap=settings.recovery_pipeline)  # fmt: skip
     options = batch_subscriber_options(settings, settings.recovery_group_id, settings.recovery_batch_max)
-    # The handler acknowledges itself: it rewinds a failed batch and commits a handled one's
-    # offsets without waiting for the broker's answer (OffsetCommitter).
+    # The handler acknowledges itself (BatchPipeline): it rewinds a failed batch and commits
+    # a handled one's offsets without waiting for the broker's answer (OffsetCommitter).
     options["ack_policy"] = AckPolicy.MANUAL
 
     @broker.subscriber(  # type: ignore[untyped-decorator]  # options come from one shared dict
@@ -124,20 +131,8 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
     async def on_batch(body: Any) -> None:
         message = message_in_hand(broker)
         records = records_of(message)
-        extra = await top_up(message, settings.recovery_batch_max - len(records), settings.recovery_top_up_ms)
-        records += extra
-        started = time.perf_counter()
-        try:
-            with paused_for_batch():
-                result = await runtime.require_service().handle_records(records)
-        except Exception:
-            log.exception("batch.failed", records=len(records))
-            rewind(message, extra)  # the top-up; then the subscriber's own records:
-            await message.nack()  # seeks each partition back to the batch's first record
-            await asyncio.sleep(1)  # back off before it is handled again
-            raise
-        await committer.after_batch(message, records)
-        _record_metrics(result, time.perf_counter() - started)
+        records += await top_up(message, settings.recovery_batch_max - len(records), settings.recovery_top_up_ms)
+        await pipeline.run(message, records)
 
     for topic, models, what in (
         (settings.topic_decisions,
@@ -151,7 +146,9 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
         broker,
         specification=AsyncAPI(title="recovery-service", version=version("service-recovery")),
     )
-    app.on_shutdown(committer.finish)  # before the subscriber stops: a clean stop commits all
+    # Before the subscriber stops: a clean stop settles the batches in hand and commits all.
+    app.on_shutdown(pipeline.stop)
+    app.on_shutdown(committer.finish)
     return attach(app, runtime)
 
 
