@@ -47,7 +47,7 @@ from services.recovery.domain.anomaly import assess_charge
 from services.recovery.domain.case import Case, apply, case_id_for
 from services.recovery.domain.commands import AgentDecide, ChargeArrived, FileComplaint, FireTimer
 from services.recovery.domain.decide import decide
-from services.recovery.domain.events import INTERNAL_EVENT_TYPES
+from services.recovery.domain.events import INTERNAL, INTERNAL_EVENT_TYPES
 from services.recovery.domain.facts import NO_HISTORY, ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
 from services.recovery.domain.policy import Policy
@@ -321,7 +321,8 @@ class RecoveryService:
             correlation = case.first_complaint.complaint_id if case.complaints else None
             ev = seal(data, event_id=derived_event_id(cause, stream, offset + i),
                       source=self.source, time=w.now, subject=customer,
-                      correlation_id=correlation, causation_id=cause)  # fmt: skip
+                      correlation_id=correlation, causation_id=cause,
+                      published=data.TOPIC != INTERNAL)  # fmt: skip
             w.pending.setdefault(cid, []).append((data, ev))
             self._count(w, data)
         w.cases[cid] = case
@@ -355,7 +356,7 @@ class RecoveryService:
             w.requests.append(AppendRequest(case_stream(cid), w.versions.get(cid, 0), [ev.stored for _, ev in items]))
             for data, ev in items:
                 w.projected.append((ev.stored.event_id, data, ev.time))
-                if data.TOPIC != "internal":
+                if ev.value is not None:
                     w.published.append((ev, data))
         stored = await append_new(conn, w.requests)
         w.locked = w.locked or any(r.events for r in w.requests)  # append_new took it

@@ -8,6 +8,7 @@ import pytest
 
 from services.common.contract import encode
 from services.common.contract.events import DeadLettered, DeadLetterError, OriginalMessage
+from services.common.outbox import sealed_message
 from services.common.records import envelope, seal, to_new_event
 
 # Text that JSON must escape (quotes, backslash, control characters) and non-ASCII.
@@ -46,3 +47,15 @@ def test_seal_refuses_a_naive_time() -> None:
     with pytest.raises(ValueError, match="time zone"):
         seal(DATA, event_id="e", source="s", time=datetime(2026, 1, 1), subject=None,
              correlation_id=None, causation_id=None)  # fmt: skip
+
+
+def test_an_event_never_published_is_stored_alike_with_no_kafka_value() -> None:
+    ids = {"event_id": "e-1", "source": "recovery-service", "time": datetime(2026, 11, 23, 17, 0, tzinfo=UTC),
+           "subject": "cust-1", "correlation_id": "c-1", "causation_id": "m-1"}  # fmt: skip
+    kept, published = seal(DATA, **ids, published=False), seal(DATA, **ids)
+    assert kept.value is None
+    assert kept.stored == published.stored
+    assert kept.key == published.key
+    with pytest.raises(ValueError, match="never published"):
+        sealed_message(kept, "recovery.decisions")
+    assert sealed_message(published, "recovery.decisions").value == published.value
