@@ -36,7 +36,7 @@ from services.common.contract.events import (
 )
 from services.common.db import batch_transaction
 from services.common.eventstore import AppendRequest, ConcurrencyError, RecordedEvent
-from services.common.eventstore.postgres import append_new, lock_appends, read_streams_on
+from services.common.eventstore.postgres import append_new, read_streams_on
 from services.common.kafka import decode_batch
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message, sealed_message
@@ -131,7 +131,6 @@ class _Work:
     # The charges this batch posts: their facts and the id of the message that brought each.
     posted: dict[str, tuple[ChargeFacts, str]] = field(default_factory=dict)
     result: BatchResult = field(default_factory=BatchResult)
-    locked: bool = False  # the append lock is held in this transaction
     pace: _Pacer = field(default_factory=_Pacer)
 
 
@@ -206,18 +205,18 @@ class RecoveryService:
 
         Each transaction read the other's half before either committed: the complaint's found
         no charge (so its case waits for it) and the charge's found no waiting case. Both
-        look again here, under the append lock: of two such transactions the second to take
-        the lock sees what the first committed, and decides the case now instead of leaving
-        it waiting for a charge that has already come.
+        look again here, each under a lock on the charge until it commits: of two such
+        transactions the second to take it sees what the first committed, and decides the
+        case now instead of leaving it waiting for a charge that has already come. (A lock
+        per charge, not the append lock: that one is then held only from the append on.)
         """
         # Cases of this batch waiting for a charge that another transaction has recorded.
         waiting = {
             cid: c.charge_id for cid, c in w.cases.items() if c is not None and c.listens_for_charge and c.charge_id
         }
         if not waiting and not w.posted:
-            return  # nothing to look at again: the append takes the lock itself (one round trip)
-        await lock_appends(conn)
-        w.locked = True
+            return  # nothing to look at again
+        await readmodels.lock_charges(conn, [*waiting.values(), *w.posted])
         posted = await readmodels.posted_charges(conn, waiting.values())
         facts = await readmodels.charge_facts(conn, list(posted.values()))
         for cid, charge_id in waiting.items():
@@ -359,7 +358,7 @@ class RecoveryService:
                 if ev.value is not None:
                     w.published.append((ev, data))
         stored = await append_new(conn, w.requests)
-        w.locked = w.locked or any(r.events for r in w.requests)  # append_new took it
+        locked = any(r.events for r in w.requests)  # append_new took the append lock
         touched = [c for cid, c in w.cases.items() if cid in w.pending and c is not None]
         versions = {cid: w.versions.get(cid, 0) + len(w.pending[cid]) for cid in w.pending}
         projected = [(data, at) for eid, data, at in w.projected if eid not in stored]
@@ -367,7 +366,7 @@ class RecoveryService:
         published = [(ev, data) for ev, data in w.published if ev.stored.event_id not in stored]
         if published:
             messages = [sealed_message(ev, self.settings.topic(data.TOPIC)) for ev, data in published]
-            await enqueue(conn, RELAY, messages, locked=w.locked)
+            await enqueue(conn, RELAY, messages, locked=locked)
 
     # ------------------------------------------------------------------ SLA timers
 

@@ -115,3 +115,27 @@ async def test_charge_read_before_the_waiting_case_committed_decides_it_in_its_o
     decisions, awaiting, _ = await _outcome(pool)
     assert [(d["complaint_id"], d["policy"]["rule"]) for d in decisions] == [("cmp-race", "failed-delivery")]
     assert awaiting == 0
+
+
+async def test_two_batches_meeting_over_one_charge_take_turns_on_its_lock(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The complaint's batch holds the charge's lock (it has looked for the charge: none yet)
+    and pauses; the charge's batch, looking again for cases waiting on that charge, waits
+    for it to commit, then finds the waiting case and decides it."""
+    reached, go = asyncio.Event(), asyncio.Event()
+    _pause_after(monkeypatch, "posted_charges", reached, go)  # called under the charge's lock
+    complaint = asyncio.create_task(_service(pool).handle_records([COMPLAINT]))
+    await reached.wait()
+    charge = asyncio.create_task(_service(pool).handle_records([CHARGE]))
+    try:
+        done, _ = await asyncio.wait([charge], timeout=0.5)
+    finally:
+        go.set()
+        await complaint
+        await charge
+    assert not done, "the charge's batch went past the lock the complaint's batch holds"
+    decisions, awaiting, waits = await _outcome(pool)
+    assert [(d["complaint_id"], d["policy"]["rule"]) for d in decisions] == [("cmp-race", "failed-delivery")]
+    assert awaiting == 0
+    assert waits == 1

@@ -4,6 +4,7 @@ that keeps the tables in step with the events (same transaction; replayable by a
 from __future__ import annotations
 
 import statistics
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -124,6 +125,26 @@ async def customer_histories(
         else NO_HISTORY
         for i in ids
     }
+
+
+# The advisory-lock class of the per-charge locks (the two-int form: a key space apart from
+# the event store's append lock, which is a single bigint).
+CHARGE_LOCK_CLASS = 0x5EC1
+
+
+def charge_lock_keys(charge_ids: Iterable[str]) -> list[int]:
+    """The per-charge lock keys of ``charge_ids``, sorted: every transaction takes its locks in
+    one order, so two never wait for each other in a cycle (a shared key is only a wait)."""
+    keys = {zlib.crc32(c.encode()) for c in charge_ids}
+    return sorted(k - (1 << 32) if k >= 1 << 31 else k for k in keys)
+
+
+async def lock_charges(conn: asyncpg.Connection, charge_ids: Iterable[str]) -> None:
+    """Take a lock per charge until the transaction ends (one round trip)."""
+    keys = charge_lock_keys(charge_ids)
+    if keys:
+        # unnest yields the array's elements in order, and each lock is taken as its row comes.
+        await conn.execute("SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k", CHARGE_LOCK_CLASS, keys)
 
 
 async def cases_awaiting(conn: asyncpg.Connection, charge_ids: Iterable[str]) -> dict[str, list[str]]:
