@@ -3,9 +3,13 @@ with the service as a real process on the real broker and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import asyncpg
 
 from bench.registry import Context, Row
 from bench.services import Collector, CpuMeter, produce, service_env, start, stop
@@ -37,10 +41,12 @@ def _ce(type_: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
             "time": NOW.isoformat(), "subject": subject, "data": data}  # fmt: skip
 
 
-async def _backlog(ctx: Context, n: int, instances: int) -> tuple[float, list[Row]]:
-    """Decisions per second on a backlog of ``n`` complaints (their charges first) waiting in
-    Kafka for ``instances`` recovery-service processes in one group, and the CPU each process
-    took per decision meanwhile.
+async def _backlog(ctx: Context, n: int, instances: int, charges_recorded: bool = False) -> tuple[float, list[Row]]:
+    """Decisions per second on a backlog of ``n`` complaints waiting in Kafka for
+    ``instances`` recovery-service processes in one group, and the CPU each process took per
+    decision meanwhile. Their charges wait in Kafka too (ahead of them on their own topic),
+    or with ``charges_recorded`` were recorded before by a service that then stopped: the
+    backlog a restart finds after the complaints piled up.
 
     Timed from the moment the first batch was taken in hand (the decisions' `time`; the
     services' start-up and group join left out) to the last decision's arrival. The CPU is
@@ -53,6 +59,8 @@ async def _backlog(ctx: Context, n: int, instances: int) -> tuple[float, list[Ro
     with ctx.progress("backlog into Kafka", total=2 * n) as bar:
         await produce(boot, env["TOPIC_CHARGES"], [p[0] for p in pairs])
         bar.advance(n)
+        if charges_recorded:
+            await _record_charges(env, n)
         await produce(boot, env["TOPIC_COMPLAINTS"], [p[1] for p in pairs])
         bar.advance(n)
     collector = Collector(boot, env["TOPIC_DECISIONS"], "recovery.decision.made.v1", "complaint_id")
@@ -76,14 +84,34 @@ async def _backlog(ctx: Context, n: int, instances: int) -> tuple[float, list[Ro
     return n / (max(collector.arrived.values()) + collector.epoch_offset - earliest), cpu
 
 
+async def _record_charges(env: dict[str, str], n: int) -> None:
+    """Let one service record the ``n`` charges waiting in Kafka, then stop it (a clean stop
+    commits its offsets)."""
+    proc, log = start("recovery-service", env)
+    conn = await asyncpg.connect(env["DATABASE_URL"])
+    try:
+        deadline = time.monotonic() + 300
+        while await conn.fetchval("SELECT count(*) FROM rm_charges") < n:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the charges were not recorded; service log: {log}")
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+        stop(proc)
+
+
 async def run(ctx: Context) -> list[Row]:
     n = ctx.scale(10_000, quick=2_000)
+    recorded, _ = await _backlog(ctx, n, 1, charges_recorded=True)
     one, cpu = await _backlog(ctx, n, 1)
     two, _ = await _backlog(ctx, n, 2)
     return [
-        Row(f"backlog of {n:,} complaints, first batch in hand to last decision", one, "decisions/s",
+        Row(f"backlog of {n:,} complaints (charges recorded before), first batch in hand to last decision",
+            recorded, "decisions/s",
             f"one process; batches of up to {RecoverySettings().recovery_batch_max} in one transaction each"),
+        Row(f"backlog of {n:,} complaints and their {n:,} charges", one, "decisions/s",
+            "one process; the charges on their own topic, read alongside"),
         *cpu,
-        Row("the same backlog, two processes in one group", two, "decisions/s",
+        Row("the same backlog (complaints and charges), two processes in one group", two, "decisions/s",
             "scale-out on one 2-CPU machine that also runs the broker and PostgreSQL; two partitions each"),
     ]  # fmt: skip
