@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from aiokafka import AIOKafkaConsumer
 from faststream.kafka.message import KafkaMessage
 
 from services.common.gc_tuning import collect_if_due
@@ -113,8 +114,7 @@ class BatchPipeline(Generic[R]):
             while True:
                 behind = None
                 if consumer is not None and self._overlap and not self._stopping:
-                    fetched = await consumer.getmany(timeout_ms=0, max_records=self._max_records)
-                    more = [inbound(r) for rs in fetched.values() for r in rs]
+                    more = await self._fetched(consumer)
                     if more:
                         behind = self._start(more, current.flight)
                 await self._settle(message, current, behind)
@@ -124,6 +124,16 @@ class BatchPipeline(Generic[R]):
                 current = behind
         finally:
             self._idle.set()
+
+    async def _fetched(self, consumer: AIOKafkaConsumer) -> list[InboundRecord]:
+        """What the consumer has fetched already (nothing if it cannot say: the batch in
+        flight is settled first, and the subscriber's own fetch meets the error)."""
+        try:
+            fetched = await consumer.getmany(timeout_ms=0, max_records=self._max_records)
+        except Exception as exc:
+            log.warning("pipeline.fetch_failed", error=type(exc).__name__)
+            return []
+        return [inbound(r) for rs in fetched.values() for r in rs]
 
     def _start(self, records: list[InboundRecord], before: InFlight | None) -> _Batch[R]:
         flight = InFlight()
