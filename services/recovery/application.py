@@ -193,7 +193,7 @@ class RecoveryService:
         await self._load_context(conn, w, charges, complaints)
         await self._on_charges(conn, w, charges)
         for e in complaints:
-            assert isinstance(e.data, ComplaintFiled)
+            assert type(e.data) is ComplaintFiled
             self._on_complaint(w, e.envelope, e.data)
             await w.pace()
         await self._meet_charges(conn, w)
@@ -245,17 +245,17 @@ class RecoveryService:
         charges: list[Event[EventData]],
         complaints: list[Event[EventData]],
     ) -> None:
-        customers = {e.data.customer.id for e in complaints if isinstance(e.data, ComplaintFiled)}
-        customers |= {e.data.customer_id for e in charges if isinstance(e.data, ChargePosted)}
+        customers = {e.data.customer.id for e in complaints if type(e.data) is ComplaintFiled}
+        customers |= {e.data.customer_id for e in charges if type(e.data) is ChargePosted}
         since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
         w.histories = await readmodels.customer_histories(conn, customers, since)
-        filed = [e.data for e in complaints if isinstance(e.data, ComplaintFiled)]
+        filed = [e.data for e in complaints if type(e.data) is ComplaintFiled]
         # Charges the complaints name: stored ones (read with the cases, one round trip) and
         # those arriving in this very batch.
         named = {c.charge_id for c in filed if c.charge_id}
         known = await self._load_cases(conn, w, [case_id_for(c) for c in filed], named)
         for e in charges:
-            if isinstance(e.data, ChargePosted) and e.data.charge_id in named:
+            if type(e.data) is ChargePosted and e.data.charge_id in named:
                 known.setdefault(e.data.charge_id, e.data)
         w.charges = await readmodels.charge_facts(conn, list(known.values()))
 
@@ -278,14 +278,14 @@ class RecoveryService:
     async def _on_charges(self, conn: asyncpg.Connection, w: _Work, charges: list[Event[EventData]]) -> None:
         if not charges:
             return
-        posted = [e for e in charges if isinstance(e.data, ChargePosted)]
+        posted = [e for e in charges if type(e.data) is ChargePosted]
         facts = await readmodels.charge_facts(conn, [e.data for e in posted])  # type: ignore[misc]
         w.posted = {e.data.charge_id: (facts[e.data.charge_id], e.envelope.id) for e in posted}  # type: ignore[attr-defined]
         for e in charges:
             stream = charge_stream(e.data.charge_id)  # type: ignore[attr-defined]
             w.requests.append(AppendRequest(stream, None, [to_new_event(e.envelope)]))
             w.projected.append((e.envelope.id, e.data, e.envelope.time))
-            if isinstance(e.data, ChargePosted):
+            if type(e.data) is ChargePosted:
                 flag = assess_charge(facts[e.data.charge_id], self.policy)
                 if flag is not None:
                     ev = seal(flag, event_id=derived_event_id(e.envelope.id, stream, 0),

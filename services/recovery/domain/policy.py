@@ -91,7 +91,7 @@ class Policy(BaseModel):
     @property
     def sla(self) -> timedelta:
         """The time from filing to the decision the customer is promised."""
-        return timedelta(hours=self.sla_hours)
+        return _timedelta(hours=self.sla_hours)  # asked for every case
 
     @property
     def warning_lead(self) -> timedelta:
@@ -101,7 +101,7 @@ class Policy(BaseModel):
     @property
     def charge_wait(self) -> timedelta:
         """How long a complaint waits for a charge it names but the service has not seen."""
-        return timedelta(minutes=self.charge_wait_minutes)
+        return _timedelta(minutes=self.charge_wait_minutes)
 
     def limits_for(self, currency: str | None) -> CurrencyLimits | None:
         """The limits of ``currency``, or None (no currency, or none configured)."""
@@ -109,12 +109,24 @@ class Policy(BaseModel):
 
     def ref(self, rule: str) -> PolicyRef:
         """The reference a decision by ``rule`` carries."""
-        return build.policy_ref(id=self.id, version=self.version, rule=rule)
+        return _policy_ref(self.id, self.version, rule)
 
 
 def load_policy(path: Path | None = None) -> Policy:
     """Load a policy file (None: the shipped default); raise :class:`PolicyError`."""
     return load_toml_model(path or DEFAULT_POLICY_FILE, Policy, "policy file", PolicyError)
+
+
+# By value, not cached on the policy: model_copy(update=...) would carry a cached value over.
+@functools.lru_cache(maxsize=64)
+def _timedelta(hours: int = 0, minutes: int = 0) -> timedelta:
+    return timedelta(hours=hours, minutes=minutes)
+
+
+@functools.lru_cache(maxsize=256)
+def _policy_ref(policy_id: str, version: str, rule: str) -> PolicyRef:
+    # One frozen reference per rule, shared by the decisions that cite it.
+    return build.policy_ref(id=policy_id, version=version, rule=rule)
 
 
 @functools.lru_cache(maxsize=64)
