@@ -38,7 +38,7 @@ from faststream.kafka.message import KafkaMessage
 from services.common.gc_tuning import collect_if_due
 from services.common.logging import get_logger
 from services.common.records import InboundRecord
-from services.common.runtime import OffsetCommitter, consumer_of, inbound, rewind
+from services.common.runtime import OffsetCommitter, consumer_of, rewind, take
 
 log = get_logger(__name__)
 
@@ -129,11 +129,10 @@ class BatchPipeline(Generic[R]):
         """What the consumer has fetched already (nothing if it cannot say: the batch in
         flight is settled first, and the subscriber's own fetch meets the error)."""
         try:
-            fetched = await consumer.getmany(timeout_ms=0, max_records=self._max_records)
+            return await take(consumer, 0, self._max_records)
         except Exception as exc:
             log.warning("pipeline.fetch_failed", error=type(exc).__name__)
             return []
-        return [inbound(r) for rs in fetched.values() for r in rs]
 
     def _start(self, records: list[InboundRecord], before: InFlight | None) -> _Batch[R]:
         flight = InFlight()

@@ -110,7 +110,13 @@ async def top_up(message: KafkaMessage, room: int, wait_ms: int) -> list[Inbound
     consumer = consumer_of(message)
     if consumer is None:
         return []
-    fetched = await consumer.getmany(timeout_ms=wait_ms, max_records=room)
+    return await take(consumer, wait_ms, room)
+
+
+async def take(consumer: AIOKafkaConsumer, timeout_ms: int, max_records: int) -> list[InboundRecord]:
+    """Up to ``max_records`` records from the consumer, waiting up to ``timeout_ms`` for them
+    (0: only those fetched already), read past the subscriber (a top-up, the pipeline)."""
+    fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
     return [inbound(r) for rs in fetched.values() for r in rs]
 
 

@@ -91,7 +91,6 @@ def _pipeline(
     monkeypatch: pytest.MonkeyPatch, consumer: _Consumer, seen: list[tuple[int, bool]], settled: list[int]
 ) -> BatchPipeline[int]:
     monkeypatch.setattr(pipeline_module, "consumer_of", lambda _message: consumer)
-    monkeypatch.setattr(pipeline_module, "inbound", lambda r: r)
 
     async def handle(records: list[InboundRecord], flight: InFlight, before: InFlight | None) -> int:
         seen.append((records[0].offset or 0, before is not None))
