@@ -48,6 +48,7 @@ def dev(
         if services:
             devrun.start_smtp_sink(stack, data_dir)
             devrun.start_services(stack, data_dir)
+        devrun.announce(stack, data_dir, services=services)
         devrun.print_exports(stack)
         console.print("\n[green]Running.[/] Press Ctrl-C to stop everything.")
         _wait_for_signal(stack)
@@ -78,23 +79,11 @@ def demo(
     data_dir: DataDir = Path(".local"),
     partitions: int = 3,
 ) -> None:
-    """Start the stack and both services, play the seed stories, print what was decided."""
+    """Play the customer stories and print what was decided: through the stack `recoveryctl dev`
+    runs on DATA_DIR if there is one, else through a stack and services started for the demo."""
     from services.recovery.entrypoints import demo as demo_mod
-    from services.recovery.entrypoints import devrun
 
-    stack = devrun.bring_up(data_dir, None, partitions)
-    try:
-        devrun.start_smtp_sink(stack, data_dir)
-        devrun.start_services(stack, data_dir)
-        settings = RecoverySettings(**{k.lower(): v for k, v in stack.env.items()})  # type: ignore[arg-type]
-        with console.status("Playing the seed stories through Kafka..."):
-            time.sleep(2)  # let the consumers join their groups
-            rows = asyncio.run(demo_mod.play(settings))
-        demo_mod.render(rows, console)
-        console.print(f"Emails delivered to the local SMTP sink: {len(stack.mailbox)} "
-                      f"(saved under {data_dir / 'mail'})")  # fmt: skip
-    finally:
-        stack.stop()
+    demo_mod.run(data_dir, partitions, console)
 
 
 @app.command()

@@ -1,5 +1,11 @@
-"""`recoveryctl demo`: the seed stories, sent as a billing system and a contact channel
-would, and what the system did about each, as a table."""
+"""`recoveryctl demo`: the customer stories behind the policy, sent as a billing system and a
+contact channel would, and what the system did about each, as a table.
+
+It plays through the stack a `recoveryctl dev` (`make run`) already runs on the data directory
+when there is one, and counts the emails that stack's SMTP sink received for this run; a second
+set of services beside it would compete for its ports and its topics. Otherwise it starts the
+stack and the services itself and stops them at the end (`make demo` on a fresh machine).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from email.parser import BytesHeaderParser
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
+from services.recovery.entrypoints import devrun
 from services.recovery.settings import RecoverySettings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -46,7 +55,7 @@ def _complaint(cust: str, name: str, locale: str, category: str, text: str, **ex
 
 
 def stories() -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
-    """(charges, [(story, complaint)]) for the seed stories in shared/seeds."""
+    """(charges, [(story, complaint)]) for the customer stories behind the policy (docs/policy.md)."""
 
     def c(s: str) -> str:  # unique ids per demo run
         return f"{s}-{RUN}"
@@ -168,7 +177,7 @@ def _rows(complaints: list[tuple[str, dict[str, Any]]], seen: list[dict[str, Any
 
 
 def render(rows: list[dict[str, Any]], console: Console) -> None:
-    table = Table(title="Seed stories: what the service did", show_lines=True)
+    table = Table(title="Customer stories: what the service did", show_lines=True)
     for col in ("story", "outcome", "remedies", "rule / reasons", "apology (subject)"):
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -195,3 +204,51 @@ def _remedy(x: dict[str, Any]) -> str:
     money = f" {x['amount']} {x['currency']}" if x.get("amount") else ""
     extra = f" code {x['voucher_code']}" if x.get("voucher_code") else ""
     return f"{x['type']}{money}{extra}"
+
+
+def run(data_dir: Path, partitions: int, console: Console) -> None:
+    """Play the stories through the stack running on ``data_dir``, or through one started here."""
+    running = devrun.find_running(data_dir)
+    stack: devrun.DevStack | None = None
+    try:
+        if running is not None and running.services:
+            console.print(f"Playing through the stack already running on {data_dir} "
+                          f"(`recoveryctl dev`, pid {running.pid}); nothing else is started.")  # fmt: skip
+            settings, maildir = running.settings(), running.maildir
+        else:
+            if running is not None:  # its servers, without services: start those for the demo alone
+                console.print(f"Using the servers of the stack running on {data_dir} (pid {running.pid}).")
+                stack = devrun.DevStack(env=dict(running.env))
+            else:
+                stack = devrun.bring_up(data_dir, None, partitions)
+            devrun.start_smtp_sink(stack, data_dir)
+            devrun.start_services(stack, data_dir)
+            settings = RecoverySettings(**{k.lower(): v for k, v in stack.env.items()})  # type: ignore[arg-type]
+            maildir = data_dir / "mail"
+            time.sleep(2)  # let the consumers join their groups
+        with console.status("Playing the customer stories through Kafka..."):
+            rows = asyncio.run(play(settings))
+            requested = sum(1 for r in rows if r["mail"])
+            delivered = wait_for_delivery(maildir, requested)
+        render(rows, console)
+        console.print(f"Emails delivered to the local SMTP sink: {delivered} of {requested} requested "
+                      f"(saved under {maildir})")  # fmt: skip
+    finally:
+        if stack is not None:
+            stack.stop()
+
+
+def delivered_emails(maildir: Path, run: str = RUN) -> int:
+    """Emails in the SMTP sink's folder addressed to the customers of this run."""
+    mark, parser, count = f"-{run}@example.com", BytesHeaderParser(), 0
+    for path in maildir.glob("*.eml"):
+        count += mark in str(parser.parsebytes(path.read_bytes()).get("To", ""))
+    return count
+
+
+def wait_for_delivery(maildir: Path, expected: int, timeout_s: float = 30) -> int:
+    """The emails delivered for this run, once all ``expected`` are in, or at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while (count := delivered_emails(maildir)) < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return count

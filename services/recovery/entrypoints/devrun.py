@@ -1,9 +1,18 @@
 """`recoveryctl dev`: the bundled stack (or the servers the environment names), the topics,
-the migrations, and optionally the services and an SMTP sink, stopped cleanly on Ctrl-C."""
+the migrations, and optionally the services and an SMTP sink, stopped cleanly on Ctrl-C.
+
+A running `dev` describes itself in ``<data dir>/stack.json`` and holds an exclusive lock
+(``flock``) on that file for as long as it lives. ``recoveryctl demo`` reads it to play through
+that stack rather than start a second one beside it, and a second ``dev`` on the same data
+directory refuses to start. The kernel releases the lock when the process ends, killed or not,
+so a file left behind by a dead stack is recognised as such and ignored.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import json
 import os
 import shutil
 import signal
@@ -25,12 +34,13 @@ from services.recovery.settings import RecoverySettings
 
 console = Console(stderr=True)
 
+STACK_FILE = "stack.json"
+
 
 @dataclass
 class DevStack:
     env: dict[str, str]
     smtp_port: int | None = None
-    mailbox: list[Any] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     exit: ExitStack = field(default_factory=ExitStack)
 
@@ -47,8 +57,83 @@ class DevStack:
         self.exit.close()
 
 
+@dataclass(frozen=True)
+class RunningStack:
+    """A `recoveryctl dev` running on a data directory, as its stack file describes it."""
+
+    pid: int
+    env: dict[str, str]  # what points a client at it: servers, topic names, the SMTP sink
+    services: bool  # started with --services: the services and the SMTP sink run too
+    maildir: Path
+
+    def settings(self) -> RecoverySettings:
+        return RecoverySettings(**{k.lower(): v for k, v in self.env.items()})  # type: ignore[arg-type]
+
+
+def find_running(data_dir: Path) -> RunningStack | None:
+    """The stack a `recoveryctl dev` runs on ``data_dir``, or None when none does."""
+    try:
+        fd = os.open(data_dir / STACK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # its process holds the lock: it runs
+            with os.fdopen(os.dup(fd), "rb") as f:
+                raw = f.read()
+        else:
+            return None  # nobody holds it: left behind by a stack that died
+        try:
+            d = json.loads(raw)
+            return RunningStack(pid=int(d["pid"]), env={str(k): str(v) for k, v in d["env"].items()},
+                                services=bool(d["services"]), maildir=Path(d["maildir"]))  # fmt: skip
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # being written this instant
+    finally:
+        os.close(fd)
+
+
+def announce(stack: DevStack, data_dir: Path, *, services: bool) -> None:
+    """Describe the stack in ``data_dir/stack.json``, locked until the stack stops.
+
+    The file holds DATABASE_URL, so only its owner may read it. It is removed on a clean stop.
+    """
+    path = data_dir / STACK_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    for _ in range(20):  # a reader holds a shared lock for an instant while it checks
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(0.05)
+    else:
+        os.close(fd)
+        console.print(f"[red]Another stack started on {data_dir} meanwhile[/]: stop one of them.")
+        raise SystemExit(2)
+    settings = RecoverySettings(**{k.lower(): v for k, v in stack.env.items()})  # type: ignore[arg-type]
+    topics = {f"TOPIC_{t.upper()}": settings.topic(t) for t in ("charges", "complaints", "decisions",
+                                                                 "notifications", "dlq")}  # fmt: skip
+    body = {"pid": os.getpid(), "services": services, "maildir": str((data_dir / "mail").resolve()),
+            "env": {**stack.env, **topics}}  # fmt: skip
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(body).encode(), 0)
+
+    def withdraw() -> None:
+        path.unlink(missing_ok=True)
+        os.close(fd)  # releases the lock
+
+    stack.exit.callback(withdraw)
+
+
 def bring_up(data_dir: Path, kafka_port: int | None, partitions: int) -> DevStack:
     """Start what is missing and return the environment that points at it."""
+    running = find_running(data_dir)
+    if running is not None:
+        console.print(f"[red]A stack already runs on {data_dir}[/] (`recoveryctl dev`, pid {running.pid}): "
+                      "stop it first, or choose another --data-dir.")  # fmt: skip
+        raise SystemExit(2)
     settings = RecoverySettings()
     stack = DevStack(env={})
     env: dict[str, str] = {"TOPIC_PARTITIONS": str(partitions)}
@@ -103,7 +188,6 @@ def start_smtp_sink(stack: DevStack, data_dir: Path) -> None:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             name = f"{time.time_ns()}.eml"
             (maildir / name).write_bytes(envelope.content)
-            stack.mailbox.append(envelope.content)
             return "250 Message accepted for delivery"
 
     port = free_port()
@@ -115,13 +199,17 @@ def start_smtp_sink(stack: DevStack, data_dir: Path) -> None:
     console.print(f"SMTP sink: 127.0.0.1:{port}, emails saved in [bold]{maildir}[/]")
 
 
-def start_services(stack: DevStack, data_dir: Path, http_base: int = 8080) -> None:
+def start_services(stack: DevStack, data_dir: Path) -> None:
+    """The three services as processes; the recovery service serves HTTP on HTTP_PORT (8080), the
+    notifier and the delivery worker on the next two ports (HTTP_PORT=0: each on a free one)."""
     bindir = Path(sys.executable).parent
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    plan = [("recovery-service", {"HTTP_PORT": str(http_base)}),
-            ("notifier-service", {"HTTP_PORT": str(http_base + 1)}),
-            ("delivery-worker", {"DELIVERY_HTTP_PORT": str(http_base + 2)})]  # fmt: skip
+    base = RecoverySettings().http_port
+    port = [base, base + 1, base + 2] if base else [0, 0, 0]
+    plan = [("recovery-service", {"HTTP_PORT": str(port[0])}),
+            ("notifier-service", {"HTTP_PORT": str(port[1])}),
+            ("delivery-worker", {"DELIVERY_HTTP_PORT": str(port[2])})]  # fmt: skip
     for script, extra in plan:
         exe = bindir / script
         if not exe.exists() and shutil.which(script) is None:
