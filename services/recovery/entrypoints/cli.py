@@ -191,7 +191,8 @@ def cases_show(case_id: str) -> None:
                       r["event_type"], _summary(r["event_type"], json.loads(r["data"])))  # fmt: skip
     console.print(table)
     for m in mails:
-        console.print(f"apology [{m['template']}]: {m['status']}" + (f" ({m['error']})" if m["error"] else ""))
+        line = f"apology [{m['template']}]: {m['status']}" + (f" ({m['error']})" if m["error"] else "")
+        console.print(line, markup=False)  # "[escalation_ack]" is the template's name, not a style
 
 
 def _summary(kind: str, d: dict[str, Any]) -> str:
