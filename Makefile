@@ -27,7 +27,7 @@ lock:                   ## constraints.txt from the newest versions pyproject.to
 run: install            ## the bundled broker + PostgreSQL + both services + SMTP sink; Ctrl-C stops all
 	$(BIN)/recoveryctl dev --services
 
-demo: install           ## plays the seed stories through the running system and prints the outcomes
+demo: install           ## plays the customer stories through the running system and prints the outcomes
 	$(BIN)/recoveryctl demo
 
 test: install           ## the whole suite: unit, integration (real servers), end to end (real processes)

@@ -42,7 +42,7 @@ def stamp(event: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def kafka_line(event: dict[str, Any]) -> str:
-    """Headers, key (the customer id, CONTRACT.md) and the compact JSON value, tab-separated."""
+    """Headers, key (the customer id, docs/contract.md) and the compact JSON value, tab-separated."""
     key = event.get("subject") or event["data"]["customer"]["id"]
     value = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
     if "\t" in key or "\n" in value:

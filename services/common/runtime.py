@@ -139,8 +139,8 @@ def rewind(message: KafkaMessage, records: list[InboundRecord]) -> None:
 class OffsetCommitter:
     """Commits a consumer's offsets after each batch without holding up the next one.
 
-    A batch's offsets are committed only after its transaction committed, as before; the
-    next batch just does not wait for the broker's answer (a round trip per batch). One
+    A batch's offsets are committed only after its transaction committed; the next batch
+    just does not wait for the broker's answer (a round trip per batch). One
     commit is in flight at a time, offsets handed in meanwhile go in the next (the highest
     per partition), and partitions no longer assigned are left out. A commit that fails or
     never happens redelivers messages whose ids the inbox already holds, as a crash between

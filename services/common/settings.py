@@ -16,11 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    # --- where things are (CONTRACT.md: unset, the local commands start the bundled servers)
+    # --- where things are (docs/contract.md: unset, the local commands start the bundled servers)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/recovery")
 
-    # --- topic names (CONTRACT.md defaults; each can be overridden)
+    # --- topic names (docs/contract.md defaults; each can be overridden)
     topic_charges: str = "billing.charges"
     topic_complaints: str = "customer.complaints"
     topic_decisions: str = "recovery.decisions"

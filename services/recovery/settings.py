@@ -10,7 +10,7 @@ from services.common.settings import CommonSettings
 
 
 class RecoverySettings(CommonSettings):
-    # RECOVERY_POLICY_FILE: unset, the shipped default policy applies (POLICY.md).
+    # RECOVERY_POLICY_FILE: unset, the shipped default policy applies (docs/policy.md).
     recovery_policy_file: Path | None = None
     # The case-owner roster; unset, the shipped roster applies.
     recovery_roster_file: Path | None = None

@@ -68,7 +68,7 @@ async def test_an_append_of_many_streams_reads_their_heads_by_index_while_the_st
     common_settings: CommonSettings,
 ) -> None:
     """A backlog's batch appends to hundreds of streams. Planned for its parameters on a
-    table with no statistics yet, ``stream_id = ANY(<500 streams>)`` was a scan of the whole
+    table with no statistics yet, ``stream_id = ANY(<500 streams>)`` is a scan of the whole
     events table, 30 ms a batch at 100,000 events and growing; a probe per stream is not."""
     pool = await create_pool(common_settings.model_copy(update={"database_pool_max": 1, "database_pool_min": 1}))
     try:

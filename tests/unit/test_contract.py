@@ -1,4 +1,4 @@
-"""The promises CONTRACT.md makes to the outside world, each as a rule that fails if broken."""
+"""The wire contract's promises to the outside world (docs/contract.md), each as a rule that fails if broken."""
 
 from __future__ import annotations
 

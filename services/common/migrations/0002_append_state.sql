@@ -2,8 +2,8 @@
 --
 -- A statement's snapshot is taken when the statement starts, so a lock and a read in one
 -- plain statement would read a snapshot from before the lock was granted, missing an append
--- committed while this one waited. The lock and the read used to be two statements (two
--- round trips per batch). A VOLATILE function takes a fresh snapshot for each query it
+-- committed while this one waited. As two statements, the lock and the read would cost two
+-- round trips per batch. A VOLATILE function takes a fresh snapshot for each query it
 -- runs: the query below starts after the lock is granted and sees every append committed
 -- before it. pg_advisory_xact_lock is re-entrant, so a caller that holds the lock already
 -- may call this too.

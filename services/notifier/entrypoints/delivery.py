@@ -6,8 +6,8 @@ before gets a ``sending`` row in ``deliveries`` (with the request and a lease, s
 :mod:`services.notifier.adapters.claims`) and the dead letters are queued. Then one asyncio
 task per claimed email starts and the handler returns, so the offsets are committed at once
 and the poll loop never waits for a retry schedule that can take most of an hour (longer
-than Kafka's ``max.poll.interval.ms``: the old way, the group dropped the worker and the
-batch's emails were sent again). A redelivered request finds its row and is not sent again.
+than Kafka's ``max.poll.interval.ms``, past which the group would drop the worker and the
+batch's emails would be sent again). A redelivered request finds its row and is not sent again.
 
 Each task sends with retries and, in one transaction, records the outcome on its claim and
 queues the outcome event in the outbox (relay ``delivery``). A background loop extends the

@@ -1,6 +1,6 @@
--- The delivery worker claims a request before sending it (status 'sending', with a lease)
--- instead of recording only the outcome after a whole batch: a redelivered request whose
--- email is in flight is then recognised, and a claim whose worker died runs out and is
+-- The delivery worker claims a request before sending it (status 'sending', with a lease),
+-- not only records the outcome after a whole batch: a redelivered request whose email is
+-- in flight is then recognised, and a claim whose worker died runs out and is
 -- taken over. ``request`` is the request's CloudEvent, kept only while the email is in
 -- flight (it holds the customer's address and the text) so that another worker can send it.
 ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_status_check;

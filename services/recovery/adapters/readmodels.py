@@ -55,7 +55,7 @@ _USUAL_ACROSS_CUSTOMERS = (
     " WHERE upto * 2 >= total ORDER BY kind, currency, amount"
 )
 
-# Kinds whose usual amount may be compared across customers (POLICY.md, charge-anomaly).
+# Kinds whose usual amount may be compared across customers (docs/policy.md, charge-anomaly).
 CROSS_CUSTOMER_KINDS = ("fee", "shipping", "usage", "long_distance", "late_fee")
 
 

@@ -1,5 +1,5 @@
 -- How many charges of each kind and currency came at each amount: the cross-customer usual
--- amount of the charge-anomaly rule (POLICY.md) is the median of all customers' charges of
+-- amount of the charge-anomaly rule (docs/policy.md) is the median of all customers' charges of
 -- a kind, and a median over rm_charges sorted every charge of the kind for each batch that
 -- needed one (0.45 s at a million fee charges, growing with them). Over these counts it
 -- reads one row per distinct amount, and gives the same value (percentile_disc(0.5)).

@@ -1,7 +1,7 @@
 -- Refunds that arrive before their charge. The charge history's refunded_amount was
 -- updated by the refund itself, so a refund reaching the service before its charge (two
 -- topics, no order between them) matched no row and was lost from the read model. Such a
--- refund now waits here and is added to the charge's row when the charge comes.
+-- refund waits here and is added to the charge's row when the charge comes.
 CREATE TABLE rm_early_refunds (
     charge_id text    NOT NULL,
     amount    numeric NOT NULL

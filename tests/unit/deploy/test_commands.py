@@ -1,4 +1,4 @@
-"""The commands the deployment runs exist and answer ``--help`` (CONTRACT.md).
+"""The commands the deployment runs exist and answer ``--help`` (docs/contract.md).
 
 The compose file, the Kubernetes Job and the docs call ``recoveryctl migrate``,
 ``recoveryctl topics create``, ``recoveryctl replay`` and ``recoveryctl whatif``. While a

@@ -30,7 +30,7 @@ def test_the_sample_complaint_decodes_as_complaint_filed_v1():
     event = decode(SAMPLE.read_bytes(), accept=frozenset({"complaint.filed.v1"}))
     assert event.envelope.type == "complaint.filed.v1"
     assert isinstance(event.data, ComplaintFiled)
-    # CONTRACT.md: subject is the customer id, and so is the Kafka key.
+    # docs/contract.md: subject is the customer id, and so is the Kafka key.
     assert event.envelope.subject == event.data.customer.id
 
 

@@ -50,7 +50,7 @@ def test_micro_claim_comes_before_the_anomaly() -> None:
 
 
 def test_refunds_the_part_of_an_anomalous_charge_above_the_usual_amount() -> None:
-    # Seed 004: US$7,455 shipping; the customer's usual shipping is US$12.50.
+    # The toilet-paper story (docs/policy.md): US$7,455 shipping; the customer's usual is US$12.50.
     shipping = charge("7455.00", kind="shipping", usual_customer_amount="12.50")
     made = decision(file(DISPUTE, shipping)[0])
     assert made.policy.rule == "charge-anomaly"

@@ -1,5 +1,5 @@
-"""Each seed story (shared/seeds), sent over Kafka to the running service, is decided as
-POLICY.md says: the same stories `make demo` plays."""
+"""Each customer story behind the policy, sent over Kafka to the running service, is decided as
+docs/policy.md says: the same stories `make demo` plays."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ EXPECTED = {
 }
 
 
-async def test_each_seed_story_is_decided_as_the_policy_says(settings_env: dict[str, str], tmp_path: Path) -> None:
+async def test_each_customer_story_is_decided_as_the_policy_says(settings_env: dict[str, str], tmp_path: Path) -> None:
     svc = ServiceProcess("recovery-service", settings_env, tmp_path / "svc.log").start()
     try:
         settings = RecoverySettings(**{k.lower(): v for k, v in settings_env.items()})  # type: ignore[arg-type]
