@@ -1,4 +1,4 @@
-"""The wire contract (CONTRACT.md) as code: the envelope, every event type, money."""
+"""The wire contract (docs/contract.md) as code: the envelope, every event type, money."""
 
 from services.common.contract.envelope import (
     CONTENT_TYPE,

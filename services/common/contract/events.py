@@ -1,4 +1,4 @@
-"""The data of every event type in CONTRACT.md, as frozen pydantic models.
+"""The data of every event type in docs/contract.md, as frozen pydantic models.
 
 Each model names its CloudEvents ``type`` (``TYPE``) and the logical topic it travels on
 (``TOPIC``: one of ``charges``, ``complaints``, ``decisions``, ``notifications``, ``dlq``;

@@ -4,8 +4,8 @@ A charge is an anomaly when it is over ``anomaly_multiple`` times the usual amou
 median of the customer's own charges of that kind; or, for the kinds whose amounts do not
 depend on the product (fees, shipping, usage, long distance, late fees) and only where the
 customer has no history, the median across all customers. Purchases and subscriptions are
-never compared across customers: a laptop is not an anomaly next to a cable. Seed 004:
-US$7,455 shipping on three cartons of toilet paper.
+never compared across customers: a laptop is not an anomaly next to a cable. The
+toilet-paper story (docs/policy.md): US$7,455 shipping on three cartons.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The guardrail: a customer with many recent automatic concessions goes to a person.
 
-Seed 003: a few customers seek permanent discounts, and recording every decision is what
+The telco story (docs/policy.md): a few customers seek permanent discounts, and recording every decision is what
 lets us see them. The guardrail never says no; it only takes the decision away from the
 machine. It counts *automatic concessions*: decisions by policy that granted something by
 one of the rules below. Confirming a cancellation is the customer's right, not a

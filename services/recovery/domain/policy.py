@@ -1,4 +1,4 @@
-"""The versioned recovery policy (shared/POLICY.md): every number a rule reads.
+"""The versioned recovery policy (docs/policy.md): every number a rule reads.
 
 The shipped default lives in ``services/recovery/policy/default.toml``; ``Policy()`` with no
 arguments is the same policy, so a test can build a variant with ``model_copy(update=...)``.
@@ -56,7 +56,7 @@ def _default_limits() -> dict[str, CurrencyLimits]:
 
 
 class Policy(BaseModel):
-    """Every parameter of the recovery policy, with POLICY.md's defaults."""
+    """Every parameter of the recovery policy, with the shipped defaults."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

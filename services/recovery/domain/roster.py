@@ -1,7 +1,7 @@
 """Who owns a case: the roster of named owners and supervisors, and the stable pick.
 
-Each case gets one named person as the customer's contact from now on (seed 000: "will be
-your contact for anything in future"). The pick is a pure function of the customer id, so
+Each case gets one named person as the customer's contact from now on (docs/policy.md, the
+film story: "your contact for anything in future"). The pick is a pure function of the customer id, so
 a replay assigns the same owner and a returning customer is not passed around.
 """
 

@@ -1,4 +1,4 @@
-"""The category rules of POLICY.md, in its order: each turns a situation into a verdict.
+"""The category rules of the policy (docs/policy.md), in its order: each turns a situation into a verdict.
 
 Which rule applies is decided by the complaint's category; the guardrail and the
 repeat-contact rule come after (see ``settle.py``). Limits are compared inclusively (an
@@ -73,7 +73,7 @@ def charge_disputed(s: Situation) -> Verdict:
     """Micro-claim first, then charge-anomaly, else a person.
 
     micro-claim: a disputed charge of at most ``micro_claim_limit`` is waived (taken off
-    the bill), since handling the claim costs more (seed 003). charge-anomaly: a charge
+    the bill), since handling the claim costs more (the telco story). charge-anomaly: a charge
     over ``anomaly_multiple`` times its usual amount (see ``anomaly.py``) gets the part
     above the usual amount refunded, quantized; when that part is over
     ``anomaly_auto_limit`` it goes to a supervisor as urgent.
@@ -169,7 +169,7 @@ def fallback(s: Situation) -> Verdict:
 
 
 def rule_for(s: Situation) -> Verdict:
-    """The verdict of the rule for the complaint's category (POLICY.md's order)."""
+    """The verdict of the rule for the complaint's category (the policy's order)."""
     if s.charge is not None and s.charge.customer_id != s.complaint.customer.id:
         return refer("charge_of_another_customer", "The charge is not on this customer's account.")
     match s.complaint.category:

@@ -1,8 +1,8 @@
 """The rules about goods and subscriptions: defective products and cancellations.
 
-Seed 002 (Phonehouse): by law a defective product is repaired or replaced first, a refund
-only where neither is possible; "skip the procedures". Seed 004 (Comcast): a cancellation
-is confirmed at once, with no retention loop.
+The phone story (docs/policy.md): by law a defective product is repaired or replaced first,
+a refund only where neither is possible ("skip the procedures"). The cancellation story:
+a cancellation is confirmed at once, with no retention loop.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """From a verdict to events: the guardrail, the repeat-contact rule, and the event shapes.
 
-``settle`` decides an open case now, in POLICY.md's order: the category's rule, then the
+``settle`` decides an open case now, in the policy's order (docs/policy.md): the category's rule, then the
 guardrail (which can only turn an automatic concession into a referral), then
 repeat-contact (a referral as ``high`` and an effort voucher owed to the case's decision,
 whoever makes it). Every decision and escalation the domain emits is built here, so they

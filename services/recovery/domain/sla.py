@@ -6,7 +6,7 @@ append) and fires each as a ``FireTimer`` command when due. A fired timer change
 so that it is no longer pending, which makes firing twice harmless; a timer for a closed
 case, an outdated one (its ``due_at`` no longer matches) or one fired early does nothing.
 
-At the breach, the customer-favourable fallback (POLICY.md): grant the claimed remedy when
+At the breach, the customer-favourable fallback (docs/policy.md): grant the claimed remedy when
 it is worth at most ``breach_fallback_limit``, with an apology for the delay; otherwise an
 urgent escalation to a supervisor. The guardrail does not hold this back: the delay is ours.
 """
