@@ -31,7 +31,7 @@ class NotifierSettings(CommonSettings):
     smtp_start_tls: bool = False
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     smtp_from: str = "care@example.com"
-    # Retries with exponential backoff and full jitter; the defaults span well over 30 minutes.
+    # Retries with exponential backoff and equal jitter; the defaults span 36 to 51 minutes.
     delivery_max_attempts: int = Field(default=10, ge=1)
     delivery_base_delay_s: float = Field(default=5.0, gt=0)
     delivery_max_delay_s: float = Field(default=900.0, gt=0)

@@ -325,7 +325,7 @@ def main() -> None:
             "DELIVERY_BASE_DELAY_S, DELIVERY_MAX_DELAY_S), records it in PostgreSQL\n"
             "(DATABASE_URL, claimed first: DELIVERY_CLAIM_LEASE_S) and publishes notification.email.delivered.v1 or\n"
             "notification.email.failed.v1 to notifications.email via the outbox.\n"
-            "Configuration comes from the environment; see the README."
+            'Configuration comes from the environment; see docs/operations.md, "Configuration".'
         )
         return
     settings = NotifierSettings()

@@ -13,7 +13,7 @@ def main() -> None:
             "email request (in the customer's language), kept as an event in PostgreSQL\n"
             "(DATABASE_URL) and published to notifications.email via the outbox. Reads the\n"
             "delivery outcomes back from notifications.email to keep each request's status.\n"
-            "Configuration comes from the environment; see the README."
+            'Configuration comes from the environment; see docs/operations.md, "Configuration".'
         )
         return
     from services.notifier.entrypoints.kafka import run

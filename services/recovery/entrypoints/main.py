@@ -12,7 +12,7 @@ def main() -> None:
             "Consumes billing.charges and customer.complaints, decides each complaint by the\n"
             "policy (RECOVERY_POLICY_FILE) or escalates it, keeps every decision as an event in\n"
             "PostgreSQL (DATABASE_URL) and publishes it to recovery.decisions via the outbox.\n"
-            "Configuration comes from the environment; see the README."
+            'Configuration comes from the environment; see docs/operations.md, "Configuration".'
         )
         return
     from services.recovery.entrypoints.kafka import run

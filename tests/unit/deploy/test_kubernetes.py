@@ -59,7 +59,7 @@ def test_kustomization_names_only_files_that_exist():
     assert "secret.example.yaml" not in kust["resources"]
 
 
-def test_the_objects_the_issue_asks_for_are_there():
+def test_the_objects_a_deployment_needs_are_there():
     kinds = {(d["kind"], d["metadata"]["name"]) for d in k8s_docs() if d["kind"] != "Kustomization"}
     assert ("Namespace", "service-recovery") in kinds
     assert {("Deployment", d) for d in DEPLOYMENTS} <= kinds
