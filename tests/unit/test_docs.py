@@ -28,7 +28,7 @@ FORBIDDEN = [
     re.compile(re.escape("POLICY" + ".md")),
     re.compile(re.escape("CONTRACT" + ".md")),
     re.compile(re.escape("../" + "shared")),
-    re.compile(re.escape("shared/" + "seeds")),
+    re.compile(re.escape("shared" + "/" + "seeds")),
     re.compile(r"\b" + "session" + r"s?[- ]\d", re.IGNORECASE),
     re.compile(r"\b" + "seed" + r"s? ?\d{3}\b|\b" + "seed" + r" stor(y|ies)\b", re.IGNORECASE),
 ]
