@@ -43,7 +43,13 @@ def test_a_file_left_behind_by_a_stack_that_died_is_ignored(tmp_path: Path) -> N
     assert devrun.find_running(tmp_path) is None
 
 
-def test_a_second_stack_on_the_same_data_directory_refuses_to_start(tmp_path: Path) -> None:
+def test_a_second_stack_on_the_same_data_directory_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Servers that do not exist: were the refusal missing, bring_up would fail on them rather
+    # than start bundled ones.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     stack = devrun.DevStack(env=dict(ENV))
     devrun.announce(stack, tmp_path, services=False)
     try:
