@@ -1,0 +1,98 @@
+"""`recoveryctl outbox`: the outbox rows a relay parked because the broker refused them for
+good, and sending them again (docs/dead-letters.md, "Parked outbox rows")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.common.db import connect
+from services.common.outbox import ParkedRow, parked_rows, retry_parked
+from services.recovery.settings import RecoverySettings
+
+outbox_app = typer.Typer(help="Outbox rows parked by the relays.", no_args_is_help=True)
+console = Console()
+
+
+@outbox_app.command("parked")
+def parked(
+    relay: Annotated[str | None, typer.Option(help="only this relay's rows (recovery, notifier, delivery)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON array, for scripts")] = False,
+) -> None:
+    """The parked rows, oldest first, with the error that parked each."""
+
+    async def go() -> list[ParkedRow]:
+        conn = await connect(RecoverySettings())
+        try:
+            return await parked_rows(conn, relay)
+        finally:
+            await conn.close()
+
+    rows = asyncio.run(go())
+    if printed_as_json_or_none(as_json, [_as_dict(r) for r in rows], "no parked rows"):
+        return
+    table = Table(title="Parked outbox rows")
+    for col in ("id", "relay", "topic", "event id", "bytes", "parked at", "error"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(str(r.id), r.relay, r.topic, r.event_id or "-", str(r.size),
+                      r.parked_at.isoformat(timespec="seconds"), r.error)  # fmt: skip
+    console.print(table)
+
+
+@outbox_app.command("retry")
+def retry(
+    row_id: Annotated[int | None, typer.Argument(metavar="ID", help="the parked row's id")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every parked row")] = False,
+) -> None:
+    """Queue a parked row (or --all) again at the end of the outbox: its relay sends it once
+    more, after the messages queued meanwhile."""
+    if (row_id is None) == (not all_):
+        console.print("[red]ID: give the id of a parked row, or --all[/]")
+        raise typer.Exit(2)
+
+    async def go() -> dict[int, int]:
+        conn = await connect(RecoverySettings())
+        try:
+            async with conn.transaction():
+                return await retry_parked(conn, None if row_id is None else [row_id])
+        finally:
+            await conn.close()
+
+    queued = asyncio.run(go())
+    if row_id is not None and not queued:
+        console.print(f"[red]ID: no parked row {row_id}[/]")
+        raise typer.Exit(1)
+    for parked_id, outbox_id in queued.items():
+        console.print(f"queued again: parked row {parked_id} is outbox row {outbox_id}")
+    if not queued:
+        console.print("no parked rows")
+
+
+def printed_as_json_or_none(as_json: bool, items: list[dict[str, Any]], none: str) -> bool:
+    """Print ``items`` as JSON (with ``as_json``), or ``none`` if there are none; return
+    whether that was all there was to print (else the caller prints its table)."""
+    if as_json:
+        print(json.dumps(items, indent=2))
+    elif not items:
+        console.print(none)
+    return as_json or not items
+
+
+def _as_dict(r: ParkedRow) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "relay": r.relay,
+        "topic": r.topic,
+        "key": r.key.decode("utf-8", "replace") if r.key is not None else None,
+        "event_id": r.event_id,
+        "bytes": r.size,
+        "created_at": r.created_at.isoformat(),
+        "parked_at": r.parked_at.isoformat(),
+        "error": r.error,
+    }
