@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +14,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -28,7 +25,7 @@ from services.common.settings import CommonSettings
 from services.recovery.application import RELAY, RecoveryService
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
-from tests.helpers import cloudevent
+from tests.helpers import cloudevent, read_records, recoveryctl
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,24 +51,6 @@ class Letters:
     big: bytes
     bad_complaint: dict[str, Any]
     not_json: bytes
-
-
-async def _read(settings: CommonSettings, topic: str, want: int) -> list[Any]:
-    """The records on ``topic`` (from the beginning, no group) once ``want`` arrived."""
-    consumer = AIOKafkaConsumer(**settings.kafka_consumer_options(), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[Any] = []
-        deadline = time.monotonic() + 30
-        while len(out) < want and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                out.extend(records)
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def _relay(pool: asyncpg.Pool, settings: CommonSettings) -> None:
@@ -106,7 +85,7 @@ async def letters(pool: asyncpg.Pool, common_settings: CommonSettings, settings_
 async def test_a_dead_letter_of_a_900_kb_message_is_published_with_its_length_and_sha256(
     letters: Letters, common_settings: CommonSettings
 ) -> None:
-    records = await _read(common_settings, common_settings.topic_dlq, 3)
+    records = await read_records(common_settings.kafka_consumer_options(), common_settings.topic_dlq, 3)
     (record,) = [r for r in records if r.key == b"cust-big"]
     original = json.loads(record.value)["data"]["original"]
     assert original["value_bytes"] == len(letters.big)
@@ -120,7 +99,7 @@ async def test_a_dead_letter_of_a_900_kb_message_is_published_with_its_length_an
 async def test_dlq_list_shows_every_dead_letter_with_its_whole_id_and_filters(
     letters: Letters, common_settings: CommonSettings, pool: asyncpg.Pool
 ) -> None:
-    listed = json.loads(_ctl(letters.env, "dlq", "list", "--json"))
+    listed = json.loads(recoveryctl(letters.env, "dlq", "list", "--json"))
     assert [d["key"] for d in listed] == ["cust-8", "cust-7", "cust-big"]  # newest first
     ids = {d["key"]: d["id"] for d in listed}
     assert all(len(i) == 36 for i in ids.values())  # UUIDs, whole
@@ -129,7 +108,7 @@ async def test_dlq_list_shows_every_dead_letter_with_its_whole_id_and_filters(
     assert (big["value_bytes"], big["truncated"]) == (len(letters.big), True)
 
     def keys(*args: str) -> list[str]:
-        return [d["key"] for d in json.loads(_ctl(letters.env, "dlq", "list", "--json", *args))]
+        return [d["key"] for d in json.loads(recoveryctl(letters.env, "dlq", "list", "--json", *args))]
 
     assert keys("--code", "invalid_data") == ["cust-7"]
     assert keys("--topic", common_settings.topic("complaints"), "--limit", "2") == ["cust-8", "cust-7"]
@@ -139,49 +118,49 @@ async def test_dlq_list_shows_every_dead_letter_with_its_whole_id_and_filters(
     since = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat(timespec="seconds")
     assert len(keys("--since", since)) == 3
     # The table shows the ids whole even in a narrow terminal.
-    table = _ctl({**letters.env, "COLUMNS": "80"}, "dlq", "list")
+    table = recoveryctl({**letters.env, "COLUMNS": "80"}, "dlq", "list")
     assert all(i in table for i in ids.values())
     # However often the topic is read, each dead letter is listed once.
     assert await pool.fetchval("SELECT count(*) FROM dead_letters") == 3
 
 
 async def test_dlq_show_gives_the_reason_the_original_and_whether_it_was_cut(letters: Letters) -> None:
-    ids = {d["key"]: d["id"] for d in json.loads(_ctl(letters.env, "dlq", "list", "--json"))}
-    shown = _ctl(letters.env, "dlq", "show", ids["cust-7"])
+    ids = {d["key"]: d["id"] for d in json.loads(recoveryctl(letters.env, "dlq", "list", "--json"))}
+    shown = recoveryctl(letters.env, "dlq", "show", ids["cust-7"])
     assert "invalid_data" in shown
     assert "customer.email" in shown
     assert "kept         whole" in shown
     assert json.dumps(letters.bad_complaint) in shown  # the original, as text
-    big = _ctl(letters.env, "dlq", "show", ids["cust-big"])
+    big = recoveryctl(letters.env, "dlq", "show", ids["cust-big"])
     assert f"length       {len(letters.big)} bytes" in big
     assert hashlib.sha256(letters.big).hexdigest() in big
     assert "truncated" in big
-    assert "no dead letter nope" in _ctl(letters.env, "dlq", "show", "nope", code=2)
+    assert "no dead letter nope" in recoveryctl(letters.env, "dlq", "show", "nope", code=2)
 
 
 async def test_a_fixed_complaint_redriven_lands_on_its_topic_with_its_key_and_is_decided(
     letters: Letters, common_settings: CommonSettings, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    ids = {d["key"]: d["id"] for d in json.loads(_ctl(letters.env, "dlq", "list", "--json"))}
+    ids = {d["key"]: d["id"] for d in json.loads(recoveryctl(letters.env, "dlq", "list", "--json"))}
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps(letters.bad_complaint))
-    out = _ctl(letters.env, "dlq", "redrive", ids["cust-7"], "--file", str(wrong), code=2)
+    out = recoveryctl(letters.env, "dlq", "redrive", ids["cust-7"], "--file", str(wrong), code=2)
     assert out.strip().startswith("--file: data.customer.email:")
     assert "Traceback" not in out
-    truncated = _ctl(letters.env, "dlq", "redrive", ids["cust-big"], "--as-is", code=2)
+    truncated = recoveryctl(letters.env, "dlq", "redrive", ids["cust-big"], "--as-is", code=2)
     assert "--file" in truncated
 
     customer = {"id": "cust-7", "name": "Ana", "email": "ana@example.com"}
     fixed = dict(letters.bad_complaint, data={**letters.bad_complaint["data"], "customer": customer})
     path = tmp_path / "fixed.json"
     path.write_text(json.dumps(fixed, indent=2))
-    assert "sent file" in _ctl(letters.env, "dlq", "redrive", ids["cust-7"], "--file", str(path))
-    again = _ctl(letters.env, "dlq", "redrive", ids["cust-7"], "--file", str(path), code=2)
+    assert "sent file" in recoveryctl(letters.env, "dlq", "redrive", ids["cust-7"], "--file", str(path))
+    again = recoveryctl(letters.env, "dlq", "redrive", ids["cust-7"], "--file", str(path), code=2)
     assert "--force" in again
-    _ctl(letters.env, "dlq", "redrive", ids["cust-8"], "--as-is")
+    recoveryctl(letters.env, "dlq", "redrive", ids["cust-8"], "--as-is")
 
     complaints = common_settings.topic("complaints")
-    records = await _read(common_settings, complaints, 2)
+    records = await read_records(common_settings.kafka_consumer_options(), complaints, 2)
     assert sorted((r.key, r.value) for r in records) == [
         (b"cust-7", path.read_bytes().strip()),
         (b"cust-8", letters.not_json),
@@ -192,10 +171,10 @@ async def test_a_fixed_complaint_redriven_lands_on_its_topic_with_its_key_and_is
                                                     for r in [redriven]])  # fmt: skip
     assert (result.accepted, result.dead_letters) == (1, 0)
     assert await pool.fetchval("SELECT count(*) FROM rm_cases WHERE complaint_id = 'cmp-7'") == 1
-    shown = json.loads(_ctl(letters.env, "dlq", "show", ids["cust-7"], "--json"))
+    shown = json.loads(recoveryctl(letters.env, "dlq", "show", ids["cust-7"], "--json"))
     assert [(r["how"], r["topic"], r["offset"]) for r in shown["redrives"]] == [("file", complaints, redriven.offset)]
-    _ctl(letters.env, "dlq", "redrive", ids["cust-7"], "--file", str(path), "--force")
-    shown = json.loads(_ctl(letters.env, "dlq", "show", ids["cust-7"], "--json"))
+    recoveryctl(letters.env, "dlq", "redrive", ids["cust-7"], "--file", str(path), "--force")
+    shown = json.loads(recoveryctl(letters.env, "dlq", "show", ids["cust-7"], "--json"))
     assert len(shown["redrives"]) == 2
 
 
@@ -211,12 +190,3 @@ async def test_topics_are_created_with_their_configs(common_settings: CommonSett
     for name in names:
         assert configs[name]["max.message.bytes"] == str(common_settings.kafka_max_request_size)
     assert configs[common_settings.topic_dlq]["retention.ms"] == str(30 * 24 * 3_600_000)
-
-
-def _ctl(env: dict[str, str], *args: str, code: int = 0) -> str:
-    done = subprocess.run([str(BIN / "recoveryctl"), *args], env={"COLUMNS": "200", **env}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
-    assert done.returncode == code, (
-        f"recoveryctl {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
-    )
-    return done.stdout

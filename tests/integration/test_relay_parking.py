@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RequestTimedOutError
 from prometheus_client import REGISTRY
 
@@ -23,6 +21,7 @@ from services.common.gauges import GaugeUpdater
 from services.common.outbox import OutboxMessage, enqueue, outbox_backlog
 from services.common.relay import OutboxRelay
 from services.common.settings import CommonSettings
+from tests.helpers import read_records, recoveryctl
 from tests.integration.test_relay import running_relay, wait_for
 
 RELAY = "decisions"  # as running_relay names it
@@ -52,22 +51,10 @@ async def producer_with_limit(settings: CommonSettings, limit: int) -> AIOKafkaP
 
 async def published(settings: CommonSettings, topic: str, want: int) -> dict[str | None, list[bytes]]:
     """Per key, the values on ``topic`` in the order they arrived, once ``want`` arrived."""
-    consumer = AIOKafkaConsumer(**settings.kafka_consumer_options(), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        by_key: dict[str | None, list[bytes]] = defaultdict(list)
-        seen, deadline = 0, time.monotonic() + 30
-        while seen < want and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for r in records:
-                    by_key[r.key.decode() if r.key is not None else None].append(r.value)
-                    seen += 1
-        return by_key
-    finally:
-        await consumer.stop()
+    by_key: dict[str | None, list[bytes]] = defaultdict(list)
+    for r in await read_records(settings.kafka_consumer_options(), topic, want):
+        by_key[r.key.decode() if r.key is not None else None].append(r.value)
+    return by_key
 
 
 async def parked(pool: asyncpg.Pool) -> list[asyncpg.Record]:
@@ -219,13 +206,13 @@ async def test_the_gauge_counts_the_parked_rows_and_recoveryctl_outbox_retry_que
         assert REGISTRY.get_sample_value("outbox_parked", {"relay": RELAY}) == 1
 
         env = {**os.environ, **settings_env}
-        listed = json.loads(_ctl(env, "outbox", "parked", "--json"))
+        listed = json.loads(recoveryctl(env, "outbox", "parked", "--json"))
         assert [(r["id"], r["relay"], r["topic"], r["bytes"]) for r in listed] == [
             (ids[1], RELAY, topic, len(messages[1].value))
         ]
         assert listed[0]["error"].startswith("MessageSizeTooLargeError")
-        assert "no parked row 999999" in _ctl(env, "outbox", "retry", "999999", code=1)
-        _ctl(env, "outbox", "retry", str(ids[1]))
+        assert "no parked row 999999" in recoveryctl(env, "outbox", "retry", "999999", code=1)
+        recoveryctl(env, "outbox", "retry", str(ids[1]))
 
         assert await parked(pool) == []
         (requeued,) = await pool.fetch("SELECT id, value FROM outbox WHERE relay = $1", RELAY)
@@ -243,12 +230,3 @@ async def test_the_gauge_counts_the_parked_rows_and_recoveryctl_outbox_retry_que
         await bigger.stop()
     # The parked row arrives after the one queued behind it: out of order, as documented.
     assert (await published(common_settings, topic, 3))["cust-0"] == [messages[i].value for i in (0, 2, 1)]
-
-
-def _ctl(env: dict[str, str], *args: str, code: int = 0) -> str:
-    done = subprocess.run([str(BIN / "recoveryctl"), *args], env={**env, "COLUMNS": "200"}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
-    assert done.returncode == code, (
-        f"recoveryctl {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
-    )
-    return done.stdout
