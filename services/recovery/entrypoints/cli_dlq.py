@@ -16,7 +16,6 @@ from typing import Annotated, Any, TypeVar, get_args
 import asyncpg
 import typer
 from aiokafka.errors import KafkaError
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -24,11 +23,10 @@ from services.common.contract.events import DeadLetterError
 from services.common.db import connect
 from services.common.kafka import make_producer
 from services.recovery.adapters import dead_letters as dl
-from services.recovery.entrypoints.cli_outbox import printed_as_json_or_none
+from services.recovery.entrypoints.cli_output import console, fail, printed_as_json_or_none
 from services.recovery.settings import RecoverySettings
 
 dlq_app = typer.Typer(help="Dead letters: list, show, send again.", no_args_is_help=True)
-console = Console()
 T = TypeVar("T")
 CODES: tuple[str, ...] = get_args(DeadLetterError.model_fields["code"].annotation)
 _AGO = re.compile(r"^(\d+)([mhdw])$")
@@ -53,18 +51,13 @@ def _run(work: Callable[[asyncpg.Connection, RecoverySettings, dl.Synced], Await
     try:
         return asyncio.run(go())
     except dl.DeadLetterToolError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except asyncpg.UndefinedTableError:
-        raise _fail("DATABASE_URL: the database has no dead_letters table: run `recoveryctl migrate`") from None
+        raise fail("DATABASE_URL: the database has no dead_letters table: run `recoveryctl migrate`") from None
     except KafkaError as exc:
-        raise _fail(f"KAFKA_BOOTSTRAP_SERVERS: {type(exc).__name__}: {exc}") from None
+        raise fail(f"KAFKA_BOOTSTRAP_SERVERS: {type(exc).__name__}: {exc}") from None
     except (OSError, asyncpg.PostgresError) as exc:
-        raise _fail(f"DATABASE_URL: {type(exc).__name__}: {exc}") from None
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(Text(message, style="red"))
-    return typer.Exit(code)
+        raise fail(f"DATABASE_URL: {type(exc).__name__}: {exc}") from None
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -89,11 +82,11 @@ def list_(
 ) -> None:
     """The dead letters, newest first."""
     if code is not None and code not in CODES:
-        raise _fail(f"--code: {code!r} is none of {', '.join(CODES)}")
+        raise fail(f"--code: {code!r} is none of {', '.join(CODES)}")
     try:
         after = parse_since(since, datetime.now(UTC)) if since is not None else None
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
     async def work(conn: asyncpg.Connection, _s: RecoverySettings, _y: dl.Synced) -> list[dl.StoredDeadLetter]:
         return await dl.find(conn, topic=topic, code=code, since=after, limit=limit)
@@ -160,13 +153,13 @@ def redrive(
     or as it was (--as-is, when the dead letter kept it whole). Recorded; a second redrive
     of one dead letter needs --force."""
     if (file is None) == (not as_is):
-        raise _fail("--file/--as-is: give one: --file FIXED.json or --as-is")
+        raise fail("--file/--as-is: give one: --file FIXED.json or --as-is")
     raw: bytes | None = None
     if file is not None:
         try:
             raw = file.read_bytes()
         except OSError as exc:
-            raise _fail(f"--file: {exc.strerror}: {file}") from None
+            raise fail(f"--file: {exc.strerror}: {file}") from None
 
     async def work(conn: asyncpg.Connection, settings: RecoverySettings, synced: dl.Synced) -> dict[str, Any]:
         stored = await dl.get(conn, letter_id)

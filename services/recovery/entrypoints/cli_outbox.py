@@ -4,19 +4,17 @@ good, and sending them again (docs/dead-letters.md, "Parked outbox rows")."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from services.common.db import connect
 from services.common.outbox import ParkedRow, parked_rows, retry_parked
+from services.recovery.entrypoints.cli_output import console, fail, printed_as_json_or_none
 from services.recovery.settings import RecoverySettings
 
 outbox_app = typer.Typer(help="Outbox rows parked by the relays.", no_args_is_help=True)
-console = Console()
 
 
 @outbox_app.command("parked")
@@ -53,8 +51,7 @@ def retry(
     """Queue a parked row (or --all) again at the end of the outbox: its relay sends it once
     more, after the messages queued meanwhile."""
     if (row_id is None) == (not all_):
-        console.print("[red]ID: give the id of a parked row, or --all[/]")
-        raise typer.Exit(2)
+        raise fail("ID: give the id of a parked row, or --all")
 
     async def go() -> dict[int, int]:
         conn = await connect(RecoverySettings())
@@ -66,22 +63,11 @@ def retry(
 
     queued = asyncio.run(go())
     if row_id is not None and not queued:
-        console.print(f"[red]ID: no parked row {row_id}[/]")
-        raise typer.Exit(1)
+        raise fail(f"ID: no parked row {row_id}", 1)
     for parked_id, outbox_id in queued.items():
         console.print(f"queued again: parked row {parked_id} is outbox row {outbox_id}")
     if not queued:
         console.print("no parked rows")
-
-
-def printed_as_json_or_none(as_json: bool, items: list[dict[str, Any]], none: str) -> bool:
-    """Print ``items`` as JSON (with ``as_json``), or ``none`` if there are none; return
-    whether that was all there was to print (else the caller prints its table)."""
-    if as_json:
-        print(json.dumps(items, indent=2))
-    elif not items:
-        console.print(none)
-    return as_json or not items
 
 
 def _as_dict(r: ParkedRow) -> dict[str, Any]:
