@@ -178,6 +178,18 @@ async def test_a_fixed_complaint_redriven_lands_on_its_topic_with_its_key_and_is
     assert len(shown["redrives"]) == 2
 
 
+async def test_a_dead_letter_topic_made_anew_is_read_from_its_beginning(
+    letters: Letters, common_settings: CommonSettings, pool: asyncpg.Pool
+) -> None:
+    # Read further than the topic now holds: as after the topic was deleted and made again.
+    await pool.executemany(
+        "INSERT INTO dead_letter_positions (dlq_topic, partition, next_offset) VALUES ($1, $2, 10000)",
+        [(common_settings.topic_dlq, p) for p in range(common_settings.topic_partitions)],
+    )
+    listed = json.loads(recoveryctl(letters.env, "dlq", "list", "--json"))
+    assert sorted(d["key"] for d in listed) == ["cust-7", "cust-8", "cust-big"]
+
+
 async def test_topics_are_created_with_their_configs(common_settings: CommonSettings) -> None:
     admin = AIOKafkaAdminClient(**common_settings.kafka_client_options())
     await admin.start()
