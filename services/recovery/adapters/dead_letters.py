@@ -96,7 +96,8 @@ async def sync(conn: asyncpg.Connection, settings: CommonSettings, *, timeout_s:
         deadline = time.monotonic() + timeout_s
         while pending:
             if time.monotonic() > deadline:
-                raise DeadLetterToolError(f"TOPIC_DLQ: {topic} was not read to its end within {timeout_s:.0f} s")
+                raise DeadLetterToolError(f"TOPIC_DLQ: {topic} was not read to its end within {timeout_s:.0f} s;"
+                                          " what was read is kept: run the command again to go on")  # fmt: skip
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
             rows = []
             for records in batches.values():
