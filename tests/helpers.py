@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,3 +141,32 @@ class SmtpSink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
+
+
+async def read_records(consumer_options: dict[str, Any], topic: str, want: int, timeout: float = 30.0) -> list[Any]:
+    """The records on ``topic`` from the beginning (no group), in each partition's order,
+    once ``want`` arrived (or the timeout passed)."""
+    consumer = AIOKafkaConsumer(**consumer_options, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < want and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                out.extend(records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def recoveryctl(env: dict[str, str], *args: str, code: int = 0) -> str:
+    """Run ``recoveryctl ARGS`` as an operator would; its output, once it exited ``code``."""
+    done = subprocess.run([str(Path(sys.executable).parent / "recoveryctl"), *args], env={"COLUMNS": "200", **env},
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == code, (
+        f"recoveryctl {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+    )
+    return done.stdout

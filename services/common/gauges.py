@@ -1,5 +1,5 @@
 """Gauges every service process keeps current on ``/metrics``: the consumer lag of its
-partitions and the backlog of its outbox relay.
+partitions, the backlog of its outbox relay and the rows that relay parked.
 
 Lag is the partition's high watermark minus the group's committed offset (the records not
 yet handled and committed), for the partitions assigned to this instance; summed over the
@@ -32,6 +32,12 @@ CONSUMER_LAG = Gauge(
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Messages in the outbox not yet published to Kafka", ["relay"])
 OUTBOX_OLDEST = Gauge(
     "outbox_oldest_age_seconds", "Age of the oldest message waiting in the outbox (0 when empty)", ["relay"]
+)
+
+OUTBOX_PARKED = Gauge(
+    "outbox_parked",
+    "Outbox rows the broker refused for good, set aside until `recoveryctl outbox retry`",
+    ["relay"],
 )
 
 Consumers = Callable[[], Iterable[tuple[str, Any]]]  # (group id, AIOKafkaConsumer) of the running subscribers
@@ -75,12 +81,14 @@ class GaugeUpdater:
                 CONSUMER_LAG.remove(*gone)
         self._labels = seen
         row = await self._pool.fetchrow(
-            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8"
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8,"
+            " (SELECT count(*) FROM outbox_parked WHERE relay = $1)"
             " FROM outbox WHERE relay = $1",
             self._relay,
         )
         OUTBOX_BACKLOG.labels(self._relay).set(row[0])
         OUTBOX_OLDEST.labels(self._relay).set(row[1])
+        OUTBOX_PARKED.labels(self._relay).set(row[2])
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
         # A round that fails leaves a scrape the last values; the next round retries.

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -129,4 +129,75 @@ def _headers_json(headers: tuple[tuple[str, bytes], ...]) -> str:
 
 async def outbox_backlog(conn: asyncpg.Connection | asyncpg.Pool, relay: str) -> int:
     count: int = await conn.fetchval("SELECT count(*) FROM outbox WHERE relay = $1", relay)
+    return count
+
+
+# --------------------------------------------------------------------------- parked rows
+#
+# A row the broker refuses for good is moved out of the way (see relay.py) so that the rows
+# behind it are published. Parked, it keeps its outbox id; retried, it is queued again at
+# the end of the outbox with a new one: a customer's later messages have been published
+# by then, so it arrives after them (consumers take events by id, not by position).
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedRow:
+    id: int
+    relay: str
+    topic: str
+    key: bytes | None
+    event_id: str | None
+    size: int  # bytes of the value
+    created_at: datetime
+    parked_at: datetime
+    error: str
+
+
+async def park(conn: asyncpg.Connection, errors: Mapping[int, str]) -> int:
+    """Move the outbox rows ``id -> error`` to ``outbox_parked``; return how many moved."""
+    if not errors:
+        return 0
+    moved: int = await conn.fetchval(
+        "WITH why AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS w(id, error)),"
+        " moved AS (DELETE FROM outbox o USING why WHERE o.id = why.id"
+        "  RETURNING o.id, o.relay, o.topic, o.key, o.value, o.headers, o.event_id, o.created_at, why.error),"
+        " parked AS (INSERT INTO outbox_parked (id, relay, topic, key, value, headers, event_id, created_at, error)"
+        "  SELECT * FROM moved RETURNING 1)"
+        " SELECT count(*) FROM parked",
+        list(errors), list(errors.values()),
+    )  # fmt: skip
+    return moved
+
+
+async def parked_rows(conn: asyncpg.Connection | asyncpg.Pool, relay: str | None = None) -> list[ParkedRow]:
+    """The parked rows (of ``relay``, or all), oldest first."""
+    rows = await conn.fetch(
+        "SELECT id, relay, topic, key, event_id, length(value), created_at, parked_at, error FROM outbox_parked"
+        " WHERE $1::text IS NULL OR relay = $1 ORDER BY id",
+        relay,
+    )
+    return [ParkedRow(*r) for r in rows]
+
+
+async def retry_parked(conn: asyncpg.Connection, ids: Sequence[int] | None) -> dict[int, int]:
+    """Queue the parked rows ``ids`` (all when None) again, at the end of the outbox, inside
+    the caller's transaction; return parked id -> new outbox id for those found."""
+    await lock_appends(conn)  # outbox ids follow commit order, as enqueue keeps them
+    moved = await conn.fetch(
+        "DELETE FROM outbox_parked WHERE $1::bigint[] IS NULL OR id = ANY($1)"
+        " RETURNING id, relay, topic, key, value, headers, event_id",
+        None if ids is None else list(ids),
+    )
+    queued: dict[int, int] = {}
+    for r in sorted(moved, key=lambda r: int(r["id"])):  # few rows: one statement each, in order
+        queued[r["id"]] = await conn.fetchval(
+            "INSERT INTO outbox (relay, topic, key, value, headers, event_id) VALUES ($1, $2, $3, $4, $5, $6)"
+            " RETURNING id",
+            *list(r.values())[1:],
+        )
+    return queued
+
+
+async def parked_count(conn: asyncpg.Connection | asyncpg.Pool, relay: str) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM outbox_parked WHERE relay = $1", relay)
     return count

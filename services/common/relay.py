@@ -14,12 +14,21 @@ goes to the partition ``send(topic, value, key=key)`` would pick with the produc
 default partitioner (murmur2 of the key), so a customer's messages stay on one partition;
 the relay therefore needs a producer built with that default partitioner, as
 ``make_producer`` builds it. Messages without a key go through ``send`` as before.
+
+No row blocks the rows behind it. A row the broker refuses for good (too large, an invalid
+or forbidden topic: :data:`REFUSED_FOR_GOOD`) is parked: moved to ``outbox_parked`` with
+its error, and the drain goes on. A record batch is refused as a whole, so the rows of a
+refused batch are sent again one by one to find the one at fault; a drain sends at most one
+record batch per partition (it ends where a partition's batch is full), so retried one by
+one they still leave in their order. Any other error (a lost connection, a leader change, a
+timeout, a topic not created yet) fails the drain, which is retried after a pause.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import zlib
@@ -27,9 +36,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import asyncpg
+from aiokafka import errors
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from services.common.logging import get_logger
+from services.common.outbox import park
 from services.common.periodic import pause
 
 log = get_logger(__name__)
@@ -37,6 +49,34 @@ log = get_logger(__name__)
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 # Keys whose partition a relay remembers per topic before it starts over (a few MB).
 _KNOWN_KEYS = 50_000
+
+# What the producer or the broker answers for a record that can never be accepted as it
+# is: sent again, it would fail again. A batch too large (RecordListTooLargeError) is
+# tried record by record like any refused batch; only a record refused alone is parked.
+REFUSED_FOR_GOOD: tuple[type[Exception], ...] = (
+    errors.MessageSizeTooLargeError,
+    errors.RecordListTooLargeError,
+    errors.RecordTooLargeError,
+    errors.InvalidTopicError,
+    errors.TopicAuthorizationFailedError,
+    errors.InvalidTimestampError,
+    errors.UnsupportedForMessageFormatError,
+    errors.PolicyViolationError,
+)
+_Partitions = tuple[list[int], dict[bytes, int]]
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """Whether ``exc`` refuses a record for good (park it) rather than for now (retry)."""
+    return isinstance(exc, REFUSED_FOR_GOOD)
+
+
+@dataclasses.dataclass(slots=True)
+class _Flight:
+    """One send in a drain: Kafka's acknowledgement and the outbox rows it carries."""
+
+    ack: asyncio.Future[Any]
+    rows: list[asyncpg.Record]
 
 
 class Producer(Protocol):
@@ -74,14 +114,20 @@ class OutboxRelay:
         *,
         batch_size: int = 1000,
         poll_s: float = 1.0,
+        max_request_size: int | None = None,
     ) -> None:
+        """``max_request_size``: the producer's; a larger row is parked before it is sent, as
+        the producer's ``send`` would refuse it (None leaves the size to the broker)."""
         self._pool = pool
         self._producer = producer
         self.relay = relay
         self._batch_size = batch_size
         self._poll_s = poll_s
+        self._max_request_size = max_request_size
         self._wake = asyncio.Event()
+        self._more = False  # the last drain ended early: rows wait behind it
         self.published = 0
+        self.parked = 0
         self.is_leader = False
         # Per topic: its partitions as the producer listed them, and the partition of each
         # key seen while that list held (murmur2 in pure Python costs microseconds a key).
@@ -92,8 +138,9 @@ class OutboxRelay:
             self._wake.set()
 
     async def drain_once(self, conn: asyncpg.Connection | None = None) -> int:
-        """Publish up to one batch; return how many messages went out. On ``conn`` (the
-        running relay's own connection) or, without one, on a connection from the pool."""
+        """Publish up to one batch; return how many rows left the outbox (published or
+        parked). On ``conn`` (the running relay's own connection) or, without one, on a
+        connection from the pool."""
         if conn is None:
             async with self._pool.acquire() as pooled:
                 return await self._drain(pooled)
@@ -108,48 +155,114 @@ class OutboxRelay:
             self.relay,
             self._batch_size,
         )
+        self._more = False
         if not rows:
             return 0
-        await asyncio.gather(*await self._publish(rows))
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r[0] for r in rows])
-        self.published += len(rows)
-        return len(rows)
+        flights, refused, taken = await self._publish(rows)
+        outcomes = await asyncio.gather(*(f.ack for f in flights), return_exceptions=True)
+        failed = [f for f, outcome in zip(flights, outcomes, strict=True) if isinstance(outcome, BaseException)]
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not refused_for_good(outcome):
+                raise outcome  # for now: the whole drain is tried again after a pause
+        for flight in failed:
+            await self._one_by_one(flight.rows, refused)
+        done = rows[:taken]
+        if refused:  # before the delete, which would take them too
+            await self._park(conn, done, refused)
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r[0] for r in done])
+        self.published += taken - len(refused)
+        self._more = taken < len(rows)
+        return taken
 
-    async def _publish(self, rows: Sequence[asyncpg.Record]) -> list[asyncio.Future[Any]]:
-        """Hand ``rows`` to the producer in id order, one record batch per partition
-        (more when a partition's fills up); return the futures of Kafka's acknowledgements."""
+    async def _publish(self, rows: Sequence[asyncpg.Record]) -> tuple[list[_Flight], dict[int, Exception], int]:
+        """Hand ``rows`` to the producer in id order, one record batch per partition; return
+        the sends in flight, the rows refused before any was sent (id -> error), and how many
+        rows were taken: the drain ends before a row that finds its partition's batch full."""
         producer = self._producer
-        acks: list[asyncio.Future[Any]] = []
-        batches: dict[tuple[str, int], RecordBatch] = {}
-        known: dict[str, tuple[list[int], dict[bytes, int]]] = {}  # topic -> _key_partitions[topic]
-        for _id, topic, key, value, headers_text in rows:
+        flights: list[_Flight] = []
+        refused: dict[int, Exception] = {}
+        batches: dict[tuple[str, int], tuple[RecordBatch, list[asyncpg.Record]]] = {}
+        known: dict[str, _Partitions | Exception] = {}  # topic -> _key_partitions[topic]
+        for taken, (row_id, topic, key, value, headers_text) in enumerate(rows):
             headers = _headers(headers_text)
-            if key is None:
-                # No key, no order to keep: send picks a partition that has a leader.
-                acks.append(await producer.send(topic, value, key=None, headers=headers))
+            try:
+                self._check_size(key, value, headers)
+                if key is None:
+                    # No key, no order to keep: send picks a partition that has a leader.
+                    flights.append(_Flight(await producer.send(topic, value, key=None, headers=headers), [rows[taken]]))
+                    continue
+                of_topic = known.get(topic)
+                if of_topic is None or isinstance(of_topic, Exception):
+                    of_topic = await self._topic(topic, known)
+            except REFUSED_FOR_GOOD as exc:
+                refused[row_id] = exc
                 continue
-            if (of_topic := known.get(topic)) is None:
-                of_topic = known[topic] = await self._partitions_of_keys(topic)
-            all_partitions, by_key = of_topic
-            if (partition := by_key.get(key)) is None:
-                # What send does with a key: the default partitioner over all the topic's
-                # partitions, listed as the producer lists them.
-                partition = by_key[key] = _DEFAULT_PARTITIONER(key, all_partitions, all_partitions)
-            batch = batches.get((topic, partition))
-            if batch is None:
-                batch = batches[topic, partition] = producer.create_batch()
-            if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                # Full (the producer's max_batch_size; append closed it): send it and go on
-                # in a new one, which takes any first record whatever its size.
-                acks.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = batches[topic, partition] = producer.create_batch()
-                batch.append(timestamp=None, key=key, value=value, headers=headers)
-        for (topic, partition), batch in batches.items():
+            partition = _partition(of_topic, key)
+            if (entry := batches.get((topic, partition))) is None:
+                entry = batches[topic, partition] = (producer.create_batch(), [])
+            # The first record goes into an empty batch whatever its size; a full batch
+            # (the producer's max_batch_size; append closed it) ends the drain here.
+            if entry[0].append(timestamp=None, key=key, value=value, headers=headers) is None:
+                break
+            entry[1].append(rows[taken])
+        else:
+            taken = len(rows)
+        for (topic, partition), (batch, batch_rows) in batches.items():
             batch.close()  # nothing else joins it, and it leaves without lingering
-            acks.append(await producer.send_batch(batch, topic, partition=partition))
-        return acks
+            flights.append(_Flight(await producer.send_batch(batch, topic, partition=partition), batch_rows))
+        return flights, refused, taken
 
-    async def _partitions_of_keys(self, topic: str) -> tuple[list[int], dict[bytes, int]]:
+    async def _one_by_one(self, rows: Sequence[asyncpg.Record], refused: dict[int, Exception]) -> None:
+        """Send ``rows`` (a refused batch's) again one at a time, in order, and add those
+        refused alone to ``refused``; an error that is not for good fails the drain."""
+        known: dict[str, _Partitions | Exception] = {}
+        for row_id, topic, key, value, headers_text in rows:
+            headers = _headers(headers_text)
+            try:
+                if key is None:
+                    await (await self._producer.send(topic, value, key=None, headers=headers))
+                    continue
+                partition = _partition(await self._topic(topic, known), key)
+                batch = self._producer.create_batch()
+                batch.append(timestamp=None, key=key, value=value, headers=headers)
+                batch.close()
+                await (await self._producer.send_batch(batch, topic, partition=partition))
+            except REFUSED_FOR_GOOD as exc:
+                refused[row_id] = exc
+
+    def _check_size(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Refuse a record over ``max_request_size`` as the producer's ``send`` does."""
+        limit = self._max_request_size
+        if limit is None or len(value) + len(key or b"") + 1024 < limit:  # far below: no estimate
+            return
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+        if size > limit:
+            raise errors.MessageSizeTooLargeError(f"the record is {size} bytes, over max_request_size {limit}")
+
+    async def _topic(self, topic: str, known: dict[str, _Partitions | Exception]) -> _Partitions:
+        """``topic``'s partitions and known keys, looked up once per drain (``known``); raises
+        the error that refused the topic for good (e.g. a topic this client may not write to)."""
+        if (of_topic := known.get(topic)) is None:
+            try:
+                of_topic = known[topic] = await self._partitions_of_keys(topic)
+            except REFUSED_FOR_GOOD as exc:
+                of_topic = known[topic] = exc
+        if isinstance(of_topic, Exception):
+            raise of_topic
+        return of_topic
+
+    async def _park(
+        self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], refused: dict[int, Exception]
+    ) -> None:
+        await park(conn, {row_id: f"{type(exc).__name__}: {exc}" for row_id, exc in refused.items()})
+        self.parked += len(refused)
+        for row_id, topic, _key, value, _headers in rows:
+            if (exc := refused.get(row_id)) is not None:
+                # No key, no value: they may carry personal data.
+                log.error("relay.parked", relay=self.relay, outbox_id=row_id, topic=topic, bytes=len(value),
+                          error=type(exc).__name__)  # fmt: skip
+
+    async def _partitions_of_keys(self, topic: str) -> _Partitions:
         """``topic``'s partitions and the partitions of the keys seen so far; the keys are
         forgotten when the partitions changed (or too many keys piled up)."""
         partitions = list(await self._producer.partitions_for(topic))
@@ -196,7 +309,7 @@ class OutboxRelay:
                     log.warning("relay.batch_failed", relay=self.relay, error=type(exc).__name__)
                     await pause(stop, self._poll_s)
                     continue
-                if sent >= self._batch_size or self._wake.is_set():
+                if sent >= self._batch_size or self._more or self._wake.is_set():
                     continue
                 waiter = asyncio.ensure_future(self._wake.wait())
                 stopper = asyncio.ensure_future(stop.wait())
@@ -212,6 +325,15 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await self._pool.release(listener)
             self.is_leader = False
+
+
+def _partition(of_topic: _Partitions, key: bytes) -> int:
+    """The partition ``send`` would pick for ``key``: the default partitioner over all the
+    topic's partitions, listed as the producer lists them (remembered per key)."""
+    all_partitions, by_key = of_topic
+    if (partition := by_key.get(key)) is None:
+        partition = by_key[key] = _DEFAULT_PARTITIONER(key, all_partitions, all_partitions)
+    return partition
 
 
 @functools.lru_cache(maxsize=64)

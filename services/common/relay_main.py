@@ -58,7 +58,8 @@ async def serve(
         producer = make_producer(settings)
         await producer.start()
         try:
-            relay = OutboxRelay(pool, producer, relay_name, batch_size=batch_size, poll_s=poll_s)
+            relay = OutboxRelay(pool, producer, relay_name, batch_size=batch_size, poll_s=poll_s,
+                                max_request_size=settings.kafka_max_request_size)  # fmt: skip
             log.info("relay.started", relay=relay_name, batch_size=batch_size)
             await relay.run(stop)
             return relay.published

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -136,3 +136,19 @@ class CommonSettings(BaseSettings):
         if not self.database_ssl_rootcert:
             return None
         return ssl.create_default_context(cafile=self.database_ssl_rootcert)
+
+    # --- dead letters and topic settings (`recoveryctl topics create` applies the latter)
+    # A dead letter keeps this much of the original value; the rest is only counted and
+    # hashed (`value_bytes`, `value_sha256`, `truncated`), so a dead letter of a message
+    # near the consumer's limit still fits under KAFKA_MAX_REQUEST_SIZE.
+    dead_letter_max_value_bytes: int = Field(default=64 * 1024, ge=0)
+    # How long the dead-letter topic keeps what it holds (its retention.ms); 0 keeps it
+    # forever. Every topic is also created with max.message.bytes = KAFKA_MAX_REQUEST_SIZE.
+    dlq_retention_hours: int = Field(default=30 * 24, ge=0)
+
+    @model_validator(mode="after")
+    def _room_for_a_dead_letter(self) -> CommonSettings:
+        # The smallest dead letter (nothing of the value kept, a short reason) with room to spare.
+        if self.kafka_max_request_size < 16 * 1024:
+            raise ValueError("kafka_max_request_size must be at least 16384 bytes: a dead letter must always fit")
+        return self

@@ -316,6 +316,15 @@ class OriginalMessage(WireModel):
     key: str | None = None
     value: str = Field(description="the raw value, as UTF-8 text or base64")
     value_encoding: Literal["text", "base64"] = "text"
+    value_bytes: int | None = Field(default=None, ge=0, description="the whole original value's length in bytes")
+    value_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the whole original value, in hex"
+    )
+    truncated: bool = Field(
+        default=False,
+        description="the original is not kept whole: `value` holds only its first bytes (or the key was cut"
+        " or was not UTF-8), so it cannot be sent again as it was",
+    )
 
 
 class DeadLetterError(WireModel):

@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.recovery.entrypoints.cli_dlq import dlq_app
+from services.recovery.entrypoints.cli_outbox import outbox_app
 from services.recovery.entrypoints.cli_replay import replay_app
 from services.recovery.entrypoints.cli_whatif import whatif
 from services.recovery.settings import RecoverySettings
@@ -26,6 +28,8 @@ cases_app = typer.Typer(help="Cases and the escalation desk.", no_args_is_help=T
 app.add_typer(topics_app, name="topics")
 app.add_typer(cases_app, name="cases")
 app.add_typer(replay_app, name="replay")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(outbox_app, name="outbox")
 app.command()(whatif)
 console = Console()
 
