@@ -136,3 +136,17 @@ class CommonSettings(BaseSettings):
         if not self.database_ssl_rootcert:
             return None
         return ssl.create_default_context(cafile=self.database_ssl_rootcert)
+
+    # --- poison isolation and retries (services/common/isolate.py, failures.py)
+    # A message that makes handling fail even alone is tried this many times in all, then
+    # dead-lettered as "unprocessable" and the rest of its batch handled.
+    poison_attempts: int = Field(default=3, ge=1)
+    # After a transient failure (a lost database, a deadlock, ...) the batch is handled again
+    # after a delay doubled from RETRY_BASE_S per failure in a row up to RETRY_MAX_S, less a
+    # random part of up to half; a poison message's tries are spaced the same way.
+    retry_base_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+
+    def quarantine_options(self) -> dict[str, Any]:
+        """The settings of :class:`services.common.isolate.Quarantine`."""
+        return {"attempts": self.poison_attempts, "retry_base_s": self.retry_base_s, "retry_max_s": self.retry_max_s}
