@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,3 +141,26 @@ class SmtpSink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
+
+
+async def read_to_end(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every event on ``topic`` up to its end offsets now (what a relay has published)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            await consumer.force_metadata_update()
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        events: list[dict[str, Any]] = []
+        behind = [tp for tp, end in ends.items() if end > 0]
+        while behind:
+            batches = await consumer.getmany(*behind, timeout_ms=200)
+            events += [json.loads(r.value) for rs in batches.values() for r in rs]
+            behind = [tp for tp in behind if await consumer.position(tp) < ends[tp]]
+        return events
+    finally:
+        await consumer.stop()
