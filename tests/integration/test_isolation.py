@@ -81,6 +81,13 @@ async def _published(pool: asyncpg.Pool, relay: str) -> bool:
     return await _count(pool, "SELECT count(*) FROM outbox WHERE relay = $1", relay) == 0
 
 
+def _poison(monkeypatch: pytest.MonkeyPatch, cls: type, marks: list[str]) -> list[list[InboundRecord]]:
+    """Make ``cls.handle_records`` raise for the messages ``marks`` name; return the batches it gets."""
+    calls: list[list[InboundRecord]] = []
+    monkeypatch.setattr(cls, "handle_records", poisoned(cls.handle_records, marks, calls))  # type: ignore[attr-defined]
+    return calls
+
+
 async def _until_handled(
     app: FastStream, pool: asyncpg.Pool, handled_sql: str, want: int, *, consumer: str, relay: str, poison: int = 1
 ) -> None:
@@ -233,8 +240,7 @@ async def test_notifier_dead_letters_a_poison_decision_and_requests_every_other_
     boot = settings.kafka_bootstrap_servers
     events = [decision_event(i) for i in range(40)]
     marks = [events[17].id]
-    calls: list[list[InboundRecord]] = []
-    monkeypatch.setattr(NotifierService, "handle_records", poisoned(NotifierService.handle_records, marks, calls))
+    calls = _poison(monkeypatch, NotifierService, marks)
     # The transaction also loses its connection eight times: retried, not dead-lettered.
     monkeypatch.setattr(NotifierService, "_record_requests", _losing_connection(NotifierService._record_requests, 8))
     await produce(boot, settings.topic_decisions, [(e.subject, encode(e)) for e in events])
@@ -264,8 +270,7 @@ async def test_delivery_worker_dead_letters_a_poison_request_and_sends_every_oth
         boot = settings.kafka_bootstrap_servers
         events = [request(i) for i in range(30)]
         marks = [events[12].id]
-        calls: list[list[InboundRecord]] = []
-        monkeypatch.setattr(DeliveryWorker, "handle_records", poisoned(DeliveryWorker.handle_records, marks, calls))
+        calls = _poison(monkeypatch, DeliveryWorker, marks)
         # Its claims lose their connection eight times: retried, not dead-lettered.
         monkeypatch.setattr(claims, "claim_new", _losing_connection(claims.claim_new, 8))
         await produce(boot, settings.topic_notifications, [(e.subject, encode(e)) for e in events])
