@@ -12,9 +12,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+import services.recovery.entrypoints.kafka as recovery_kafka
 from services.common.clock import system_clock
 from services.common.isolate import Quarantine, isolate, position
+from services.common.pipeline import InFlight
 from services.common.records import InboundRecord
+from services.recovery.application import BatchResult
+from services.recovery.settings import RecoverySettings
 
 
 @dataclass(frozen=True)
@@ -131,3 +135,27 @@ async def test_a_redelivered_poison_message_quarantined_before_is_dropped_withou
     await isolate(_batch(5), handler, q)
     assert handler.calls == [[0, 1, 2, 3, 4], [0, 1, 3, 4]], "the rest goes through whole"
     assert q.put_aside == []
+
+
+async def test_while_a_recovery_batch_is_handled_in_parts_the_batch_behind_sees_all_its_customers() -> None:
+    """The parts of a split batch do not stand for it in the pipeline: the keys the batch
+    behind waits on stay the whole batch's until every part is over."""
+    ours = InFlight()
+    seen: list[frozenset[str] | None] = []  # the keys the batch behind would see, at each call
+
+    class Service:
+        async def handle_records(self, records: list[InboundRecord], flight: InFlight, before: Any) -> BatchResult:
+            seen.append(ours.keys)
+            flight.keys = frozenset(r.key.decode() for r in records if r.key)  # as the application does
+            if any(r.offset == 1 for r in records):
+                raise ValueError("poison")
+            return BatchResult(accepted=len(records))
+
+    runtime = recovery_kafka.Runtime(RecoverySettings())
+    runtime.service = Service()  # type: ignore[assignment]
+    runtime.quarantine = _kept()
+    batch = [InboundRecord("t", 0, i, f"cust-{i}".encode(), b"{}") for i in range(4)]
+    result = await runtime.handle(batch, ours, None)
+    assert result.accepted == 3
+    everyone = frozenset(f"cust-{i}" for i in range(4))
+    assert seen[1:] == [everyone] * (len(seen) - 1)
