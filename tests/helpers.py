@@ -170,3 +170,26 @@ def recoveryctl(env: dict[str, str], *args: str, code: int = 0) -> str:
         f"recoveryctl {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
     )
     return done.stdout
+
+
+async def read_to_end(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every event on ``topic`` up to its end offsets now (what a relay has published)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            await consumer.force_metadata_update()
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        events: list[dict[str, Any]] = []
+        behind = [tp for tp, end in ends.items() if end > 0]
+        while behind:
+            batches = await consumer.getmany(*behind, timeout_ms=200)
+            events += [json.loads(r.value) for rs in batches.values() for r in rs]
+            behind = [tp for tp in behind if await consumer.position(tp) < ends[tp]]
+        return events
+    finally:
+        await consumer.stop()

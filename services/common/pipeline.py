@@ -14,8 +14,10 @@ What stays as it was:
   committed, and only after the batch before it was settled.
 - A batch that fails is handled again together with the one behind it: once both are over,
   the consumer seeks back to the earliest record of the two, per partition, and the handler
-  raises. What the second had committed meanwhile is found in the inbox then, as after any
-  redelivery.
+  raises after a backoff (exponential, capped, jittered: :class:`Backoff`). What the second
+  had committed meanwhile is found in the inbox then, as after any redelivery. The handler
+  given here isolates poison messages itself (:mod:`services.common.isolate`), so only
+  transient failures come this far.
 - Two batches that share a key (a customer) never overlap: the batch behind waits, before
   it reads anything, for the one before it to end, and gives up if that one failed, so one
   customer's messages are still handled in their order. Batches with no key in common touch
@@ -35,6 +37,7 @@ from typing import Generic, TypeVar
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka.message import KafkaMessage
 
+from services.common.failures import Backoff, Transient
 from services.common.gc_tuning import collect_if_due
 from services.common.logging import get_logger
 from services.common.records import InboundRecord
@@ -45,7 +48,7 @@ log = get_logger(__name__)
 R = TypeVar("R")
 
 
-class BatchAbandoned(RuntimeError):
+class BatchAbandoned(Transient):
     """The batch before this one shared a key with it and failed: this one is handled again
     after it, in order."""
 
@@ -83,7 +86,8 @@ class _Batch(Generic[R]):
 class BatchPipeline(Generic[R]):
     """Runs a subscriber's batches through ``handle``, the next one in flight behind the one
     being settled while the consumer has records (unless not ``overlap``: one at a time);
-    ``on_settled`` gets each committed batch's result and duration."""
+    ``on_settled`` gets each committed batch's result and duration; ``backoff`` spaces the
+    tries of a batch that keeps failing."""
 
     def __init__(
         self,
@@ -93,8 +97,10 @@ class BatchPipeline(Generic[R]):
         max_records: int,
         *,
         overlap: bool = True,
+        backoff: Backoff | None = None,
     ) -> None:
         self._handle = handle
+        self._backoff = backoff or Backoff(1.0, 1.0)
         self._overlap = overlap
         self._committer = committer
         self._on_settled = on_settled
@@ -152,8 +158,8 @@ class BatchPipeline(Generic[R]):
     async def _settle(self, message: KafkaMessage, batch: _Batch[R], behind: _Batch[R] | None) -> None:
         try:
             result, seconds = await batch.task
-        except Exception:
-            log.exception("batch.failed", records=len(batch.records))
+        except Exception as exc:
+            log.warning("batch.failed", records=len(batch.records), error=type(exc).__name__)
             again = list(batch.records)
             if behind is not None:
                 await asyncio.wait([behind.task])  # let it end, then take it again too
@@ -161,8 +167,9 @@ class BatchPipeline(Generic[R]):
                     behind.task.exception()  # retrieved: it is redelivered with this one
                 again += behind.records
             rewind(message, again)
-            await asyncio.sleep(1)  # back off before they are handled again
+            await self._backoff.after(exc)  # back off before they are handled again
             raise
+        self._backoff.reset()
         await self._committer.after_batch(message, batch.records)
         self._on_settled(result, seconds)
 

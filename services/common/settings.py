@@ -146,9 +146,23 @@ class CommonSettings(BaseSettings):
     # forever. Every topic is also created with max.message.bytes = KAFKA_MAX_REQUEST_SIZE.
     dlq_retention_hours: int = Field(default=30 * 24, ge=0)
 
+    # --- poison isolation and retries (services/common/isolate.py, failures.py)
+    # A message that makes handling fail even alone is tried this many times in all, then
+    # dead-lettered as "unprocessable" and the rest of its batch handled.
+    poison_attempts: int = Field(default=3, ge=1)
+    # After a transient failure (a lost database, a deadlock, ...) the batch is handled again
+    # after a delay doubled from RETRY_BASE_S per failure in a row up to RETRY_MAX_S, less a
+    # random part of up to half; a poison message's tries are spaced the same way.
+    retry_base_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+
     @model_validator(mode="after")
     def _room_for_a_dead_letter(self) -> CommonSettings:
         # The smallest dead letter (nothing of the value kept, a short reason) with room to spare.
         if self.kafka_max_request_size < 16 * 1024:
             raise ValueError("kafka_max_request_size must be at least 16384 bytes: a dead letter must always fit")
         return self
+
+    def quarantine_options(self) -> dict[str, Any]:
+        """The settings of :class:`services.common.isolate.Quarantine`."""
+        return {"attempts": self.poison_attempts, "retry_base_s": self.retry_base_s, "retry_max_s": self.retry_max_s}

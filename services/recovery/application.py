@@ -37,6 +37,7 @@ from services.common.contract.events import (
 from services.common.db import batch_transaction
 from services.common.eventstore import AppendRequest, ConcurrencyError, RecordedEvent
 from services.common.eventstore.postgres import append_new, read_streams_on
+from services.common.failures import Transient
 from services.common.kafka import decode_batch
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message, sealed_message
@@ -175,7 +176,7 @@ class RecoveryService:
                 return result
             except ConcurrencyError as exc:
                 log.info("batch.concurrency_retry", attempt=attempt, stream=exc.stream_id)
-        raise RuntimeError("batch kept losing races with another instance; will be redelivered")
+        raise Transient("batch kept losing races with another instance; will be redelivered")
 
     async def _handle(self, conn: asyncpg.Connection, events: list[Event[EventData]], now: datetime) -> BatchResult:
         w = _Work(now=now)

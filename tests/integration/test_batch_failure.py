@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from asyncpg.exceptions import ConnectionDoesNotExistError
 
 import services.recovery.entrypoints.kafka as recovery_kafka
 from services.common.records import InboundRecord
@@ -72,7 +73,9 @@ async def test_a_batch_that_fails_after_a_top_up_is_decided_once_when_handled_ag
         complaints = [r.value.decode() for r in records if r.topic == settings.topic_complaints]
         seen.append(complaints)
         if any("b-cmp" in c for c in complaints) and sum(any("b-cmp" in c for c in b) for b in seen) == 1:
-            raise RuntimeError("the database went away (on purpose)")  # the first batch with the second wave
+            raise ConnectionDoesNotExistError(
+                "the database went away (on purpose)"
+            )  # the first batch with the second wave
         return await real_handle(self, records, *args)
 
     monkeypatch.setattr(recovery_kafka, "top_up", top_up)

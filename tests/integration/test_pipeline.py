@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from asyncpg.exceptions import ConnectionDoesNotExistError
 
 import services.common.pipeline as pipeline_module
 import services.recovery.entrypoints.kafka as recovery_kafka
@@ -93,9 +94,9 @@ async def test_a_batch_that_fails_with_another_in_flight_behind_it_loses_and_dup
             if calls == 6:
                 await asyncio.sleep(0.2)  # long enough for the batch behind to be under way
                 failed_beside = calls - 5  # the batches started up to now from this one on
-                raise RuntimeError("the database went away (on purpose)")
+                raise ConnectionDoesNotExistError("the database went away (on purpose)")
             if calls == 7:  # the batch behind fails too: only the rewind brings it back
-                raise RuntimeError("and stayed away")
+                raise ConnectionDoesNotExistError("and stayed away")
             return await real_handle(self, batch, *args)
         finally:
             running -= 1

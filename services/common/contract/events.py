@@ -328,7 +328,9 @@ class OriginalMessage(WireModel):
 
 
 class DeadLetterError(WireModel):
-    code: Literal["not_json", "not_cloudevent", "unknown_type", "invalid_data", "too_large", "rejected"]
+    code: Literal[
+        "not_json", "not_cloudevent", "unknown_type", "invalid_data", "too_large", "rejected", "unprocessable"
+    ]
     message: str
     details: list[dict[str, Any]] = Field(default_factory=list)
 

@@ -45,12 +45,15 @@ from services.common.contract.events import (
     EmailFailed,
     EmailRequested,
 )
+from services.common.failures import Backoff, backed_off
+from services.common.isolate import Quarantine, isolate
 from services.common.kafka import decode_batch, make_broker
 from services.common.logging import configure_logging, get_logger
 from services.common.outbox import enqueue, outbox_message
 from services.common.periodic import every
 from services.common.records import InboundRecord, derived_event_id, envelope
 from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, message_in_hand, records_of
+from services.notifier import metrics
 from services.notifier.adapters import claims
 from services.notifier.adapters.claims import Claim
 from services.notifier.adapters.smtp import SmtpSender
@@ -263,15 +266,23 @@ class Runtime(ServiceRuntime):
                          http_host=settings.http_host, http_port=settings.delivery_http_port)  # fmt: skip
         self.notifier_settings = settings
         self.worker: DeliveryWorker | None = None
+        self.quarantine: Quarantine | None = None
 
     async def setup(self) -> None:
         s = self.notifier_settings
         self.worker = DeliveryWorker(self.require_pool(), s, SmtpSender.from_settings(s), self.clock)
+        self.quarantine = Quarantine(self.require_pool(), NAME, RELAY, s.topic_dlq, s.delivery_source, self.clock,
+                                     on_dead_lettered=_dead_lettered, **s.quarantine_options())  # fmt: skip
         log.info("delivery.started")
 
     def require_worker(self) -> DeliveryWorker:
         assert self.worker is not None, "the runtime has not started"
         return self.worker
+
+    async def handle(self, records: list[InboundRecord]) -> None:
+        """Claim a batch, isolating a poison message in it (services/common/isolate.py)."""
+        assert self.quarantine is not None, "the runtime has not started"
+        await isolate(records, self.require_worker().handle_records, self.quarantine)
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
         return [self.require_worker().run(self.stop)]
@@ -286,9 +297,15 @@ class Runtime(ServiceRuntime):
         await super().close()
 
 
+def _dead_lettered(record: InboundRecord, exc: BaseException) -> None:
+    metrics.POISON_ISOLATED.labels(consumer=NAME).inc()
+
+
 def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastStream:
     broker = make_broker(settings, log_level=logging.DEBUG)
     runtime = Runtime(settings, clock)
+    retried = metrics.TRANSIENT_RETRIES.labels(consumer=NAME)
+    backoff = Backoff(settings.retry_base_s, settings.retry_max_s, on_retry=lambda _: retried.inc())
 
     @broker.subscriber(  # type: ignore[untyped-decorator]  # options come from one shared dict
         settings.topic_notifications,
@@ -297,14 +314,7 @@ def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastSt
         description=f"Sends each {EmailRequested.TYPE} once over SMTP, with retries.",
     )
     async def on_batch(body: Any) -> None:
-        message = message_in_hand(broker)
-        records = records_of(message)
-        try:
-            await runtime.require_worker().handle_records(records)
-        except Exception:
-            log.exception("batch.failed", records=len(records))
-            await asyncio.sleep(1)  # back off; the batch is redelivered (NACK_ON_ERROR)
-            raise
+        await backed_off(runtime.handle(records_of(message_in_hand(broker))), backoff)
 
     broker.publisher(
         settings.topic_notifications, title=settings.topic_notifications,

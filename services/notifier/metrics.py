@@ -1,0 +1,14 @@
+"""Prometheus metrics of the notifier and the delivery worker (``consumer``: which one)."""
+
+from prometheus_client import Counter
+
+POISON_ISOLATED = Counter(
+    "notifier_poison_isolated_total",
+    "Messages that made handling fail alone, dead-lettered as unprocessable",
+    ["consumer"],
+)
+TRANSIENT_RETRIES = Counter(
+    "notifier_transient_retries_total",
+    "Batches read again after a transient failure (a lost database, a deadlock)",
+    ["consumer"],
+)
