@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from services.common.clock import Clock
 from services.common.contract import ContractError
 from services.common.failures import Backoff, is_transient, reason
-from services.common.kafka import dead_letter
+from services.common.kafka import DEFAULT_DEAD_LETTER_LIMITS, DeadLetterLimits, dead_letter
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id
@@ -68,6 +68,7 @@ class Quarantine:
     retry_base_s: float = 0.5
     retry_max_s: float = 30.0
     on_dead_lettered: Callable[[InboundRecord, BaseException], None] | None = None
+    limits: DeadLetterLimits = DEFAULT_DEAD_LETTER_LIMITS
 
     @property
     def inbox_consumer(self) -> str:
@@ -86,7 +87,8 @@ class Quarantine:
         where = position(record)
         error = ContractError(UNPROCESSABLE, reason(exc), _details(exc))
         letter = dead_letter(error, topic=record.topic, partition=record.partition, offset=record.offset,
-                             key=record.key, value=record.value, source=self.source, now=self.clock())  # fmt: skip
+                             key=record.key, value=record.value, source=self.source, now=self.clock(),
+                             limits=self.limits)  # fmt: skip
         letter = letter.model_copy(update={"id": derived_event_id(where, self.inbox_consumer, 0)})
         async with self.pool.acquire() as conn, conn.transaction():
             if not await claim_inbox(conn, self.inbox_consumer, [where]):

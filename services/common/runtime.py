@@ -240,7 +240,12 @@ class ServiceRuntime:
         self.producer = make_producer(s)
         await self.producer.start()
         self.relay = OutboxRelay(
-            self.pool, self.producer, self.relay_name, batch_size=s.relay_batch_size, poll_s=s.relay_poll_s
+            self.pool,
+            self.producer,
+            self.relay_name,
+            batch_size=s.relay_batch_size,
+            poll_s=s.relay_poll_s,
+            max_request_size=s.kafka_max_request_size,
         )
         app = probes_app(self.ready, self.name, version("service-recovery"))
         self.extend_http(app)

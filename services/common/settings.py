@@ -7,10 +7,13 @@ the environment variable names (case-insensitive).
 from __future__ import annotations
 
 import ssl
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from services.common.kafka import DeadLetterLimits
 
 
 class CommonSettings(BaseSettings):
@@ -165,4 +168,11 @@ class CommonSettings(BaseSettings):
 
     def quarantine_options(self) -> dict[str, Any]:
         """The settings of :class:`services.common.isolate.Quarantine`."""
-        return {"attempts": self.poison_attempts, "retry_base_s": self.retry_base_s, "retry_max_s": self.retry_max_s}
+        return {"attempts": self.poison_attempts, "retry_base_s": self.retry_base_s, "retry_max_s": self.retry_max_s,
+                "limits": self.dead_letter_limits()}  # fmt: skip
+
+    def dead_letter_limits(self) -> DeadLetterLimits:
+        """How large this service's dead letters may grow (see :func:`services.common.kafka.dead_letter`)."""
+        from services.common.kafka import DeadLetterLimits  # kafka imports this module
+
+        return DeadLetterLimits.of(self)

@@ -77,7 +77,9 @@ class NotifierService:
         good: list[Event[EventData]] = []
         now = self.clock()
         result = BatchResult()
-        decoded, dead = decode_batch(records, ACCEPTED, source=self.source, now=now)
+        decoded, dead = decode_batch(
+            records, ACCEPTED, source=self.source, now=now, limits=self.settings.dead_letter_limits()
+        )
         for event in decoded:
             # A replay (``replay: true``) was answered when it first happened; it is not
             # claimed in the inbox either, so an original that arrives only after its
@@ -149,7 +151,7 @@ class NotifierService:
         error = ContractError("rejected", f"no apology email could be rendered: {exc}")
         return dead_letter(error, topic=self.settings.topic("decisions"), partition=None, offset=None,
                            key=cause.subject.encode() if cause.subject else None, value=encode(cause),
-                           source=self.source, now=now)  # fmt: skip
+                           source=self.source, now=now, limits=self.settings.dead_letter_limits())  # fmt: skip
 
     def _request(
         self, cause: CloudEvent, data: DecisionMade | CaseEscalated, now: datetime

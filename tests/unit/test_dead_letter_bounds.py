@@ -148,3 +148,17 @@ def test_the_dead_letter_topic_keeps_its_messages_for_the_retention_set_and_the_
 
 def test_the_default_dead_letter_retention_is_thirty_days() -> None:
     assert topic_configs(CommonSettings(), "recovery.dlq")["retention.ms"] == str(30 * 24 * 3600 * 1000)
+
+
+def test_the_services_dead_letters_follow_the_settings() -> None:
+    """Every dead letter a service writes (a decode failure, a quarantined poison message)
+    takes its bounds from the settings: DEAD_LETTER_MAX_VALUE_BYTES and the request size."""
+    settings = CommonSettings(dead_letter_max_value_bytes=100, kafka_max_request_size=512 * 1024)
+    limits = settings.dead_letter_limits()
+    assert limits.max_value_bytes == 100
+    assert limits.max_event_bytes < 512 * 1024
+    assert settings.quarantine_options()["limits"] == limits
+    original, _, _ = letter(b"x" * 5_000, limits=limits)
+    assert original.truncated
+    assert original.value_bytes == 5_000
+    assert len(original.value) == 100

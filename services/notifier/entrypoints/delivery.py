@@ -129,7 +129,9 @@ class DeliveryWorker:
         Returns without waiting for the emails: their outcomes are recorded as they come.
         """
         requests: dict[str, CloudEvent] = {}
-        decoded, dead = decode_batch(records, ACCEPTED, source=self.source, now=self.clock())
+        decoded, dead = decode_batch(
+            records, ACCEPTED, source=self.source, now=self.clock(), limits=self.settings.dead_letter_limits()
+        )
         for event in decoded:
             if isinstance(event.data, EmailRequested):
                 requests.setdefault(event.data.notification_id, event.envelope)
