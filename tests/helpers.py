@@ -17,7 +17,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.recovery.domain import VoucherKey
+
 ROOT = Path(__file__).resolve().parent.parent
+# The voucher secret of every test (the services refuse to start without one).
+VOUCHER_SECRET = "tests-only-voucher-secret-0123456789abcdef"
+VOUCHERS = VoucherKey(VOUCHER_SECRET.encode())
 
 
 def cloudevent(type_: str, data: dict[str, Any], subject: str, *, event_id: str | None = None,

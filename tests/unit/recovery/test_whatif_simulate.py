@@ -35,7 +35,7 @@ from services.recovery.whatif.simulate import (
     simulate,
 )
 from services.recovery.whatif.summary import summarise
-from tests.unit.recovery.builders import POLICY, ROSTER, T0, charge, complaint
+from tests.unit.recovery.builders import CODES, POLICY, ROSTER, T0, charge, complaint
 
 LATE = timedelta(seconds=7)  # the live timer loop fires a little after the due time
 
@@ -54,7 +54,7 @@ class Recorder:
         return CustomerHistory(concession_times=tuple(self.concessions.get(customer, [])))
 
     def run(self, case_id: str, command: AnyCommand, now: datetime, cause: str) -> list[EventData]:
-        events = decide(self.cases.get(case_id), command, now, self.policy, ROSTER)
+        events = decide(self.cases.get(case_id), command, now, self.policy, ROSTER, CODES)
         for e in events:
             case = apply(self.cases.get(case_id), e)
             self.cases[case_id] = case
