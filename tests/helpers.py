@@ -39,6 +39,15 @@ def cloudevent(type_: str, data: dict[str, Any], subject: str, *, event_id: str 
     }
 
 
+async def empty_tables(pool: Any) -> None:
+    """Empty every table of the database but the migrations' record (a fresh, migrated one)."""
+    async with pool.acquire() as conn:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+        )
+        await conn.execute(f"TRUNCATE {', '.join(t[0] for t in tables)}")
+
+
 async def produce(bootstrap: str, topic: str, items: Iterable[tuple[str | None, bytes]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20)
     await producer.start()

@@ -27,6 +27,8 @@ from services.recovery.settings import RecoverySettings
 from tests.helpers import ROOT, VOUCHERS, cloudevent
 
 NOW = datetime.now(UTC)
+# Billing's ids are any text; brackets in one must reach the terminal as they are.
+LAMP = "ch-[lamp]"
 TOKEN = "ledger-ops-token"
 GOOD = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -38,16 +40,16 @@ def _record(event: dict[str, Any]) -> InboundRecord:
 async def _escalated_dispute(pool: asyncpg.Pool) -> str:
     """A dispute of a 40.00 USD purchase billing has refunded 15.00 of: a person decides it."""
     charge = cloudevent("billing.charge.posted.v1", {
-        "charge_id": "ch-lamp", "customer_id": "c-lamp", "amount": "40.00", "currency": "USD",
+        "charge_id": LAMP, "customer_id": "c-lamp", "amount": "40.00", "currency": "USD",
         "kind": "purchase", "posted_at": (NOW - timedelta(days=2)).isoformat(),
     }, "c-lamp")  # fmt: skip
     refund = cloudevent("billing.charge.refunded.v1", {
-        "charge_id": "ch-lamp", "refund_id": "rf-1", "amount": "15.00", "currency": "USD",
+        "charge_id": LAMP, "refund_id": "rf-1", "amount": "15.00", "currency": "USD",
         "refunded_at": (NOW - timedelta(days=1)).isoformat(),
     }, "c-lamp")  # fmt: skip
     dispute = cloudevent("complaint.filed.v1", {
         "complaint_id": "cmp-lamp", "customer": {"id": "c-lamp", "name": "Ana", "email": "ana@example.com"},
-        "channel": "web", "category": "charge_disputed", "charge_id": "ch-lamp",
+        "channel": "web", "category": "charge_disputed", "charge_id": LAMP,
         "filed_at": (NOW - timedelta(minutes=5)).isoformat(),
     }, "c-lamp")  # fmt: skip
     service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW),
@@ -86,7 +88,7 @@ async def test_the_ops_api_refuses_a_remedy_the_ledger_refuses_with_422_and_the_
     try:
         async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(retries=20)) as client:
             refused = {
-                "remedies[0].amount": body(amount="25.01", currency="USD", charge_id="ch-lamp"),
+                "remedies[0].amount": body(amount="25.01", currency="USD", charge_id=LAMP),
                 "remedies[0].currency": body(amount="5.00", currency="EUR"),
                 "remedies[0].charge_id": body(amount="5.00", currency="USD", charge_id="ch-other"),
             }
@@ -98,7 +100,7 @@ async def test_the_ops_api_refuses_a_remedy_the_ledger_refuses_with_422_and_the_
             assert await _decisions(pool) == 0
             ok = await client.post(url, json=body(amount="25.00", currency="USD"), headers=GOOD)
             assert ok.status_code == 200, ok.text
-            assert [(x["charge_id"], x["amount"]) for x in ok.json()["remedies"]] == [("ch-lamp", "25.00")]
+            assert [(x["charge_id"], x["amount"]) for x in ok.json()["remedies"]] == [(LAMP, "25.00")]
     finally:
         await runtime.close()
 
@@ -118,6 +120,7 @@ async def test_recoveryctl_refuses_a_remedy_the_ledger_refuses_in_one_line_namin
     lines = (over.stdout + over.stderr).strip().splitlines()
     assert len(lines) == 1, lines  # even on a 60-column terminal
     assert lines[0].startswith("remedies[0].amount: refunds and waivers of USD 25.01 pass the USD 25.00")
+    assert f"remains on charge {LAMP} (USD 40.00 charged, USD 15.00 refunded by billing)" in lines[0]
     other = _recoveryctl(settings_env, "cases", "decide", case_id, "--agent", "maria", "--refund", "5.00 EUR")
     assert (other.returncode, other.stdout.strip().split(":")[0]) == (1, "remedies[0].currency")
     assert await _decisions(pool) == 0
