@@ -64,6 +64,13 @@ def make_service(pool: asyncpg.Pool, settings: CommonSettings, clock: ManualCloc
     return RecoveryService(pool, settings, load_policy(), load_roster(), clock, vouchers=VOUCHERS)
 
 
+async def handle_batches(pool: asyncpg.Pool, batches: list[list[InboundRecord]], now: datetime) -> None:
+    """The real handler takes ``batches`` one after the other, its clock stopped at ``now``."""
+    service = make_service(pool, CommonSettings(), ManualClock(now))
+    for batch in batches:
+        await service.handle_records(batch)
+
+
 def round_of(tag: str, n: int, at: datetime) -> list[list[dict[str, Any]]]:
     """Batches for ``n`` stories tagged ``tag`` (ids unique per tag)."""
     first: list[dict[str, Any]] = []

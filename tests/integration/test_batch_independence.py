@@ -19,13 +19,9 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.common.clock import ManualClock
 from services.common.records import InboundRecord
-from services.common.settings import CommonSettings
-from services.recovery.application import RecoveryService
-from services.recovery.domain.policy import load_policy
-from services.recovery.domain.roster import load_roster
-from tests.helpers import VOUCHERS, cloudevent, empty_tables
+from tests.helpers import cloudevent, empty_tables
+from tests.replay_world import handle_batches
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CUSTOMERS = {"c-0": "en-US", "c-1": "es-CO", "c-2": "en-GB"}
@@ -107,10 +103,7 @@ def _records(log: list[dict[str, Any]]) -> list[InboundRecord]:
 
 async def _store_after(pool: asyncpg.Pool, batches: list[list[InboundRecord]]) -> list[tuple[Any, ...]]:
     await empty_tables(pool)
-    service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW),
-                              vouchers=VOUCHERS)  # fmt: skip
-    for batch in batches:
-        await service.handle_records(batch)
+    await handle_batches(pool, batches, NOW)
     rows = await pool.fetch(
         "SELECT stream_id, version, event_type, data::text, event_id, metadata::text, occurred_at"
         " FROM events ORDER BY stream_id, version"

@@ -10,13 +10,9 @@ from typing import Any
 
 import asyncpg
 
-from services.common.clock import ManualClock
 from services.common.records import InboundRecord
-from services.common.settings import CommonSettings
-from services.recovery.application import RecoveryService
-from services.recovery.domain.policy import load_policy
-from services.recovery.domain.roster import load_roster
-from tests.helpers import VOUCHERS, cloudevent, empty_tables
+from tests.helpers import cloudevent, empty_tables
+from tests.replay_world import handle_batches
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 # Other customers' shipping of a few cartons: the usual amount is 15.00 (percentile_disc).
@@ -56,10 +52,7 @@ def _usual() -> list[InboundRecord]:
 
 
 async def _decided(pool: asyncpg.Pool, batches: list[list[InboundRecord]]) -> list[dict[str, Any]]:
-    service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW),
-                              vouchers=VOUCHERS)  # fmt: skip
-    for batch in batches:
-        await service.handle_records(batch)
+    await handle_batches(pool, batches, NOW)
     rows = await pool.fetch(
         "SELECT event_type, data FROM events WHERE event_type IN"
         " ('recovery.decision.made.v1', 'recovery.case.escalated.v1', 'recovery.charge.flagged.v1')"
