@@ -87,8 +87,8 @@ _charge_assessed = constructor(ChargeAssessed)
 CASE_PREFIX = "case-"
 CHARGE_PREFIX = "charge-"
 VOUCHER_KEY_UNSET = (
-    "RECOVERY_VOUCHER_SECRET is not set: voucher codes are derived under it (at least 32"
-    " characters, kept for as long as their codes are in use; see docs/ledger.md)"
+    "RECOVERY_VOUCHER_SECRET is not set: voucher codes are derived under it (at least 32 characters;"
+    " see docs/ledger.md)"
 )
 
 

@@ -37,8 +37,8 @@ class RecoverySettings(CommonSettings):
     ops_api_token: SecretStr | None = None
     # The secret voucher codes are derived under (HMAC-SHA256 of the case id and the
     # voucher's number in the case; see docs/ledger.md), at least 32 characters. Unset, the
-    # recovery service and `recoveryctl cases decide` refuse to start. Codes issued under
-    # one secret are only reproduced (by a replay) under the same one: keep it.
+    # recovery service and `recoveryctl cases decide` refuse to start. A new secret changes
+    # the codes of vouchers issued from then on; those issued are recorded as they were.
     recovery_voucher_secret: SecretStr | None = Field(default=None, min_length=32)
     # A setting refused at start is named without the value given (secrets among them).
     model_config = SettingsConfigDict(hide_input_in_errors=True)

@@ -26,8 +26,9 @@ def test_voucher_codes_are_derived_from_the_case_a_sequence_and_the_secret() -> 
 
 
 def test_a_voucher_code_is_pinned_for_a_secret_a_case_and_a_sequence() -> None:
-    # Changing these codes changes every voucher a replay or a what-if reissues: the codes
-    # recorded live would no longer be reproduced. Never change them without a migration.
+    # Changing how codes are derived breaks replays: a case decided again (a message
+    # delivered again after its inbox entry was pruned) would issue other codes than those
+    # recorded and sent to the customer. These literals must never change.
     key = VoucherKey(b"pinned-voucher-secret-for-the-tests-0001")
     assert (key(CASE, 0), key(CASE, 1)) == ("RV-VTVW-GNKT-L7BU", "RV-A2AL-SYXL-ZSVY")
 
