@@ -1,4 +1,4 @@
-"""The US$7,455 shipping charge (seed 004) on real PostgreSQL: judged by the shipping charges
+"""The US$7,455 shipping on three cartons of toilet paper, on real PostgreSQL: judged by the shipping charges
 before it however they were batched, by the same usual amount days later, and refunded no
 further than billing has left it."""
 
