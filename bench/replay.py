@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from bench.registry import Context, Row
+from bench.services import VOUCHERS
 from services.common.clock import ManualClock
 from services.common.contract import encode, new_event
 from services.common.contract.events import ChargePosted, ComplaintFiled
@@ -47,7 +48,7 @@ def _story(i: int, at: datetime) -> list[bytes]:
 async def _fill(ctx: Context, pool: asyncpg.Pool, stories: int) -> int:
     """The store as the live service writes it: batches of charges and complaints decided."""
     clock = ManualClock(T0)
-    service = RecoveryService(pool, ctx.settings, load_policy(), load_roster(), clock)
+    service = RecoveryService(pool, ctx.settings, load_policy(), load_roster(), clock, vouchers=VOUCHERS)
     values = [v for i in range(stories) for v in _story(i, T0)]
     with ctx.progress(f"live run: {stories:,} stories", total=len(values)) as bar:
         for start in range(0, len(values), BATCH):

@@ -21,6 +21,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.registry import Context, Row
+from services.recovery.domain import VoucherKey
+
+# The recovery service derives voucher codes under a secret and does not start without one.
+VOUCHER_SECRET = "bench-voucher-secret-0123456789abcdef"
+VOUCHERS = VoucherKey(VOUCHER_SECRET.encode())
 
 
 async def service_env(ctx: Context, prefix: str, partitions: int | None = None) -> dict[str, str]:
@@ -37,6 +42,7 @@ async def service_env(ctx: Context, prefix: str, partitions: int | None = None) 
         "HTTP_PORT": "0",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "WARNING",
+        "RECOVERY_VOUCHER_SECRET": VOUCHER_SECRET,
     }
     for logical in ("charges", "complaints", "decisions", "notifications", "dlq"):
         env[f"TOPIC_{logical.upper()}"] = await ctx.topic(f"{prefix}.{logical}", partitions)

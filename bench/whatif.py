@@ -15,6 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from bench.registry import Context, Row
+from bench.services import VOUCHERS
 from bench.whatif_history import START, advance, play, timeline
 from services.common.clock import ManualClock
 from services.common.gc_tuning import tune_for_throughput
@@ -48,7 +49,7 @@ async def run(ctx: Context) -> list[Row]:
     days = ctx.scale(90, quick=30)
     story = timeline(int(target / 1.28), seed=3, days=days, tag="w")
     clock = ManualClock(START)
-    service = RecoveryService(ctx.pool, ctx.settings, load_policy(), load_roster(), clock)
+    service = RecoveryService(ctx.pool, ctx.settings, load_policy(), load_roster(), clock, vouchers=VOUCHERS)
     topics = (ctx.settings.topic("charges"), ctx.settings.topic("complaints"))
     with ctx.progress(f"record {story.complaints:,} complaints with the service", total=story.complaints) as bar:
         started = time.perf_counter()

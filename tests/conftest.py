@@ -12,6 +12,8 @@ import pytest
 from services.common.kafka import create_topics
 from services.common.migrate import migrate
 from services.common.settings import CommonSettings
+from services.recovery.settings import RecoverySettings
+from tests.helpers import VOUCHER_SECRET
 from tests.infra import Infra, InfraUnavailable, start_infra, unique, with_database
 
 TEMPLATE_DB = "recovery_test_template"
@@ -87,6 +89,7 @@ async def settings_env(infra: Infra, database_url: str) -> dict[str, str]:
         "NOTIFIER_GROUP_ID": f"notifier-{suffix}",
         "DELIVERY_GROUP_ID": f"delivery-{suffix}",
         "LOG_FORMAT": "json",
+        "RECOVERY_VOUCHER_SECRET": VOUCHER_SECRET,
     }
     settings = CommonSettings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
     await create_topics(settings)
@@ -95,7 +98,8 @@ async def settings_env(infra: Infra, database_url: str) -> dict[str, str]:
 
 @pytest.fixture
 def common_settings(settings_env: dict[str, str]) -> CommonSettings:
-    return CommonSettings(**{k.lower(): v for k, v in settings_env.items()})  # type: ignore[arg-type]
+    """The settings of ``settings_env`` (the recovery service's: they carry the voucher secret)."""
+    return RecoverySettings(**{k.lower(): v for k, v in settings_env.items()})  # type: ignore[arg-type]
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:

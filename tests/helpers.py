@@ -17,7 +17,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.recovery.domain import VoucherKey
+
 ROOT = Path(__file__).resolve().parent.parent
+# The voucher secret of every test (the services refuse to start without one).
+VOUCHER_SECRET = "tests-only-voucher-secret-0123456789abcdef"
+VOUCHERS = VoucherKey(VOUCHER_SECRET.encode())
 
 
 def cloudevent(type_: str, data: dict[str, Any], subject: str, *, event_id: str | None = None,
@@ -32,6 +37,15 @@ def cloudevent(type_: str, data: dict[str, Any], subject: str, *, event_id: str 
         "datacontenttype": "application/json",
         "data": data,
     }
+
+
+async def empty_tables(pool: Any) -> None:
+    """Empty every table of the database but the migrations' record (a fresh, migrated one)."""
+    async with pool.acquire() as conn:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+        )
+        await conn.execute(f"TRUNCATE {', '.join(t[0] for t in tables)}")
 
 
 async def produce(bootstrap: str, topic: str, items: Iterable[tuple[str | None, bytes]]) -> None:

@@ -20,6 +20,7 @@ from services.recovery.application import RecoveryService
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
 from services.recovery.replay.rebuild import PROJECTIONS
+from tests.helpers import VOUCHERS
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 TABLES = tuple(t for tables in PROJECTIONS.values() for t in tables)  # every read-model table
@@ -60,7 +61,14 @@ def records(events: list[dict[str, Any]]) -> list[InboundRecord]:
 
 
 def make_service(pool: asyncpg.Pool, settings: CommonSettings, clock: ManualClock) -> RecoveryService:
-    return RecoveryService(pool, settings, load_policy(), load_roster(), clock)
+    return RecoveryService(pool, settings, load_policy(), load_roster(), clock, vouchers=VOUCHERS)
+
+
+async def handle_batches(pool: asyncpg.Pool, batches: list[list[InboundRecord]], now: datetime) -> None:
+    """The real handler takes ``batches`` one after the other, its clock stopped at ``now``."""
+    service = make_service(pool, CommonSettings(), ManualClock(now))
+    for batch in batches:
+        await service.handle_records(batch)
 
 
 def round_of(tag: str, n: int, at: datetime) -> list[list[dict[str, Any]]]:

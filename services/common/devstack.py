@@ -8,6 +8,8 @@ Errors: :class:`StackError` with a message a person can act on (never a tracebac
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import socket
 import subprocess
 import time
@@ -19,6 +21,19 @@ from urllib.parse import quote
 
 class StackError(RuntimeError):
     """The bundled stack could not start; the message says why and what to do."""
+
+
+def local_voucher_secret(data_dir: Path) -> Path:
+    """The file holding the local stack's voucher secret (``RECOVERY_VOUCHER_SECRET``),
+    made once per data directory, readable by its owner only, and kept: the event store
+    there holds codes issued under it, which a replay must issue again. Local runs only."""
+    path = data_dir / "voucher-secret"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
 """The recovery application: load state, decide, append, project, queue — one transaction
 per batch of Kafka records (or of due timers, or of one agent's decision).
 
+A batch reads what it needs up front, in a few round trips whatever its size (the inbox,
+the streams of its cases and charges with those of the cases waiting for its charges, the
+customers' histories, what its new charges' usual amounts are computed from), then handles
+its records one by one in the order they came (the consumer's order, which keeps each
+partition's), each seeing what the records before it did: a charge earlier in the batch,
+its refunds, a case it opened. So the same records give the same events whether they come
+in one batch or in many (each event's id is derived from the message that caused it, its
+case and its place among that message's events on the case), and a redelivery records
+nothing twice.
+
 A batch that loses a race with another instance (``ConcurrencyError`` on a case stream, as
-during a rebalance) is rolled back whole and handled again on fresh state; event ids are
-derived from the message that caused them, so the same message can never record two
-decisions.
+during a rebalance) is rolled back whole and handled again on fresh state.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from services.common.contract.events import (
     Remedy,
 )
 from services.common.db import batch_transaction
-from services.common.eventstore import AppendRequest, ConcurrencyError, RecordedEvent
+from services.common.eventstore import AppendRequest, ConcurrencyError, EncodedEvent, RecordedEvent
 from services.common.eventstore.postgres import append_new, read_streams_on
 from services.common.failures import Transient
 from services.common.kafka import decode_batch
@@ -46,14 +54,19 @@ from services.common.settings import CommonSettings
 from services.recovery.adapters import readmodels
 from services.recovery.domain.anomaly import assess_charge
 from services.recovery.domain.case import Case, apply, case_id_for
+from services.recovery.domain.charge_record import ChargeRecord, charge_record
 from services.recovery.domain.commands import AgentDecide, ChargeArrived, FileComplaint, FireTimer
 from services.recovery.domain.decide import decide
-from services.recovery.domain.events import INTERNAL, INTERNAL_EVENT_TYPES
+from services.recovery.domain.errors import ConfigError
+from services.recovery.domain.events import INTERNAL, INTERNAL_EVENT_TYPES, ChargeAssessed
 from services.recovery.domain.facts import NO_HISTORY, ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
 from services.recovery.domain.policy import Policy
+from services.recovery.domain.remedies import VoucherCodes, VoucherKey
 from services.recovery.domain.roster import Roster
+from services.recovery.domain.usual import Usual
 from services.recovery.replay.trusted import loader
+from services.recovery.settings import RecoverySettings
 
 if TYPE_CHECKING:
     from services.common.pipeline import InFlight
@@ -71,14 +84,30 @@ SLICE_S = 0.001
 _file_complaint = constructor(FileComplaint)
 _charge_arrived = constructor(ChargeArrived)
 _history = constructor(CustomerHistory)
+_charge_assessed = constructor(ChargeAssessed)
+CASE_PREFIX = "case-"
+CHARGE_PREFIX = "charge-"
+VOUCHER_KEY_UNSET = (
+    "RECOVERY_VOUCHER_SECRET is not set: voucher codes are derived under it (at least 32 characters;"
+    " see docs/ledger.md)"
+)
 
 
 def case_stream(case_id: str) -> str:
-    return f"case-{case_id}"
+    return f"{CASE_PREFIX}{case_id}"
 
 
 def charge_stream(charge_id: str) -> str:
-    return f"charge-{charge_id}"
+    return f"{CHARGE_PREFIX}{charge_id}"
+
+
+def voucher_key(settings: CommonSettings) -> VoucherKey:
+    """The voucher codes under the settings' ``RECOVERY_VOUCHER_SECRET``; raise
+    :class:`ConfigError` (stopping the service at start) when it is not set."""
+    secret = settings.recovery_voucher_secret if isinstance(settings, RecoverySettings) else None
+    if secret is None:
+        raise ConfigError(VOUCHER_KEY_UNSET)
+    return VoucherKey(secret.get_secret_value().encode())
 
 
 @dataclass
@@ -122,17 +151,28 @@ class _Work:
     cases: dict[str, Case | None] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     pending: dict[str, list[tuple[EventData, Sealed]]] = field(default_factory=dict)
+    # How many events each (case, cause) has recorded in this transaction: the next one's index.
+    caused: dict[tuple[str, str], int] = field(default_factory=dict)
     requests: list[AppendRequest] = field(default_factory=list)
     # What the read models take from this batch's events, by event id: an event the store
     # already holds (a message handled before and out of the inbox since) is left out.
     projected: list[tuple[str, EventData, datetime]] = field(default_factory=list)
     published: list[tuple[Sealed, EventData]] = field(default_factory=list)
     histories: dict[str, CustomerHistory] = field(default_factory=dict)
-    charges: dict[str, ChargeFacts] = field(default_factory=dict)
-    # The charges this batch posts: their facts and the id of the message that brought each.
-    posted: dict[str, tuple[ChargeFacts, str]] = field(default_factory=dict)
+    # Every charge this transaction has read or been sent, as recorded so far.
+    charges: dict[str, ChargeRecord] = field(default_factory=dict)
+    # The cases listening for each charge (waiting for it and not decided).
+    waiting: dict[str, list[str]] = field(default_factory=dict)
+    # The charges this batch posts first, and the id of the message that brought each.
+    posted: dict[str, str] = field(default_factory=dict)
+    usual: Usual = field(default_factory=Usual)
     result: BatchResult = field(default_factory=BatchResult)
     pace: _Pacer = field(default_factory=_Pacer)
+
+    def charge(self, charge_id: str | None) -> ChargeFacts | None:
+        """The charge with its ledger as this transaction knows it now (None: not posted)."""
+        record = self.charges.get(charge_id) if charge_id else None
+        return record.facts() if record is not None else None
 
 
 class RecoveryService:
@@ -144,13 +184,18 @@ class RecoveryService:
         roster: Roster,
         clock: Clock,
         source: str = "recovery-service",
+        *,
+        vouchers: VoucherCodes | None = None,
     ) -> None:
+        """``vouchers``: the voucher codes; by default :func:`voucher_key` of ``settings``."""
         self.pool = pool
         self.settings = settings
         self.policy = policy
         self.roster = roster
         self.clock = clock
         self.source = source
+        self.vouchers = vouchers if vouchers is not None else voucher_key(settings)
+        self.dead_letter_limits = settings.dead_letter_limits()
 
     # ------------------------------------------------------------------ Kafka batches
 
@@ -160,7 +205,9 @@ class RecoveryService:
         """Handle a batch in one transaction. With a pipeline, ``flight`` is this batch's
         and ``before`` the one still in flight ahead of it: if the two share a customer,
         this one reads nothing until that one is over."""
-        good, dead = decode_batch(records, ACCEPTED, source=self.source, now=self.clock())
+        good, dead = decode_batch(
+            records, ACCEPTED, source=self.source, now=self.clock(), limits=self.dead_letter_limits
+        )
         if flight is not None:
             flight.keys = frozenset(_customer_of(e) for e in good)
             if before is not None:
@@ -188,18 +235,122 @@ class RecoveryService:
                 todo.append(e)
         w.result.duplicates = len(events) - len(todo)
         w.result.accepted = len(todo)
-        # Exact types (decoded from the registry): isinstance on pydantic goes through ABCMeta.
-        charges = [e for e in todo if type(e.data) is ChargePosted or type(e.data) is ChargeRefunded]
-        complaints = [e for e in todo if type(e.data) is ComplaintFiled]
-        await self._load_context(conn, w, charges, complaints)
-        await self._on_charges(conn, w, charges)
-        for e in complaints:
-            assert type(e.data) is ComplaintFiled
-            self._on_complaint(w, e.envelope, e.data)
+        await self._load_context(conn, w, todo)
+        # In the order they came; exact types (decoded from the registry): isinstance on
+        # pydantic goes through ABCMeta.
+        for e in todo:
+            kind = type(e.data)
+            if kind is ComplaintFiled:
+                self._on_complaint(w, e.envelope, e.data)  # type: ignore[arg-type]
+            elif kind is ChargePosted:
+                self._on_charge(w, e.envelope, e.data)  # type: ignore[arg-type]
+            else:
+                self._on_refund(w, e.envelope, e.data)  # type: ignore[arg-type]
             await w.pace()
         await self._meet_charges(conn, w)
         await self._commit(conn, w)
         return w.result
+
+    async def _load_context(self, conn: asyncpg.Connection, w: _Work, todo: list[Event[EventData]]) -> None:
+        """Everything the batch's records read, before the first is handled: their cases,
+        the charges they name or post (with those charges' records) and the cases waiting
+        for those, the customers' histories, and the usual amounts' inputs."""
+        filed = [e.data for e in todo if type(e.data) is ComplaintFiled]
+        new = [e.data for e in todo if type(e.data) is ChargePosted]
+        named = [c.charge_id for c in filed if c.charge_id]
+        posted = [c.charge_id for c in new]
+        await self._load(conn, w, [case_id_for(c) for c in filed], [*named, *posted], waiting_for=posted)
+        customers = {c.customer.id for c in filed}
+        customers |= {c.customer_id for c in new}
+        customers |= {c.customer_id for c in w.cases.values() if c is not None}
+        since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
+        w.histories = await readmodels.customer_histories(conn, customers, since)
+        unrecorded = [c for c in new if w.charges[c.charge_id].posted is None]
+        w.usual = await readmodels.usual_amounts(conn, unrecorded)
+
+    async def _load(
+        self,
+        conn: asyncpg.Connection,
+        w: _Work,
+        case_ids: Iterable[str],
+        charge_ids: Iterable[str] = (),
+        *,
+        waiting_for: Iterable[str] = (),
+    ) -> None:
+        """Fold into ``w`` the cases not loaded yet, the records of ``charge_ids`` and the
+        cases waiting for any of ``waiting_for``, in one round trip."""
+        wanted = [c for c in dict.fromkeys(case_ids) if c not in w.cases]
+        charges = [c for c in dict.fromkeys(charge_ids) if c not in w.charges]
+        streams = [case_stream(c) for c in wanted] + [charge_stream(c) for c in charges]
+        waiting = list(dict.fromkeys(waiting_for))
+        if not streams and not waiting:
+            return
+        if waiting:
+            found = await readmodels.read_streams_and_waiting(conn, streams, waiting, CASE_PREFIX)
+        else:
+            found = await read_streams_on(conn, streams)
+        for stream, recorded in found.items():
+            if stream.startswith(CHARGE_PREFIX):
+                w.charges[stream.removeprefix(CHARGE_PREFIX)] = _record(recorded)
+                continue
+            cid = stream.removeprefix(CASE_PREFIX)
+            if cid in w.cases:
+                continue
+            case = w.cases[cid] = _fold(recorded)
+            w.versions[cid] = recorded[-1].version if recorded else 0
+            _listen(w, cid, case)
+            await w.pace()
+
+    def _on_charge(self, w: _Work, env: CloudEvent, charge: ChargePosted) -> None:
+        """Record the charge; judge it on its first arrival (its usual amounts from every
+        charge before it, fixed from now on); decide the cases waiting for it."""
+        stream = charge_stream(charge.charge_id)
+        w.requests.append(AppendRequest(stream, None, [to_new_event(env)]))
+        w.projected.append((env.id, charge, env.time))
+        record = w.charges.setdefault(charge.charge_id, ChargeRecord())
+        if record.posted is None:
+            w.posted.setdefault(charge.charge_id, env.id)
+            own, across = w.usual.assess(charge)
+            record.posted = ChargeFacts.from_posted(charge, usual_customer_amount=own, usual_all_amount=across)
+            derived: list[EncodedEvent] = []
+            if own is not None or across is not None:
+                assessed = _charge_assessed(charge_id=charge.charge_id, usual_customer_amount=own,
+                                            usual_all_amount=across)  # fmt: skip
+                derived.append(self._seal(w, assessed, env.id, stream, 1, charge.customer_id, published=False).stored)
+            flag = assess_charge(record.posted, self.policy)
+            if flag is not None:
+                ev = self._seal(w, flag, env.id, stream, 0, charge.customer_id)
+                derived.append(ev.stored)
+                w.published.append((ev, flag))
+                w.result.flagged += 1
+            if derived:
+                w.requests.append(AppendRequest(stream, None, derived))
+        facts = record.facts()
+        assert facts is not None
+        for cid in w.waiting.pop(charge.charge_id, []):
+            case = w.cases.get(cid)
+            if case is not None and case.listens_for_charge:
+                self._charge_arrived(w, cid, facts, env.id)
+
+    def _on_refund(self, w: _Work, env: CloudEvent, refund: ChargeRefunded) -> None:
+        """Record billing's refund: what remains on the charge is less from now on."""
+        w.requests.append(AppendRequest(charge_stream(refund.charge_id), None, [to_new_event(env)]))
+        w.projected.append((env.id, refund, env.time))
+        w.charges.setdefault(refund.charge_id, ChargeRecord()).refunded(refund)
+
+    def _on_complaint(self, w: _Work, env: CloudEvent, complaint: ComplaintFiled) -> None:
+        cid = case_id_for(complaint)
+        history = w.histories.get(complaint.customer.id) or NO_HISTORY
+        cmd = _file_complaint(complaint=complaint, charge=w.charge(complaint.charge_id), history=history)
+        self._decide(w, cid, cmd, env.id)
+        _listen(w, cid, w.cases.get(cid))
+
+    def _charge_arrived(self, w: _Work, cid: str, charge: ChargeFacts, cause: str) -> None:
+        case = w.cases.get(cid)
+        if case is None:
+            return
+        history = w.histories.get(case.customer_id) or NO_HISTORY
+        self._decide(w, cid, _charge_arrived(charge=charge, history=history), cause)
 
     async def _meet_charges(self, conn: asyncpg.Connection, w: _Work) -> None:
         """Close the race between a complaint and its charge handled by two instances at once.
@@ -211,110 +362,42 @@ class RecoveryService:
         case now instead of leaving it waiting for a charge that has already come. (A lock
         per charge, not the append lock: that one is then held only from the append on.)
         """
-        # Cases of this batch waiting for a charge that another transaction has recorded.
+        # Cases of this batch still waiting for a charge: another transaction may have it.
         waiting = {
             cid: c.charge_id for cid, c in w.cases.items() if c is not None and c.listens_for_charge and c.charge_id
         }
         if not waiting and not w.posted:
             return  # nothing to look at again
         await readmodels.lock_charges(conn, [*waiting.values(), *w.posted])
-        posted = await readmodels.posted_charges(conn, waiting.values())
-        facts = await readmodels.charge_facts(conn, list(posted.values()))
-        for cid, charge_id in waiting.items():
-            if charge_id in facts:
-                self._charge_arrived(w, cid, facts[charge_id], f"charge:{charge_id}")
+        if waiting:
+            streams = await read_streams_on(conn, [charge_stream(c) for c in dict.fromkeys(waiting.values())])
+            for cid, charge_id in waiting.items():
+                facts = _record(streams[charge_stream(charge_id)]).facts()
+                if facts is not None:
+                    self._charge_arrived(w, cid, facts, f"charge:{charge_id}")
         # Cases another transaction set waiting for a charge that this batch records.
         found = await readmodels.cases_awaiting(conn, w.posted)
-        await self._load_cases(conn, w, [c for ids in found.values() for c in ids])
+        await self._load(conn, w, [c for ids in found.values() for c in ids])
         for charge_id, case_ids in found.items():
+            facts = w.charge(charge_id)
             for cid in case_ids:
                 case = w.cases.get(cid)
-                if case is not None and case.listens_for_charge:
-                    self._charge_arrived(w, cid, *w.posted[charge_id])
+                if facts is not None and case is not None and case.listens_for_charge:
+                    self._charge_arrived(w, cid, facts, w.posted[charge_id])
 
-    def _charge_arrived(self, w: _Work, cid: str, charge: ChargeFacts, cause: str) -> None:
-        case = w.cases.get(cid)
-        if case is None:
-            return
-        history = w.histories.get(case.customer_id) or NO_HISTORY
-        self._decide(w, cid, _charge_arrived(charge=charge, history=history), cause)
-
-    async def _load_context(
-        self,
-        conn: asyncpg.Connection,
-        w: _Work,
-        charges: list[Event[EventData]],
-        complaints: list[Event[EventData]],
-    ) -> None:
-        customers = {e.data.customer.id for e in complaints if type(e.data) is ComplaintFiled}
-        customers |= {e.data.customer_id for e in charges if type(e.data) is ChargePosted}
-        since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
-        w.histories = await readmodels.customer_histories(conn, customers, since)
-        filed = [e.data for e in complaints if type(e.data) is ComplaintFiled]
-        # Charges the complaints name: stored ones (read with the cases, one round trip) and
-        # those arriving in this very batch.
-        named = {c.charge_id for c in filed if c.charge_id}
-        known = await self._load_cases(conn, w, [case_id_for(c) for c in filed], named)
-        for e in charges:
-            if type(e.data) is ChargePosted and e.data.charge_id in named:
-                known.setdefault(e.data.charge_id, e.data)
-        w.charges = await readmodels.charge_facts(conn, list(known.values()))
-
-    async def _load_cases(
-        self, conn: asyncpg.Connection, w: _Work, case_ids: list[str], charge_ids: Iterable[str] = ()
-    ) -> dict[str, ChargePosted]:
-        """Fold the cases not loaded yet into ``w``; the same query reads the streams of
-        ``charge_ids``, whose posted charges (those stored) it returns."""
-        wanted = [c for c in dict.fromkeys(case_ids) if c not in w.cases]
-        charges = [charge_stream(c) for c in dict.fromkeys(charge_ids)]
-        streams = await read_streams_on(conn, [case_stream(c) for c in wanted] + charges)
-        for cid in wanted:
-            recorded = streams[case_stream(cid)]
-            w.cases[cid] = _fold(recorded)
-            w.versions[cid] = recorded[-1].version if recorded else 0
-            await w.pace()
-        posted = (_load_posted(r.data) for s in charges for r in streams[s] if r.event_type == ChargePosted.TYPE)
-        return {c.charge_id: c for c in posted}
-
-    async def _on_charges(self, conn: asyncpg.Connection, w: _Work, charges: list[Event[EventData]]) -> None:
-        if not charges:
-            return
-        posted = [e for e in charges if type(e.data) is ChargePosted]
-        facts = await readmodels.charge_facts(conn, [e.data for e in posted])  # type: ignore[misc]
-        w.posted = {e.data.charge_id: (facts[e.data.charge_id], e.envelope.id) for e in posted}  # type: ignore[attr-defined]
-        for e in charges:
-            stream = charge_stream(e.data.charge_id)  # type: ignore[attr-defined]
-            w.requests.append(AppendRequest(stream, None, [to_new_event(e.envelope)]))
-            w.projected.append((e.envelope.id, e.data, e.envelope.time))
-            if type(e.data) is ChargePosted:
-                flag = assess_charge(facts[e.data.charge_id], self.policy)
-                if flag is not None:
-                    ev = seal(flag, event_id=derived_event_id(e.envelope.id, stream, 0),
-                              source=self.source, time=w.now, subject=e.data.customer_id,
-                              correlation_id=None, causation_id=e.envelope.id)  # fmt: skip
-                    w.requests.append(AppendRequest(stream, None, [ev.stored]))
-                    w.published.append((ev, flag))
-                    w.result.flagged += 1
-            await w.pace()
-        waiting = await readmodels.cases_awaiting(conn, w.posted)
-        await self._load_cases(conn, w, [c for ids in waiting.values() for c in ids])
-        for charge_id, case_ids in waiting.items():
-            for cid in case_ids:
-                self._charge_arrived(w, cid, *w.posted[charge_id])
-                await w.pace()
-
-    def _on_complaint(self, w: _Work, env: CloudEvent, complaint: ComplaintFiled) -> None:
-        cid = case_id_for(complaint)
-        charge = w.charges.get(complaint.charge_id) if complaint.charge_id else None
-        history = w.histories.get(complaint.customer.id) or NO_HISTORY
-        cmd = _file_complaint(complaint=complaint, charge=charge, history=history)
-        self._decide(w, cid, cmd, env.id)
+    def _seal(
+        self, w: _Work, data: EventData, cause: str, stream: str, index: int, subject: str, *, published: bool = True
+    ) -> Sealed:
+        """One of the charge stream's own events, caused by the charge's message."""
+        return seal(data, event_id=derived_event_id(cause, stream, index), source=self.source, time=w.now,
+                    subject=subject, correlation_id=None, causation_id=cause, published=published)  # fmt: skip
 
     def _decide(self, w: _Work, cid: str, command: object, cause: str) -> list[EventData]:
         case = w.cases.get(cid)
-        produced = decide(case, command, w.now, self.policy, self.roster)  # type: ignore[arg-type]
+        produced = decide(case, command, w.now, self.policy, self.roster, self.vouchers)  # type: ignore[arg-type]
         stream = case_stream(cid)
-        offset = len(w.pending.get(cid, []))
+        offset = w.caused.get((cid, cause), 0)
+        w.caused[(cid, cause)] = offset + len(produced)
         for i, data in enumerate(produced):
             case = apply(case, data)
             customer = case.customer_id
@@ -384,7 +467,11 @@ class RecoveryService:
                     )  # fmt: skip
                     if not rows:
                         return 0
-                    await self._load_cases(conn, w, [r[0] for r in rows])
+                    await self._load(conn, w, [r[0] for r in rows])
+                    # A breach may grant what was claimed: on the charge's ledger as it is now.
+                    breached = {r[0] for r in rows if r[1] == "sla_breach"}
+                    await self._load(conn, w, (), [c.charge_id for cid, c in w.cases.items()
+                                                   if cid in breached and c is not None and c.charge_id])  # fmt: skip
                     customers = {c.customer_id for c in w.cases.values() if c is not None}
                     since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
                     w.histories = await readmodels.customer_histories(conn, customers, since)
@@ -392,7 +479,7 @@ class RecoveryService:
                         case = w.cases.get(cid)
                         if case is None:
                             continue
-                        cmd = FireTimer(kind=kind, due_at=due_at,
+                        cmd = FireTimer(kind=kind, due_at=due_at, charge=w.charge(case.charge_id),
                                         history=w.histories.get(case.customer_id) or NO_HISTORY)  # fmt: skip
                         self._decide(w, cid, cmd, f"timer:{cid}:{kind}:{due_at.isoformat()}")
                     await conn.execute(
@@ -420,17 +507,20 @@ class RecoveryService:
         decline_reason: Reason | None,
         note: str | None = None,
     ) -> DecisionMade:
-        """A person's decision on an escalated case (raises the domain's CommandRejected)."""
+        """A person's decision on an escalated case, on the case's charge's ledger as it is
+        now (raises the domain's CommandRejected; RemedyRejected names the remedy's field)."""
         for _ in range(MAX_RETRIES):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     w = _Work(now=self.clock())
-                    await self._load_cases(conn, w, [case_id])
+                    await self._load(conn, w, [case_id])
                     case = w.cases.get(case_id)
                     if case is None:
                         raise LookupError(f"no case {case_id}")
-                    cmd = AgentDecide(agent_id=agent_id, remedies=tuple(remedies),
-                                      decline_reason=decline_reason, note=note)  # fmt: skip
+                    if case.charge_id:
+                        await self._load(conn, w, (), [case.charge_id])
+                    cmd = AgentDecide(agent_id=agent_id, remedies=tuple(remedies), decline_reason=decline_reason,
+                                      note=note, charge=w.charge(case.charge_id))  # fmt: skip
                     cause = f"agent:{agent_id}:{case_id}:{w.versions[case_id]}"
                     produced = self._decide(w, case_id, cmd, cause)
                     await self._commit(conn, w)
@@ -438,9 +528,6 @@ class RecoveryService:
             except ConcurrencyError:
                 continue
         raise RuntimeError(f"case {case_id} kept changing; try again")
-
-
-_load_posted = loader(ChargePosted)  # validated before it was appended: loaded as a replay loads it
 
 
 def _fold(recorded: Sequence[RecordedEvent]) -> Case | None:
@@ -451,6 +538,20 @@ def _fold(recorded: Sequence[RecordedEvent]) -> Case | None:
         if model is not None:
             case = apply(case, loader(model)(r.data))
     return case
+
+
+def _record(recorded: Sequence[RecordedEvent]) -> ChargeRecord:
+    """A charge's record from its stream (validated before it was appended: loaded as a
+    replay loads it)."""
+    return charge_record(loader(REGISTRY[r.event_type])(r.data) for r in recorded if r.event_type in REGISTRY)
+
+
+def _listen(w: _Work, cid: str, case: Case | None) -> None:
+    """Note ``case`` among those waiting for its charge, if it is."""
+    if case is not None and case.listens_for_charge and case.charge_id:
+        listeners = w.waiting.setdefault(case.charge_id, [])
+        if cid not in listeners:
+            listeners.append(cid)
 
 
 def _customer_of(event: Event[EventData]) -> str:

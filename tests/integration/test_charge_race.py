@@ -25,7 +25,7 @@ from services.recovery import application
 from services.recovery.application import RecoveryService
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
-from tests.helpers import cloudevent
+from tests.helpers import VOUCHERS, cloudevent
 
 NOW = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)
 
@@ -48,7 +48,7 @@ COMPLAINT = _record("customer.complaints", cloudevent("complaint.filed.v1", {
 
 
 def _service(pool: asyncpg.Pool) -> RecoveryService:
-    return RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW))
+    return RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW), vouchers=VOUCHERS)
 
 
 def _pause_after(monkeypatch: pytest.MonkeyPatch, name: str, reached: asyncio.Event, go: asyncio.Event) -> None:
@@ -83,9 +83,8 @@ async def test_complaint_read_before_the_charge_committed_is_decided_by_its_own_
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reached, go = asyncio.Event(), asyncio.Event()
-    # The complaint's batch has looked for the charge (none yet: no facts to read for it) and
-    # pauses before committing.
-    _pause_after(monkeypatch, "charge_facts", reached, go)
+    # The complaint's batch has looked for the charge (none yet) and pauses before deciding.
+    _pause_after(monkeypatch, "customer_histories", reached, go)
     complaint = asyncio.create_task(_service(pool).handle_records([COMPLAINT]))
     await reached.wait()
     # Meanwhile the other instance records the charge and commits; no case waits for it yet.
@@ -103,8 +102,8 @@ async def test_charge_read_before_the_waiting_case_committed_decides_it_in_its_o
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reached, go = asyncio.Event(), asyncio.Event()
-    # The charge's batch has looked for waiting cases (none yet) and pauses before committing.
-    _pause_after(monkeypatch, "cases_awaiting", reached, go)
+    # The charge's batch has looked for waiting cases (none yet) and pauses before deciding.
+    _pause_after(monkeypatch, "read_streams_and_waiting", reached, go)
     charge = asyncio.create_task(_service(pool).handle_records([CHARGE]))
     await reached.wait()
     # Meanwhile the other instance handles the complaint: no charge seen, so the case waits.
@@ -124,7 +123,7 @@ async def test_two_batches_meeting_over_one_charge_take_turns_on_its_lock(
     and pauses; the charge's batch, looking again for cases waiting on that charge, waits
     for it to commit, then finds the waiting case and decides it."""
     reached, go = asyncio.Event(), asyncio.Event()
-    _pause_after(monkeypatch, "posted_charges", reached, go)  # called under the charge's lock
+    _pause_after(monkeypatch, "lock_charges", reached, go)  # the charge's lock taken
     complaint = asyncio.create_task(_service(pool).handle_records([COMPLAINT]))
     await reached.wait()
     charge = asyncio.create_task(_service(pool).handle_records([CHARGE]))

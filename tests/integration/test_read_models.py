@@ -16,7 +16,7 @@ from services.recovery.adapters import readmodels
 from services.recovery.application import RecoveryService
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
-from tests.helpers import cloudevent
+from tests.helpers import VOUCHERS, cloudevent
 from tests.integration.test_charge_race import CHARGE, COMPLAINT, NOW, _record
 from tests.replay_world import charge, make_service, records, refund
 
@@ -24,7 +24,7 @@ from tests.replay_world import charge, make_service, records, refund
 async def test_a_reopened_case_shows_its_fresh_sla_deadline_in_the_read_model(pool: asyncpg.Pool) -> None:
     """A repeat contact that reopens a decided case gives it a fresh SLA; rm_cases shows it."""
     clock = ManualClock(NOW)
-    service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), clock)
+    service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), clock, vouchers=VOUCHERS)
     await service.handle_records([CHARGE, COMPLAINT])
     later = NOW + timedelta(days=2)
     for n in (2, 3):  # the third contact reaches the repeat-contact threshold
@@ -45,7 +45,7 @@ async def test_a_reopened_case_shows_its_fresh_sla_deadline_in_the_read_model(po
 async def test_a_case_s_timers_and_charge_wait_are_replaced_as_it_moves_on(pool: asyncpg.Pool) -> None:
     """Waiting for its charge the case has its timers and its wait; once the charge came and
     the case was decided, neither is left (and an unrelated case's rows are untouched)."""
-    service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW))
+    service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW), vouchers=VOUCHERS)
     other = cloudevent("complaint.filed.v1", {
         "complaint_id": "cmp-other", "customer": {"id": "c-other", "name": "Ana", "email": "ana@example.com",
         "locale": "es-CO"}, "channel": "web", "category": "delivery_failed", "charge_id": "ch-other",
@@ -69,7 +69,7 @@ async def test_a_concession_is_recorded_with_its_case_and_counts_in_the_customer
     pool: asyncpg.Pool,
 ) -> None:
     """The batch's concessions and its cases are written by one statement: both land."""
-    service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW))
+    service = RecoveryService(pool, CommonSettings(), load_policy(), load_roster(), ManualClock(NOW), vouchers=VOUCHERS)
     await service.handle_records([CHARGE, COMPLAINT])
     case = await pool.fetchrow("SELECT case_id, outcome FROM rm_cases")
     assert case["outcome"] == "resolved"  # a remedy granted: a concession
@@ -114,10 +114,12 @@ async def test_a_batch_s_customer_lookups_stay_index_probes_as_young_tables_grow
         await conn.execute("DEALLOCATE ALL; DISCARD TEMP")
 
 
-async def test_the_usual_amount_across_customers_is_the_median_of_every_charge_of_the_kind(pool: asyncpg.Pool) -> None:
-    """The cross-customer usual amount (charge-anomaly) comes from counts per amount; it is
-    exactly percentile_disc(0.5) over the charges themselves, at odd and even counts, with
-    repeated amounts, per kind and currency, and a charge projected twice counts once."""
+async def test_the_usual_amount_across_customers_is_the_median_of_every_charge_before(pool: asyncpg.Pool) -> None:
+    """The cross-customer usual amount (charge-anomaly) comes from counts per amount, of which
+    a batch reads only the window its medians can reach; each of the batch's new charges in
+    turn gets exactly percentile_disc(0.5) over the charges recorded before and those ahead
+    of it in the batch: at odd and even counts, with repeated amounts, per kind and currency,
+    and a charge projected twice counts once."""
     rng = random.Random(7)
     policy = load_policy()
     now = NOW
@@ -126,27 +128,35 @@ async def test_the_usual_amount_across_customers_is_the_median_of_every_charge_o
         return ChargePosted(charge_id=f"ch-{kind}-{currency}-{i}", customer_id=f"c-{i}", amount=amount,
                             currency=currency, kind=kind, posted_at=now)  # fmt: skip
 
+    def percentile_disc(amounts: list[Decimal]) -> Decimal | None:
+        return sorted(amounts)[(len(amounts) + 1) // 2 - 1] if amounts else None
+
     amounts = {"USD": ["4.99", "5.00", "12.50", "0.99", "250.00"], "COP": ["2700", "9900", "150000"]}
-    counts = {("fee", "USD"): 0, ("shipping", "USD"): 0, ("fee", "COP"): 0}
+    recorded: dict[tuple[str, str], list[Decimal]] = {("fee", "USD"): [], ("shipping", "USD"): [], ("fee", "COP"): []}
     async with pool.acquire() as conn:
         for step in range(1, 41):
             batch = []
-            for kind, currency in counts:
+            for (kind, currency), before in recorded.items():
                 for _ in range(rng.choice([0, 1, 2])):
-                    counts[kind, currency] += 1
-                    batch.append(charge(counts[kind, currency], kind, currency, rng.choice(amounts[currency])))
+                    batch.append(charge(len(before) + 1, kind, currency, rng.choice(amounts[currency])))
+                    before.append(batch[-1].amount)
             again = batch[:1]  # a redelivered charge: ON CONFLICT, and not counted again
             async with conn.transaction():
                 await readmodels.project(conn, [(c, now) for c in batch + again], [], {}, policy, now)
-            probes = [charge(10_000 + step, kind, currency, amounts[currency][0]) for kind, currency in counts]
-            facts = await readmodels.charge_facts(conn, probes)
+            probes = [
+                charge(10_000 * step + n, kind, currency, rng.choice(amounts[currency]))
+                for (kind, currency) in recorded
+                for n in range(rng.choice([1, 2, 5]))
+            ]
+            rng.shuffle(probes)
+            usual = await readmodels.usual_amounts(conn, probes)
+            ahead: dict[tuple[str, str], list[Decimal]] = {pair: [] for pair in recorded}
             for probe in probes:
-                median = await conn.fetchval(
-                    "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY amount) FROM rm_charges"
-                    " WHERE kind = $1 AND currency = $2", probe.kind, probe.currency,
-                )  # fmt: skip
-                assert facts[probe.charge_id].usual_all_amount == median, (step, probe.kind, probe.currency)
-        assert await conn.fetchval("SELECT sum(charges) FROM rm_charge_amounts") == sum(counts.values())
+                pair = (probe.kind, probe.currency)
+                expected = percentile_disc(recorded[pair] + ahead[pair])
+                assert usual.assess(probe)[1] == expected, (step, pair, len(ahead[pair]))
+                ahead[pair].append(probe.amount)
+        assert await conn.fetchval("SELECT sum(charges) FROM rm_charge_amounts") == sum(map(len, recorded.values()))
 
 
 async def test_a_refund_that_comes_before_its_charge_is_in_the_charge_history(pool: asyncpg.Pool) -> None:

@@ -3,8 +3,8 @@ that keeps the tables in step with the events (same transaction; replayable by a
 
 from __future__ import annotations
 
-import statistics
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -14,12 +14,15 @@ import asyncpg
 
 from services.common.contract.events import ChargePosted, ChargeRefunded, DecisionMade, EventData
 from services.common.db import json_rows
+from services.common.eventstore import RecordedEvent
+from services.common.eventstore.postgres import SELECT_EVENTS, row_to_event
+from services.recovery.domain.anomaly import CROSS_CUSTOMER_KINDS
 from services.recovery.domain.case import Case
-from services.recovery.domain.facts import NO_HISTORY, ChargeFacts, CustomerHistory
+from services.recovery.domain.facts import NO_HISTORY, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
 from services.recovery.domain.policy import Policy
 from services.recovery.domain.sla import pending_timers
-from services.recovery.replay.trusted import load_json
+from services.recovery.domain.usual import Usual, Window
 
 # A customer's charges, for a batch's customers, are one LATERAL index probe per customer.
 # The plain form, ``customer_id = ANY($1)``, is planned for the whole array at once, and on
@@ -43,67 +46,67 @@ CUSTOMER_HISTORIES = (
     " WHERE customer_id = ANY($1::text[]) ORDER BY 2"
 )
 
-# The median of all customers' charges of a kind and currency, percentile_disc(0.5) over
-# rm_charges (the value at position ceil(n/2) in amount order), read from the counts per
-# amount: the first amount whose running count reaches half the total (0101_charge_amounts).
+# All customers' charges of a kind and currency, counted per amount (0101_charge_amounts),
+# with the running count up to each amount: the rows at the ranks the median can reach
+# while a batch adds up to `spread` charges of its own (see domain/usual.py, Window).
 _USUAL_ACROSS_CUSTOMERS = (
-    "SELECT DISTINCT ON (kind, currency) kind, currency, amount FROM"
-    " (SELECT kind, currency, amount,"
+    "SELECT a.kind, a.currency, a.amount, a.charges, a.upto, a.total FROM"
+    " (SELECT kind, currency, amount, charges,"
     "  sum(charges) OVER (PARTITION BY kind, currency ORDER BY amount) AS upto,"
     "  sum(charges) OVER (PARTITION BY kind, currency) AS total"
     "  FROM rm_charge_amounts WHERE (kind, currency) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS a"
-    " WHERE upto * 2 >= total ORDER BY kind, currency, amount"
+    " JOIN unnest($1::text[], $2::text[], $3::int[]) AS p (kind, currency, spread) USING (kind, currency)"
+    " WHERE a.upto >= ceil((a.total - p.spread) / 2.0)"
+    " AND a.upto - a.charges < ceil((a.total + p.spread) / 2.0)"
+    " ORDER BY a.kind, a.currency, a.amount"
+)
+# The streams a batch reads up front, and those of the cases waiting for its charges, in one
+# round trip: the waiting cases' ids become stream ids in an array computed once, so the
+# events are still found by their primary key.
+_STREAMS_AND_WAITING = (
+    SELECT_EVENTS + " WHERE stream_id = ANY($1::text[] || ARRAY(SELECT $3 || case_id FROM rm_awaiting_charge"
+    " WHERE charge_id = ANY($2::text[]))) ORDER BY stream_id, version"
 )
 
-# Kinds whose usual amount may be compared across customers (docs/policy.md, charge-anomaly).
-CROSS_CUSTOMER_KINDS = ("fee", "shipping", "usage", "long_distance", "late_fee")
 
-
-async def charge_facts(conn: asyncpg.Connection, charges: Sequence[ChargePosted]) -> dict[str, ChargeFacts]:
-    """Facts for ``charges`` with the usual amounts: the median of the customer's other charges
-    of the kind recorded so far (of all customers' for cross-customer kinds). What a decision
-    read is recorded on its case (``ChargeLinked``), so a replay needs no query."""
+async def usual_amounts(conn: asyncpg.Connection, charges: Sequence[ChargePosted]) -> Usual:
+    """What the usual amounts of ``charges`` (the batch's new ones) are computed from: each
+    customer's own charges of the kind recorded so far, and the window of all customers'
+    charges of each cross-customer kind that the batch's medians can reach."""
+    usual = Usual()
     if not charges:
-        return {}
+        return usual
     keys = {(c.customer_id, c.kind, c.currency) for c in charges}
+    for key in keys:
+        usual.own[key] = []
     # By customer only (a customer has few charges), the kind and currency picked here.
-    rows = await conn.fetch(CUSTOMER_CHARGES, list({k[0] for k in keys}))
-    own: dict[tuple[str, str, str], list[tuple[str, Decimal]]] = {}
-    for r in rows:
-        if (r[0], r[1], r[2]) in keys:
-            own.setdefault((r[0], r[1], r[2]), []).append((r[3], r[4]))
-    pairs = {(c.kind, c.currency) for c in charges if c.kind in CROSS_CUSTOMER_KINDS}
-    everyone: dict[tuple[str, str], Decimal] = {}
-    if pairs:
+    for r in await conn.fetch(CUSTOMER_CHARGES, list({k[0] for k in keys})):
+        own = usual.own.get((r[0], r[1], r[2]))
+        if own is not None:
+            own.append(r[4])
+    spread = Counter((c.kind, c.currency) for c in charges if c.kind in CROSS_CUSTOMER_KINDS)
+    if spread:
+        totals: dict[tuple[str, str], int] = dict.fromkeys(spread, 0)
+        rows: dict[tuple[str, str], list[tuple[Decimal, int, int]]] = {pair: [] for pair in spread}
         for r in await conn.fetch(
             _USUAL_ACROSS_CUSTOMERS,
-            [p[0] for p in pairs], [p[1] for p in pairs],
+            [p[0] for p in spread], [p[1] for p in spread], list(spread.values()),
         ):  # fmt: skip
-            everyone[(r[0], r[1])] = r[2]
-    out = {}
-    for c in charges:
-        others = [a for cid, a in own.get((c.customer_id, c.kind, c.currency), []) if cid != c.charge_id]
-        usual_own = statistics.median(others) if others else None
-        out[c.charge_id] = ChargeFacts.from_posted(
-            c,
-            usual_customer_amount=usual_own,
-            usual_all_amount=everyone.get((c.kind, c.currency)),
-        )
+            totals[(r[0], r[1])] = int(r[5])
+            rows[(r[0], r[1])].append((r[2], int(r[3]), int(r[4])))
+        usual.across = {pair: Window(totals[pair], rows[pair]) for pair in spread}
+    return usual
+
+
+async def read_streams_and_waiting(
+    conn: asyncpg.Connection, stream_ids: Sequence[str], charge_ids: Iterable[str], case_prefix: str
+) -> dict[str, list[RecordedEvent]]:
+    """The events of ``stream_ids`` and of the case streams (``case_prefix`` + case id) of the
+    cases waiting for any of ``charge_ids``, by stream (every one of ``stream_ids`` listed)."""
+    out: dict[str, list[RecordedEvent]] = {s: [] for s in stream_ids}
+    for r in await conn.fetch(_STREAMS_AND_WAITING, list(stream_ids), list(set(charge_ids)), case_prefix):
+        out.setdefault(r[1], []).append(row_to_event(r))
     return out
-
-
-async def posted_charges(conn: asyncpg.Connection, charge_ids: Iterable[str]) -> dict[str, ChargePosted]:
-    ids = list(set(charge_ids))
-    if not ids:
-        return {}
-    rows = await conn.fetch(
-        "SELECT data FROM events WHERE stream_id = ANY($1::text[]) AND event_type = $2",
-        [f"charge-{i}" for i in ids],
-        ChargePosted.TYPE,
-    )
-    # Validated before it was appended: loaded from the jsonb text as a replay loads it.
-    found = [load_json(ChargePosted, r[0]) for r in rows]
-    return {c.charge_id: c for c in found}
 
 
 async def customer_histories(

@@ -1,8 +1,9 @@
 """Pure domain of the recovery service: standard library and pydantic only.
 
 The application calls :func:`decide` with a case folded from its stream (:func:`fold`), a
-command, ``now``, the policy and the roster, appends the events it returns, and keeps the
-case's :func:`pending_timers` scheduled. Nothing here does I/O except the two loaders.
+command, ``now``, the policy, the roster and the voucher codes (:class:`VoucherKey`),
+appends the events it returns, and keeps the case's :func:`pending_timers` scheduled.
+Nothing here does I/O except the two loaders.
 """
 
 from services.recovery.domain.anomaly import assess_charge
@@ -25,10 +26,12 @@ from services.recovery.domain.errors import (
     InvalidStream,
     PolicyError,
     RecoveryError,
+    RemedyRejected,
     RosterError,
 )
 from services.recovery.domain.events import (
     CASE_EVENT_TYPES,
+    ChargeAssessed,
     ChargeAwaited,
     ChargeLinked,
     ContactAdded,
@@ -37,6 +40,7 @@ from services.recovery.domain.events import (
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import is_concession
 from services.recovery.domain.policy import Policy, load_policy
+from services.recovery.domain.remedies import VoucherCodes, VoucherKey
 from services.recovery.domain.roster import Roster, assign_owner, load_roster, supervisor_for
 from services.recovery.domain.sla import Timer, pending_timers
 
@@ -48,6 +52,7 @@ __all__ = [
     "CaseMismatch",
     "CaseNotAwaitingAgent",
     "ChargeArrived",
+    "ChargeAssessed",
     "ChargeAwaited",
     "ChargeFacts",
     "ChargeLinked",
@@ -64,9 +69,12 @@ __all__ = [
     "Policy",
     "PolicyError",
     "RecoveryError",
+    "RemedyRejected",
     "Roster",
     "RosterError",
     "Timer",
+    "VoucherCodes",
+    "VoucherKey",
     "apply",
     "assess_charge",
     "assign_owner",

@@ -41,20 +41,28 @@ class ChargeArrived(Command):
 
 
 class FireTimer(Command):
-    """A timer from :func:`~services.recovery.domain.sla.pending_timers` is due."""
+    """A timer from :func:`~services.recovery.domain.sla.pending_timers` is due.
+
+    ``charge``: the case's charge as read now (its ledger up to date), if it has one.
+    """
 
     kind: TimerKind
     due_at: AwareDatetime
     history: CustomerHistory = Field(default_factory=CustomerHistory)
+    charge: ChargeFacts | None = None
 
 
 class AgentDecide(Command):
-    """A person's decision on an escalated case: remedies, or a reason to decline."""
+    """A person's decision on an escalated case: remedies, or a reason to decline.
+
+    ``charge``: the case's charge as read now (its ledger up to date), if it has one.
+    """
 
     agent_id: str = Field(min_length=1, max_length=256)
     remedies: tuple[Remedy, ...] = ()
     decline_reason: Reason | None = None
     note: str | None = Field(default=None, max_length=2000)
+    charge: ChargeFacts | None = None
 
 
 class FlagCharge(Command):

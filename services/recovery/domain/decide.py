@@ -1,7 +1,8 @@
-"""The one entry point of the recovery domain: ``decide(case, command, now, policy, roster)``.
+"""The one entry point of the recovery domain: ``decide(case, command, now, policy, roster, codes)``.
 
 It returns the events the command causes (possibly none) and never reads the clock or
-anything else: the same inputs always give the same events, so a replay or a what-if
+anything else (``codes`` gives the voucher codes, from the service's secret: see
+``remedies.py``): the same inputs always give the same events, so a replay or a what-if
 re-run with another policy reproduces (or revises) every past decision.
 
 Complaints about one charge or order share a case (:func:`case_id_for`). A first complaint
@@ -36,6 +37,7 @@ from services.recovery.domain.commands import (
 from services.recovery.domain.errors import CaseMismatch
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 from services.recovery.domain.policy import Policy
+from services.recovery.domain.remedies import VoucherCodes
 from services.recovery.domain.roster import Roster, assign_owner
 from services.recovery.domain.rules import needs_charge
 from services.recovery.domain.settle import (
@@ -48,26 +50,28 @@ from services.recovery.domain.settle import (
 from services.recovery.domain.sla import fire_timer
 
 
-def decide(case: Case | None, command: AnyCommand, now: datetime, policy: Policy, roster: Roster) -> list[EventData]:
+def decide(
+    case: Case | None, command: AnyCommand, now: datetime, policy: Policy, roster: Roster, codes: VoucherCodes
+) -> list[EventData]:
     """The events ``command`` causes on ``case`` (None: no case yet) at ``now``."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must carry a time zone")
     match command:
         case FileComplaint():
-            return file_complaint(case, command, now, policy, roster)
+            return file_complaint(case, command, now, policy, roster, codes)
         case ChargeArrived():
-            return charge_arrived(case, command, now, policy, roster)
+            return charge_arrived(case, command, now, policy, roster, codes)
         case FireTimer():
-            return fire_timer(case, command, now, policy, roster)
+            return fire_timer(case, command, now, policy, roster, codes)
         case AgentDecide():
-            return agent_decide(case, command, now, policy)
+            return agent_decide(case, command, now, policy, codes)
         case FlagCharge():
             flagged = assess_charge(command.charge, policy)
             return [] if flagged is None else [flagged]
 
 
 def file_complaint(
-    case: Case | None, command: FileComplaint, now: datetime, policy: Policy, roster: Roster
+    case: Case | None, command: FileComplaint, now: datetime, policy: Policy, roster: Roster, codes: VoucherCodes
 ) -> list[EventData]:
     """Open the case or add a contact, then decide what the contact calls for."""
     complaint, charge = command.complaint, command.charge
@@ -90,14 +94,14 @@ def file_complaint(
         ]
         opened = fold(opening)
         assert opened is not None  # two events were folded
-        return [*opening, *_first_steps(opened, charge, now, policy, roster, command.history)]
+        return [*opening, *_first_steps(opened, charge, now, policy, roster, command.history, codes)]
     if case.case_id != case_id:
         raise CaseMismatch(f"complaint {complaint.complaint_id} belongs to case {case_id}")
     if complaint.complaint_id in case.complaint_ids:
         return []  # the same complaint delivered again
     contact = build.contact_added(case_id=case_id, contact=case.contacts + 1, complaint=complaint)
     after = apply(case, contact)
-    return [contact, *_repeat_steps(after, charge, now, policy, roster, command.history)]
+    return [contact, *_repeat_steps(after, charge, now, policy, roster, command.history, codes)]
 
 
 def _first_steps(
@@ -107,13 +111,14 @@ def _first_steps(
     policy: Policy,
     roster: Roster,
     history: CustomerHistory,
+    codes: VoucherCodes,
 ) -> list[EventData]:
     complaint = case.first_complaint
     if charge is None and complaint.charge_id is not None and needs_charge(complaint):
         until = complaint.filed_at + policy.charge_wait
         if now < until and not is_repeat(case, policy):
             return [build.charge_awaited(case_id=case.case_id, charge_id=complaint.charge_id, until=until)]
-    return settle(case, charge, now, policy, roster, history)
+    return settle(case, charge, now, policy, roster, history, codes)
 
 
 def _repeat_steps(
@@ -123,10 +128,11 @@ def _repeat_steps(
     policy: Policy,
     roster: Roster,
     history: CustomerHistory,
+    codes: VoucherCodes,
 ) -> list[EventData]:
     repeat = is_repeat(case, policy)
     if case.status in ("open", "awaiting_charge"):
-        return settle(case, charge, now, policy, roster, history) if charge is not None or repeat else []
+        return settle(case, charge, now, policy, roster, history, codes) if charge is not None or repeat else []
     events: list[EventData] = []
     if charge is not None and case.charge is None and case.status == "escalated":
         events.append(build.charge_linked(case_id=case.case_id, charge=charge))
@@ -146,7 +152,7 @@ def _repeat_steps(
 
 
 def charge_arrived(
-    case: Case | None, command: ChargeArrived, now: datetime, policy: Policy, roster: Roster
+    case: Case | None, command: ChargeArrived, now: datetime, policy: Policy, roster: Roster, codes: VoucherCodes
 ) -> list[EventData]:
     """Decide a case that was waiting for this charge; note it on an escalated one."""
     charge = command.charge
@@ -155,7 +161,7 @@ def charge_arrived(
     if charge.charge_id != case.charge_id:
         raise CaseMismatch(f"charge {charge.charge_id} is not the charge of case {case.case_id}")
     if case.status == "awaiting_charge":
-        return settle(case, charge, now, policy, roster, command.history)
+        return settle(case, charge, now, policy, roster, command.history, codes)
     if case.status == "escalated" and case.charge is None:
         # A person (or the breach fallback) will want to see it.
         return [build.charge_linked(case_id=case.case_id, charge=charge)]

@@ -13,6 +13,9 @@
         ├── CaseNotAwaitingAgent    an agent decision on a case that is not escalated
         │                           and undecided
         └── InvalidAgentDecision    neither (or both) remedies and a decline reason
+            └── RemedyRejected      a remedy the case's charge does not allow (another
+                                    charge, another currency, more than remains on it);
+                                    ``field`` names the remedy's field
 
 The application maps ``CommandRejected`` to a 4xx answer on the ops API; a ``ConfigError``
 stops the service at start; ``InvalidStream`` is an alarm.
@@ -55,3 +58,12 @@ class CaseNotAwaitingAgent(CommandRejected):
 
 class InvalidAgentDecision(CommandRejected):
     """An agent decision must carry remedies or a decline reason, not both, not neither."""
+
+
+class RemedyRejected(InvalidAgentDecision):
+    """A person's remedy that the charge's ledger refuses; ``field`` names it
+    (``remedies[1].currency``), and the message starts with it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field

@@ -1,9 +1,10 @@
-"""Internal event types: recorded in the case's stream, never published.
+"""Internal event types: recorded in the store, never published.
 
-They carry what the case needs to be rebuilt and that the contract's events do not: the
+They carry what a case needs to be rebuilt and that the contract's events do not: the
 full complaint of every contact, the charge facts a decision read, a wait for a charge, an
-effort voucher owed. ``TOPIC = "internal"`` tells the outbox not to publish them.
-:data:`CASE_EVENT_TYPES` maps every type a case stream may hold to its model, for the store.
+effort voucher owed; and, on a charge's own stream, the usual amounts it is judged by.
+``TOPIC = "internal"`` tells the outbox not to publish them. :data:`CASE_EVENT_TYPES` maps
+every type a case stream may hold to its model, for the store.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class ChargeAwaited(EventData):
 
 
 class ChargeLinked(EventData):
-    """The charge facts (with the medians) that the case's decisions read."""
+    """The charge facts (with the medians) that the case's decisions read; again, with the
+    charge's ledger as read then, before a decision on a case whose ledger has moved."""
 
     TYPE: ClassVar[str] = "recovery.case.charge_linked.v1"
     TOPIC: ClassVar[str] = INTERNAL
@@ -75,12 +77,25 @@ class EffortVoucherOwed(EventData):
         return self
 
 
-INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (
+class ChargeAssessed(EventData):
+    """The usual amounts a charge is judged by, fixed when it arrived (in the charge's own
+    stream, after the charge; none is recorded when there is nothing to compare it with)."""
+
+    TYPE: ClassVar[str] = "recovery.charge.assessed.v1"
+    TOPIC: ClassVar[str] = INTERNAL
+
+    charge_id: str = Field(min_length=1)
+    usual_customer_amount: Amount | None = None
+    usual_all_amount: Amount | None = None
+
+
+_CASE_INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (
     ContactAdded,
     ChargeAwaited,
     ChargeLinked,
     EffortVoucherOwed,
 )
+INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (*_CASE_INTERNAL_EVENT_TYPES, ChargeAssessed)
 _PUBLISHED_CASE_EVENT_TYPES: tuple[type[EventData], ...] = (
     CaseOpened,
     CaseEscalated,
@@ -89,5 +104,5 @@ _PUBLISHED_CASE_EVENT_TYPES: tuple[type[EventData], ...] = (
     SlaBreached,
 )
 CASE_EVENT_TYPES: dict[str, type[EventData]] = {
-    model.TYPE: model for model in (*_PUBLISHED_CASE_EVENT_TYPES, *INTERNAL_EVENT_TYPES)
+    model.TYPE: model for model in (*_PUBLISHED_CASE_EVENT_TYPES, *_CASE_INTERNAL_EVENT_TYPES)
 }

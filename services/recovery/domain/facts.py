@@ -7,24 +7,32 @@ decision used are recorded on the case (``ChargeLinked``), so a replay sees them
 
 from __future__ import annotations
 
-from typing import Literal
+from decimal import Decimal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from services.common.contract.construct import constructor
 from services.common.contract.events import ChargeKind, ChargePosted
-from services.common.contract.money import Amount, Currency, check_minor_units
+from services.common.contract.money import Amount, Currency, check_minor_units, format_amount
 
 ProductType = Literal["digital", "physical", "service"]
+NoneOrMore = Annotated[Decimal, Field(ge=0), PlainSerializer(format_amount, return_type=str, when_used="json")]
+"""An amount of money that may be zero (what has been refunded so far)."""
 
 
 class ChargeFacts(BaseModel):
     """A charge as the rules see it, with the usual amounts to compare it against.
 
-    ``usual_customer_amount`` is the median of this customer's *other* charges of the same
-    kind, ``usual_all_amount`` the median across all customers for that kind; None where
-    there is no history. Medians may carry more decimals than the currency (the middle of
-    two amounts); the rules quantize what they compute from them.
+    ``usual_customer_amount`` is the median of this customer's charges of the same kind
+    that came before it, ``usual_all_amount`` the median of all customers' charges of that
+    kind before it; None where there is none. Both are fixed when the charge arrives. Medians
+    may carry more decimals than the currency (the middle of two amounts); the rules
+    quantize what they compute from them.
+
+    ``refunded_amount``: what billing has confirmed refunding on the charge, in its currency,
+    as the application read it for this decision (part of the charge's remedy ledger, see
+    ``ledger.py``; it moves on, the rest stays as it was at arrival).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,11 +47,17 @@ class ChargeFacts(BaseModel):
     posted_at: AwareDatetime
     usual_customer_amount: Amount | None = None
     usual_all_amount: Amount | None = None
+    refunded_amount: NoneOrMore = Decimal(0)
 
     @model_validator(mode="after")
     def _money(self) -> ChargeFacts:
         check_minor_units(self.amount, self.currency)
+        check_minor_units(self.refunded_amount, self.currency, "refunded_amount")
         return self
+
+    def with_ledger(self, fresh: ChargeFacts) -> ChargeFacts:
+        """These facts with the ledger of ``fresh`` (the same charge read again later)."""
+        return self.model_copy(update={"refunded_amount": fresh.refunded_amount})
 
     @classmethod
     def from_posted(
@@ -51,8 +65,9 @@ class ChargeFacts(BaseModel):
         charge: ChargePosted,
         usual_customer_amount: Amount | None = None,
         usual_all_amount: Amount | None = None,
+        refunded_amount: Decimal = Decimal(0),
     ) -> ChargeFacts:
-        """The facts of a posted charge, with the medians the application computed."""
+        """The facts of a posted charge, with the medians and the refunds the application read."""
         # Trusted: every value comes from the validated charge or the read model's medians.
         return constructor(cls)(
             charge_id=charge.charge_id,
@@ -65,6 +80,7 @@ class ChargeFacts(BaseModel):
             posted_at=charge.posted_at,
             usual_customer_amount=usual_customer_amount,
             usual_all_amount=usual_all_amount,
+            refunded_amount=refunded_amount,
         )
 
 

@@ -33,7 +33,7 @@ def needs_charge(complaint: ComplaintFiled) -> bool:
         case "delivery_failed" | "charge_disputed" | "cancellation":
             return True
         case "damaged_item":
-            return complaint.claimed_amount is None
+            return True  # a claim about a charge is refunded on it, so bounded by it
         case "defective_product":
             return complaint.purchased_at is None or complaint.remedy_preference == "refund"
     return False
@@ -133,7 +133,9 @@ def damaged_item(s: Situation) -> Verdict:
 
     The voucher is ``goodwill_percent`` of the claim, capped at ``goodwill_cap`` and valid
     ``voucher_valid_days``; none when it rounds to nothing. Over ``damage_auto_limit``: a
-    person decides.
+    person decides. A claim about a charge is refunded on it, so held to what remains on it
+    (``ledger.bound``, applied after the rule); a claim about no charge is bounded by the
+    limit alone.
     """
     complaint, charge = s.complaint, s.charge
     if complaint.claimed_amount is not None and complaint.currency is not None:

@@ -1,7 +1,8 @@
 """From a verdict to events: the guardrail, the repeat-contact rule, and the event shapes.
 
-``settle`` decides an open case now, in the policy's order (docs/policy.md): the category's rule, then the
-guardrail (which can only turn an automatic concession into a referral), then
+``settle`` decides an open case now, in the policy's order (docs/policy.md): the category's rule (held to
+what remains on the charge, see ``ledger.py``), then the guardrail (which can only turn an
+automatic concession into a referral), then
 repeat-contact (a referral as ``high`` and an effort voucher owed to the case's decision,
 whoever makes it). Every decision and escalation the domain emits is built here, so they
 all carry the same fields the same way.
@@ -24,16 +25,17 @@ from services.recovery.domain.case import Case, apply
 from services.recovery.domain.events import EffortVoucherOwed
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 from services.recovery.domain.guardrail import guardrail_holds, recent_concessions
+from services.recovery.domain.ledger import bound, refreshed
 from services.recovery.domain.policy import Policy
-from services.recovery.domain.remedies import VoucherMint, money_text, voucher_expiry
+from services.recovery.domain.remedies import VoucherCodes, VoucherMint, money_text, voucher_expiry
 from services.recovery.domain.roster import Roster, supervisor_for
 from services.recovery.domain.rules import rule_for
 from services.recovery.domain.verdict import Grant, Refer, Situation, Verdict, refer
 
 
-def mint_for(case: Case) -> VoucherMint:
+def mint_for(case: Case, codes: VoucherCodes) -> VoucherMint:
     """The voucher mint for the case's next decision."""
-    return VoucherMint(case_id=case.case_id, next_sequence=case.vouchers_issued)
+    return VoucherMint(case_id=case.case_id, next_sequence=case.vouchers_issued, codes=codes)
 
 
 def decision_made(
@@ -129,8 +131,9 @@ def settle(
     policy: Policy,
     roster: Roster,
     history: CustomerHistory,
+    codes: VoucherCodes,
 ) -> list[EventData]:
-    """Decide an open (or waiting) case now with what is known."""
+    """Decide an open (or waiting) case now with what is known (``charge``: as read now)."""
     events: list[EventData] = []
 
     def record(event: EventData) -> None:
@@ -138,11 +141,14 @@ def settle(
         events.append(event)
         case = apply(case, event)
 
-    if charge is not None and case.charge is None:
-        record(build.charge_linked(case_id=case.case_id, charge=charge))
-    mint = mint_for(case)
+    linked = refreshed(case, charge)
+    if linked is not None:
+        record(linked)
+    mint = mint_for(case, codes)
     situation = Situation(case, case.first_complaint, case.charge, now, policy, mint)
     verdict: Verdict = rule_for(situation)
+    if isinstance(verdict, Grant):
+        verdict = bound(case, verdict)
     if isinstance(verdict, Grant) and verdict.concession and guardrail_holds(history, now, policy):
         verdict = refer(
             "guardrail",

@@ -7,8 +7,9 @@ so that it is no longer pending, which makes firing twice harmless; a timer for 
 case, an outdated one (its ``due_at`` no longer matches) or one fired early does nothing.
 
 At the breach, the customer-favourable fallback (docs/policy.md): grant the claimed remedy when
-it is worth at most ``breach_fallback_limit``, with an apology for the delay; otherwise an
-urgent escalation to a supervisor. The guardrail does not hold this back: the delay is ours.
+it is worth at most ``breach_fallback_limit``, with an apology for the delay, held to what
+remains on the charge (``ledger.py``); otherwise an urgent escalation to a supervisor. The
+guardrail does not hold this back: the delay is ours.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from services.common.contract.events import EventData, Remedy
 from services.recovery.domain import build
 from services.recovery.domain.case import Case, apply
 from services.recovery.domain.commands import FireTimer, TimerKind
+from services.recovery.domain.ledger import bound, refreshed
 from services.recovery.domain.policy import Policy
-from services.recovery.domain.remedies import VoucherMint, refund, service, voucher_expiry
+from services.recovery.domain.remedies import VoucherCodes, VoucherMint, refund, service, voucher_expiry
 from services.recovery.domain.roster import Roster
 from services.recovery.domain.settle import decision_made, escalated, mint_for, settle
-from services.recovery.domain.verdict import refer
+from services.recovery.domain.verdict import Grant, refer
 
 
 class Timer(BaseModel):
@@ -57,7 +59,9 @@ def pending_timers(case: Case, policy: Policy) -> list[Timer]:
     return sorted(timers, key=lambda t: (t.due_at, t.kind))
 
 
-def fire_timer(case: Case | None, command: FireTimer, now: datetime, policy: Policy, roster: Roster) -> list[EventData]:
+def fire_timer(
+    case: Case | None, command: FireTimer, now: datetime, policy: Policy, roster: Roster, codes: VoucherCodes
+) -> list[EventData]:
     """The events of a due timer (none for a stale, early or repeated one)."""
     if case is None:
         return []
@@ -69,32 +73,39 @@ def fire_timer(case: Case | None, command: FireTimer, now: datetime, policy: Pol
             return [build.sla_warning(case_id=case.case_id, sla_deadline=case.sla_deadline, at=now)]
         case "charge_wait":
             # Decide with what is known: rules that need the charge refer the case.
-            return settle(case, None, now, policy, roster, command.history)
+            return settle(case, None, now, policy, roster, command.history, codes)
         case "sla_breach":
-            breached = build.sla_breached(case_id=case.case_id, sla_deadline=case.sla_deadline, at=now)
-            return [breached, *breach_fallback(apply(case, breached), now, policy, roster)]
+            events: list[EventData] = [build.sla_breached(case_id=case.case_id, sla_deadline=case.sla_deadline, at=now)]
+            linked = refreshed(case, command.charge)
+            if linked is not None:
+                events.append(linked)
+            for event in events:
+                case = apply(case, event)
+            return [*events, *breach_fallback(case, now, policy, roster, codes)]
 
 
-def breach_fallback(case: Case, now: datetime, policy: Policy, roster: Roster) -> list[EventData]:
+def breach_fallback(case: Case, now: datetime, policy: Policy, roster: Roster, codes: VoucherCodes) -> list[EventData]:
     """Grant the claimed remedy up to ``breach_fallback_limit``, else urgent to a supervisor.
 
     A case reopened by repeat contacts already had a decision: it is never granted twice by
-    machine, it goes to a supervisor.
+    machine, it goes to a supervisor. So does one whose claimed refund the charge's ledger
+    refuses (nothing left, the charge not posted or not the customer's).
     """
-    mint = mint_for(case)
+    mint = mint_for(case, codes)
     remedy = None if case.decisions else claimed_remedy(case, now, policy, mint)
-    if remedy is None:
-        text = "The decision is overdue; a supervisor takes the case now."
-        return [escalated(case, refer("sla_breached", text, "urgent"), roster)]
     apology = build.reason(
         code="sla_breached",
         text="We are sorry we took longer than we promised; we grant what you asked for.",
     )
+    grant = None if remedy is None else bound(case, Grant("sla-breach-fallback", (remedy,), (apology,)))
+    if not isinstance(grant, Grant):
+        text = "The decision is overdue; a supervisor takes the case now."
+        return [escalated(case, refer("sla_breached", text, "urgent"), roster)]
     decision = decision_made(
         case,
-        rule="sla-breach-fallback",
-        remedies=(remedy,),
-        reasons=(apology,),
+        rule=grant.rule,
+        remedies=grant.remedies,
+        reasons=grant.reasons,
         now=now,
         policy=policy,
         mint=mint,

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import asyncpg
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from services.recovery.entrypoints.cli_dlq import dlq_app
@@ -230,7 +231,7 @@ def cases_decide(
     from services.common.clock import system_clock
     from services.common.contract.events import Reason, Remedy
     from services.recovery.application import RecoveryService
-    from services.recovery.domain.errors import CommandRejected
+    from services.recovery.domain.errors import CommandRejected, ConfigError
     from services.recovery.domain.policy import load_policy
     from services.recovery.domain.roster import load_roster
 
@@ -263,8 +264,10 @@ def cases_decide(
 
     try:
         decision = asyncio.run(go())
-    except (CommandRejected, LookupError) as exc:
-        console.print(f"[red]{exc}[/]")
+    except (CommandRejected, ConfigError, LookupError) as exc:
+        # One line whatever the terminal's width, brackets kept (a refused remedy's message
+        # names its field: remedies[0].amount).
+        console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"decided: {decision.outcome} by {decision.decided_by}, within SLA: {decision.within_sla}")
 

@@ -83,8 +83,9 @@ def stories() -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
          "No hice esa llamada de larga distancia.", charge_id=c("ch-ld"))),
         ("US$7,455 shipping on toilet paper", _complaint(c("mark"), "Mark", "en-US", "charge_disputed",
          "I was charged $7,455 for shipping three cartons.", charge_id=c("ch-tp"))),
+        # A claim about the guitar, not about the flight's charge: bounded by the rule's limit.
         ("Guitar broken in the hold (US$1,200)", _complaint(c("dave"), "Dave", "en-US", "damaged_item",
-         "My guitar arrived broken.", charge_id=c("ch-flight"), claimed_amount="1200.00", currency="USD")),
+         "My guitar arrived broken.", order_id=c("flight"), claimed_amount="1200.00", currency="USD")),
         ("Defective phone (Phonehouse)", _complaint(c("marta"), "Marta", "es-ES", "defective_product",
          "No me oyen cuando llamo.", charge_id=c("ch-phone"), remedy_preference="refund",
          purchased_at=(NOW - timedelta(days=40)).isoformat())),

@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 from rich.console import Console
 
-from services.common.devstack import BundledKafka, BundledPostgres, StackError, free_port
+from services.common.devstack import BundledKafka, BundledPostgres, StackError, free_port, local_voucher_secret
 from services.common.kafka import create_topics
 from services.common.migrate import migrate
 from services.recovery.settings import RecoverySettings
@@ -160,6 +160,11 @@ def bring_up(data_dir: Path, kafka_port: int | None, partitions: int) -> DevStac
         stack.exit.close()
         console.print(f"[red]Cannot start the local stack:[/] {exc}")
         raise SystemExit(2) from None
+    if "recovery_voucher_secret" not in settings.model_fields_set:
+        secret = local_voucher_secret(data_dir)
+        env["RECOVERY_VOUCHER_SECRET"] = secret.read_text().strip()
+        console.print(f"Voucher codes: under the local secret in [bold]{secret}[/] (for recoveryctl:"
+                      f" export RECOVERY_VOUCHER_SECRET=\"$(cat '{secret}')\")")  # fmt: skip
     stack.env = env
     merged = RecoverySettings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
     asyncio.run(_prepare(merged))

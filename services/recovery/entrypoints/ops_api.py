@@ -16,12 +16,13 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.common.contract.events import DecisionMade, Reason, Remedy
 from services.recovery.application import RecoveryService, case_stream
-from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision
+from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected
 
 DISABLED = "ops API disabled: set OPS_API_TOKEN"
 
@@ -118,6 +119,7 @@ class DecisionSummary(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+    field: str | None = Field(default=None, description="the request's field at fault, e.g. remedies[0].amount")
 
 
 def redact(value: Any) -> Any:
@@ -218,16 +220,23 @@ def ops_router(
         responses={
             404: {"model": Problem, "description": "no such case"},
             409: {"model": Problem, "description": "the case is not awaiting an agent's decision"},
-            422: {"model": Problem, "description": "neither (or both) remedies and a decline reason"},
+            422: {
+                "model": Problem,
+                "description": "neither (or both) remedies and a decline reason; or a remedy the case's charge"
+                " refuses (another charge, another currency, more than remains on it), with its field",
+            },
         },
     )
-    async def decide(case_id: str, body: DecisionRequest) -> DecisionSummary:
+    async def decide(case_id: str, body: DecisionRequest) -> DecisionSummary | JSONResponse:
         """Decide an escalated case as a person: grant remedies, or decline with a reason."""
         try:
             made = await get_service().agent_decide(case_id, body.agent_id, body.remedies, body.decline_reason,
                                                     body.note)  # fmt: skip
         except LookupError:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}") from None
+        except RemedyRejected as exc:
+            problem = Problem(detail=str(exc), field=exc.field)
+            return JSONResponse(problem.model_dump(), status_code=422)
         except InvalidAgentDecision as exc:
             raise HTTPException(422, str(exc)) from None
         except CommandRejected as exc:

@@ -11,12 +11,22 @@ customer, fires the timers the *candidate* policy sets (:func:`pending_timers`) 
 simulated clock, and summarises each case on both sides (:mod:`.outcome`).
 
 Charges: a case knows its charge from the moment the live case linked it (the facts it
-recorded, medians included); as in the application, a charge that arrives later goes only
-to a case still waiting for it. People: a person's recorded decision is replayed when the
-simulated case is waiting for a person at that moment; otherwise it does not happen (an
-escalation avoided). Where the candidate escalates a case the policy in force decided by
-itself, the simulation assumes a person grants what was granted live, at once
-(``agent:what-if-assumed``): the escalation counts, the money stays as it was. Timers fire
+recorded, medians included), and each command gets the charge as last recorded before it
+(a decision on a case whose charge's ledger had moved recorded it again, with billing's
+refunds as read then); as in the application, a charge that arrives later goes only to a
+case still waiting for it. What remains on a charge is counted from the simulated case's
+own decisions (``domain.ledger``).
+
+Voucher codes: a simulated voucher gets the code the case recorded at the same place in its
+sequence, which is the code the live service would give it (the code of a case's n-th
+voucher depends on nothing else, see ``domain.remedies``), so the simulation needs no
+secret; a voucher the live case never issued gets a placeholder code (``WHATIF-<n>``).
+
+People: a person's recorded decision is replayed when the simulated case is waiting for a
+person at that moment; otherwise it does not happen (an escalation avoided). Where the
+candidate escalates a case the policy in force decided by itself, the simulation assumes a
+person grants what was granted live, at once (``agent:what-if-assumed``): the escalation
+counts, the money stays as it was (unless the charge's ledger refuses it). Timers fire
 when the live service fired the same timer (same kind and due time), else at their due
 time, and never after ``horizon`` (the time of the last recorded event: the simulation
 does not run into the future).
@@ -60,6 +70,7 @@ from services.recovery.whatif.outcome import (
 
 ASSUMED_AGENT = "what-if-assumed"
 EFFORT_VOUCHER_REASON = "effort_voucher"
+UNRECORDED_VOUCHER = "WHATIF"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +124,7 @@ class _Step:
     kind: str  # complaint | charge | agent | timer
     at: datetime
     position: int
+    last: int  # the position of the group's last event
     events: tuple[Recorded, ...]
     complaint: ComplaintFiled | None = None
     agent: AgentDecide | None = None
@@ -126,8 +138,7 @@ class _Sim:
     case_id: str
     customer_id: str
     recorded_owner: str
-    charge: ChargeFacts | None
-    charge_at: datetime | None
+    charges: tuple[tuple[datetime, int, ChargeFacts], ...]  # as recorded: when, where, what
     fired: dict[tuple[str, datetime], tuple[datetime, int]]
     timer_steps: dict[tuple[str, datetime], _Step]
     case: Case | None = None
@@ -135,6 +146,15 @@ class _Sim:
     scheduled: set[tuple[str, datetime]] = field(default_factory=set)
     assumed: int = 0
     skipped: int = 0
+
+    def charge_at(self, at: datetime, position: float) -> ChargeFacts | None:
+        """The charge as the case last recorded it at or before (``at``, ``position``)."""
+        known = None
+        for when, where, facts in self.charges:
+            if (when, where) > (at, position):
+                break
+            known = facts
+        return known
 
 
 @dataclass
@@ -172,6 +192,7 @@ def _step(group: list[Recorded]) -> _Step:
         kind,
         first.at,
         first.position,
+        group[-1].position,
         tuple(group),
         complaint=complaint,
         agent=agent,
@@ -194,6 +215,25 @@ def agent_command(decision: Mapping[str, Any], agent_id: str | None = None) -> A
         decline_reason=reasons[0] if declined and reasons else None,
         note=note,
     )
+
+
+class _RecordedCodes:
+    """The voucher codes the recorded cases issued, by case and sequence number."""
+
+    def __init__(self) -> None:
+        self.codes: dict[tuple[str, int], str] = {}
+
+    def add(self, case: RecordedCase) -> None:
+        sequence = 0
+        for ev in case.events:
+            if ev.type == DECISION:
+                for r in ev.data["remedies"]:
+                    if r["type"] == "voucher":
+                        self.codes[(case.case_id, sequence)] = str(r["voucher_code"])
+                        sequence += 1
+
+    def __call__(self, case_id: str, sequence: int) -> str:
+        return self.codes.get((case_id, sequence), f"{UNRECORDED_VOUCHER}-{sequence}")
 
 
 def _timer_key(cause: str) -> tuple[str, datetime] | None:
@@ -233,6 +273,7 @@ class Simulation:
         self._cases: dict[str, _Sim] = {}
         self._before: dict[str, OutcomeBuilder] = {}
         self._heap: list[_Item] = []
+        self._codes = _RecordedCodes()
         self._seq = 0
         self._window = timedelta(days=policy.guardrail_window_days + 1)
 
@@ -244,11 +285,16 @@ class Simulation:
         for ev in case.events:
             before.add(ev.type, ev.data)
         self._before[case.case_id] = before
+        self._codes.add(case)
         steps = _steps(case)
         opened = next((e.data for e in case.events if e.type == CASE_OPENED), None)
         if opened is None:
             return
-        linked = next((e for e in case.events if e.type == CHARGE_LINKED), None)
+        linked = tuple(
+            (e.at, e.position, ChargeFacts.model_validate(e.data["charge"]))
+            for e in case.events
+            if e.type == CHARGE_LINKED
+        )
         fired: dict[tuple[str, datetime], tuple[datetime, int]] = {}
         timer_steps: dict[tuple[str, datetime], _Step] = {}
         for s in steps:
@@ -260,8 +306,7 @@ class Simulation:
             case_id=case.case_id,
             customer_id=str(opened["customer_id"]),
             recorded_owner=str(opened["case_owner"]["id"]),
-            charge=ChargeFacts.model_validate(linked.data["charge"]) if linked else None,
-            charge_at=linked.at if linked else None,
+            charges=linked,
             fired=fired,
             timer_steps=timer_steps,
         )
@@ -301,24 +346,28 @@ class Simulation:
         if item.kind == "timer":
             assert item.timer is not None
             sim.scheduled.discard(item.timer)
-            return FireTimer(kind=item.timer[0], due_at=item.timer[1], history=self._history(sim, at))
+            recorded = sim.timer_steps.get(item.timer)
+            # Fired where the live service fired it: the charge as that step recorded it.
+            last = recorded.last if recorded is not None and recorded.position == item.position else item.position
+            return FireTimer(kind=item.timer[0], due_at=item.timer[1], history=self._history(sim, at),
+                             charge=sim.charge_at(at, last))  # fmt: skip
         assert step is not None
+        charge = sim.charge_at(at, step.last)
         if step.kind == "complaint":
             assert step.complaint is not None
-            known = sim.charge is not None and sim.charge_at is not None and sim.charge_at <= at
-            charge = sim.charge if known else None
             return FileComplaint(complaint=step.complaint, charge=charge, history=self._history(sim, at))
         if step.kind == "charge":
             # The application hands a charge only to cases listening for it (rm_awaiting_charge:
             # waited for it and not decided, escalated or not); one the candidate policy has
             # decided meanwhile does not hear of it.
-            if sim.case is None or not sim.case.listens_for_charge or sim.charge is None:
+            if sim.case is None or not sim.case.listens_for_charge or charge is None:
                 return None
-            return ChargeArrived(charge=sim.charge, history=self._history(sim, at))
+            return ChargeArrived(charge=charge, history=self._history(sim, at))
         if sim.case is None or sim.case.status != "escalated":
             sim.skipped += 1  # decided without a person under the candidate policy
             return None
-        return step.agent
+        assert step.agent is not None
+        return step.agent.model_copy(update={"charge": charge})
 
     def _handle(self, sim: _Sim, item: _Item) -> None:
         command = self._command(sim, item)
@@ -328,7 +377,7 @@ class Simulation:
         decided = any(isinstance(e, DecisionMade) for e in produced)
         if recorded is not None and not decided and sim.case is not None and sim.case.status == "escalated":
             # Decided by the policy in force here, left to a person by the candidate.
-            assumed = agent_command(recorded, ASSUMED_AGENT)
+            assumed = agent_command(recorded, ASSUMED_AGENT).model_copy(update={"charge": sim.case.charge})
             if assumed.remedies:
                 sim.assumed += 1
                 self._decide(sim, assumed, item.at)
@@ -336,7 +385,7 @@ class Simulation:
 
     def _decide(self, sim: _Sim, command: AnyCommand, at: datetime) -> list[EventData]:
         try:
-            produced = decide(sim.case, command, at, self.policy, self.roster)
+            produced = decide(sim.case, command, at, self.policy, self.roster, self._codes)
         except CommandRejected:
             return []
         customer = self._customers.setdefault(sim.customer_id, _Customer())

@@ -126,6 +126,7 @@ def test_published_ports_are_the_settings_defaults(name, variable):
 def test_the_ops_api_has_a_token_and_the_delivery_worker_the_mail_catcher():
     recovery = compose_env(compose()["services"]["recovery-service"])
     assert recovery["OPS_API_TOKEN"]
+    assert len(recovery["RECOVERY_VOUCHER_SECRET"]) >= 32  # the service does not start without one
     delivery = compose_env(compose()["services"]["delivery-worker"])
     assert delivery["SMTP_HOST"] == "mailpit"
     assert delivery["SMTP_PORT"] == "1025"

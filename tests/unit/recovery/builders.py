@@ -23,6 +23,7 @@ from services.recovery.domain import (
     FileComplaint,
     Policy,
     Roster,
+    VoucherKey,
     apply,
     decide,
     load_policy,
@@ -35,6 +36,7 @@ T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 POLICY: Policy = load_policy()
 ROSTER: Roster = load_roster()
 CURRENCIES = ("USD", "EUR", "COP")
+CODES = VoucherKey(b"unit-tests-voucher-secret-of-32-bytes+")
 
 
 def one_unit(currency: str) -> Decimal:
@@ -86,7 +88,7 @@ def run(
     roster: Roster = ROSTER,
 ) -> tuple[list[EventData], Case]:
     """Decide, then fold the events onto the case: what the application does."""
-    events = decide(case, command, now, policy, roster)
+    events = decide(case, command, now, policy, roster, CODES)
     after = case
     for event in events:
         after = apply(after, event)

@@ -17,14 +17,14 @@ from services.recovery.domain import (
     pending_timers,
 )
 
-from .builders import POLICY, ROSTER, T0, charge, complaint, decision, file, run
+from .builders import CODES, POLICY, ROSTER, T0, charge, complaint, decision, file, run
 
 REFUND = Remedy(type="refund", charge_id="ch-1", amount=Decimal("25.00"), currency="USD")
 NO = Reason(code="duplicate_claim", text="This was refunded last week.")
 
 
 def escalated() -> Case:
-    _, case = file(complaint("service_failure"))
+    _, case = file(complaint("service_failure"), charge("100.00"))
     return case
 
 
@@ -71,7 +71,7 @@ def test_an_agent_cannot_decide_a_case_still_waiting_for_its_charge() -> None:
 
 def test_an_agent_cannot_decide_an_unknown_case() -> None:
     with pytest.raises(CaseNotAwaitingAgent):
-        decide(None, AgentDecide(agent_id="ana", remedies=(REFUND,)), T0, POLICY, ROSTER)
+        decide(None, AgentDecide(agent_id="ana", remedies=(REFUND,)), T0, POLICY, ROSTER, CODES)
 
 
 @pytest.mark.parametrize("both", [True, False])

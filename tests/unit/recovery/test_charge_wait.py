@@ -20,7 +20,7 @@ from services.recovery.domain import (
     pending_timers,
 )
 
-from .builders import POLICY, ROSTER, T0, charge, complaint, decision, escalation, file, only, run
+from .builders import CODES, POLICY, ROSTER, T0, charge, complaint, decision, escalation, file, only, run
 
 UNTIL = T0 + timedelta(minutes=15)
 
@@ -66,8 +66,13 @@ def test_a_complaint_filed_more_than_fifteen_minutes_ago_does_not_wait() -> None
 
 
 def test_a_complaint_whose_rule_does_not_read_the_charge_does_not_wait() -> None:
-    events, _ = file(complaint("damaged_item", claimed_amount="10.00", currency="USD"))
-    assert decision(events).policy.rule == "damaged-item"
+    events, _ = file(complaint("service_failure"))
+    assert escalation(events).reason.code == "needs_person"
+
+
+def test_a_damage_claim_about_a_charge_waits_for_the_charge_it_is_refunded_on() -> None:
+    _, case = file(complaint("damaged_item", claimed_amount="10.00", currency="USD"))
+    assert case.status == "awaiting_charge"
 
 
 def test_a_repeat_contact_while_waiting_keeps_waiting() -> None:
@@ -99,7 +104,7 @@ def test_a_charge_arriving_late_is_linked_to_the_escalated_case() -> None:
 
 
 def test_a_charge_for_no_case_changes_nothing() -> None:
-    assert decide(None, ChargeArrived(charge=charge()), T0, POLICY, ROSTER) == []
+    assert decide(None, ChargeArrived(charge=charge()), T0, POLICY, ROSTER, CODES) == []
 
 
 def test_another_charge_for_a_waiting_case_is_refused() -> None:

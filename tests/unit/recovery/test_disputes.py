@@ -10,6 +10,7 @@ from services.common.contract.events import ChargeFlagged
 from services.recovery.domain import FlagCharge, assess_charge, decide
 
 from .builders import (
+    CODES,
     CURRENCIES,
     POLICY,
     ROSTER,
@@ -120,9 +121,9 @@ def test_flags_an_anomalous_charge_on_arrival() -> None:
 
 def test_flag_charge_through_decide_returns_the_flag_or_nothing() -> None:
     odd = charge("7455.00", kind="shipping", usual_customer_amount="12.50")
-    assert [type(e) for e in decide(None, FlagCharge(charge=odd), T0, POLICY, ROSTER)] == [ChargeFlagged]
+    assert [type(e) for e in decide(None, FlagCharge(charge=odd), T0, POLICY, ROSTER, CODES)] == [ChargeFlagged]
     usual = charge("12.50", kind="shipping", usual_customer_amount="12.50")
-    assert decide(None, FlagCharge(charge=usual), T0, POLICY, ROSTER) == []
+    assert decide(None, FlagCharge(charge=usual), T0, POLICY, ROSTER, CODES) == []
 
 
 def test_a_usual_charge_is_not_flagged() -> None:

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from services.common.contract.events import ComplaintFiled
-from services.recovery.domain.remedies import voucher_code
 
 from .builders import (
+    CODES,
     CURRENCIES,
     POLICY,
     T0,
@@ -27,14 +27,20 @@ from .builders import (
 # ------------------------------------------------------------------ damaged-item
 
 
+def claim(amount: str, currency: str = "USD") -> ComplaintFiled:
+    """A damage claim about no charge (an order, say): bounded by the rule's limit alone."""
+    return complaint("damaged_item", claimed_amount=amount, currency=currency, charge_id=None, order_id="o-1")
+
+
 def test_refunds_a_damage_claim_with_a_goodwill_voucher_of_twenty_percent() -> None:
-    events, case = file(complaint("damaged_item", claimed_amount="120.00", currency="USD"))
+    the_complaint = complaint("damaged_item", claimed_amount="120.00", currency="USD")
+    events, case = file(the_complaint, charge("300.00", product_type="physical"))
     made = decision(events)
     assert made.policy.rule == "damaged-item"
     refund, voucher = made.remedies
     assert (refund.type, refund.amount, refund.charge_id) == ("refund", Decimal("120.00"), "ch-1")
     assert (voucher.type, voucher.amount, voucher.currency) == ("voucher", Decimal("24.00"), "USD")
-    assert voucher.voucher_code == voucher_code(case.case_id, 0)
+    assert voucher.voucher_code == CODES(case.case_id, 0)
     assert voucher.expires_at == T0 + timedelta(days=365)
     assert case.vouchers_issued == 1
 
@@ -42,8 +48,7 @@ def test_refunds_a_damage_claim_with_a_goodwill_voucher_of_twenty_percent() -> N
 @pytest.mark.parametrize("currency", CURRENCIES)
 def test_refunds_a_damage_claim_up_to_the_limit_with_the_capped_voucher(currency: str) -> None:
     at_limit = limits(currency, "damage_auto_limit")
-    the_complaint = complaint("damaged_item", claimed_amount=str(at_limit), currency=currency)
-    refund, voucher = decision(file(the_complaint)[0]).remedies
+    refund, voucher = decision(file(claim(str(at_limit), currency))[0]).remedies
     assert refund.amount == at_limit
     # 20 % of 1,500.00 is 300.00, over the 200.00 cap.
     assert voucher.amount == limits(currency, "goodwill_cap")
@@ -52,18 +57,15 @@ def test_refunds_a_damage_claim_up_to_the_limit_with_the_capped_voucher(currency
 @pytest.mark.parametrize("currency", CURRENCIES)
 def test_escalates_a_damage_claim_one_minor_unit_over_the_limit(currency: str) -> None:
     over = limits(currency, "damage_auto_limit") + one_unit(currency)
-    the_complaint = complaint("damaged_item", claimed_amount=str(over), currency=currency)
-    assert escalation(file(the_complaint)[0]).reason.code == "over_damage_auto_limit"
+    assert escalation(file(claim(str(over), currency))[0]).reason.code == "over_damage_auto_limit"
 
 
 def test_the_goodwill_voucher_is_quantized_to_the_currency() -> None:
-    the_complaint = complaint("damaged_item", claimed_amount="10.01", currency="USD")
-    assert decision(file(the_complaint)[0]).remedies[1].amount == Decimal("2.00")  # 2.002
+    assert decision(file(claim("10.01"))[0]).remedies[1].amount == Decimal("2.00")  # 2.002
 
 
 def test_no_voucher_when_the_goodwill_rounds_to_nothing() -> None:
-    the_complaint = complaint("damaged_item", claimed_amount="0.02", currency="USD")
-    assert [r.type for r in decision(file(the_complaint)[0]).remedies] == ["refund"]
+    assert [r.type for r in decision(file(claim("0.02"))[0]).remedies] == ["refund"]
 
 
 def test_a_damage_claim_without_an_amount_claims_the_charge() -> None:

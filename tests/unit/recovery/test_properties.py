@@ -26,7 +26,7 @@ from services.recovery.domain import (
 )
 from services.recovery.domain.policy import CurrencyLimits
 
-from .builders import POLICY, ROSTER, T0, complaint
+from .builders import CODES, POLICY, ROSTER, T0, complaint
 
 JPY = CurrencyLimits.model_validate(
     dict.fromkeys(CurrencyLimits.model_fields, "7500")
@@ -104,8 +104,8 @@ def _check(events: list[EventData]) -> None:
 
 
 def _step(case: Case | None, command: Any, now: Any, policy: Policy) -> tuple[list[EventData], Case]:
-    events = decide(case, command, now, policy, ROSTER)
-    again = decide(case, command, now, policy, ROSTER)
+    events = decide(case, command, now, policy, ROSTER, CODES)
+    again = decide(case, command, now, policy, ROSTER, CODES)
     assert [e.model_dump_json() for e in events] == [e.model_dump_json() for e in again]
     _check(events)
     for event in events:

@@ -14,9 +14,8 @@ from services.common.contract.events import (
     Remedy,
 )
 from services.recovery.domain import AgentDecide, Case, EffortVoucherOwed, Policy
-from services.recovery.domain.remedies import voucher_code
 
-from .builders import T0, charge, complaint, escalation, file, of_type, only, run
+from .builders import CODES, T0, charge, complaint, escalation, file, of_type, only, run
 
 
 def contact(n: int, category: str = "service_failure", **fields: object) -> ComplaintFiled:
@@ -60,14 +59,15 @@ def test_a_fourth_contact_does_not_escalate_or_owe_again() -> None:
 def test_the_effort_voucher_is_added_to_an_agents_decision() -> None:
     _, case = _contacts(3)
     refund = Remedy(type="refund", charge_id="ch-1", amount=Decimal("5.00"), currency="USD")
-    events, after = run(case, AgentDecide(agent_id="a7", remedies=(refund,)), T0 + timedelta(hours=5))
+    command = AgentDecide(agent_id="a7", remedies=(refund,), charge=charge("50.00"))
+    events, after = run(case, command, T0 + timedelta(hours=5))
     made = only(events, DecisionMade)
     assert made.decided_by == "agent:a7"
     assert [r.type for r in made.remedies] == ["refund", "voucher"]
     voucher = made.remedies[1]
     assert (voucher.amount, voucher.voucher_code) == (
         Decimal("10.00"),
-        voucher_code(case.case_id, 0),
+        CODES(case.case_id, 0),
     )
     assert made.reasons[-1].code == "effort_voucher"
     assert after.effort_voucher_granted

@@ -15,7 +15,7 @@ from services.common.contract.events import (
     SlaBreached,
     SlaWarning,
 )
-from services.recovery.domain import AgentDecide, Case, FireTimer, Timer, pending_timers
+from services.recovery.domain import AgentDecide, Case, ChargeFacts, ChargeLinked, FireTimer, Timer, pending_timers
 
 from .builders import (
     CURRENCIES,
@@ -36,14 +36,16 @@ WARNING_AT = T0 + timedelta(hours=8)
 DEADLINE = T0 + timedelta(hours=10)
 
 
-def escalated_case(the_complaint: ComplaintFiled | None = None) -> Case:
-    _, case = file(the_complaint or complaint("service_failure"))
+def escalated_case(the_complaint: ComplaintFiled | None = None, the_charge: ChargeFacts | None = None) -> Case:
+    _, case = file(the_complaint or complaint("service_failure"), the_charge)
     assert case.status == "escalated"
     return case
 
 
-def fire(case: Case, kind: str, due_at: object, now: object = None) -> tuple[list[object], Case]:
-    command = FireTimer(kind=kind, due_at=due_at)
+def fire(
+    case: Case, kind: str, due_at: object, now: object = None, the_charge: ChargeFacts | None = None
+) -> tuple[list[object], Case]:
+    command = FireTimer(kind=kind, due_at=due_at, charge=the_charge)
     return run(case, command, now or due_at)  # type: ignore[return-value, arg-type]
 
 
@@ -90,7 +92,7 @@ def test_timers_for_a_closed_case_produce_nothing() -> None:
 
 def test_a_breach_grants_the_claimed_refund_with_an_apology_for_the_delay() -> None:
     claim = complaint("service_failure", claimed_amount="20.00", currency="USD")
-    events, case = fire(escalated_case(claim), "sla_breach", DEADLINE)
+    events, case = fire(escalated_case(claim, charge("80.00")), "sla_breach", DEADLINE)
     assert [type(e) for e in events] == [SlaBreached, DecisionMade]
     made = only(events, DecisionMade)
     assert made.policy.rule == "sla-breach-fallback"
@@ -105,7 +107,7 @@ def test_a_breach_grants_the_claimed_refund_with_an_apology_for_the_delay() -> N
 @pytest.mark.parametrize("currency", CURRENCIES)
 def test_the_breach_fallback_grants_up_to_its_limit(currency: str) -> None:
     at_limit = limits(currency, "breach_fallback_limit")
-    claim = complaint("other", claimed_amount=str(at_limit), currency=currency)
+    claim = complaint("other", claimed_amount=str(at_limit), currency=currency, charge_id=None)
     made = only(fire(escalated_case(claim), "sla_breach", DEADLINE)[0], DecisionMade)
     assert made.remedies[0].amount == at_limit
 
@@ -148,12 +150,44 @@ def test_the_breach_fallback_values_a_claim_without_amount_at_its_charge() -> No
 
 
 def test_the_breach_fallback_adds_an_owed_effort_voucher() -> None:
-    _, case = file(complaint("other", claimed_amount="5.00", currency="USD"))
+    _, case = file(complaint("other", claimed_amount="5.00", currency="USD"), charge("50.00"))
     for n in (2, 3):
         again = complaint("other", complaint_id=f"c{n}", claimed_amount="5.00", currency="USD")
         _, case = file(again, case=case, now=T0 + timedelta(hours=n))
     made = only(fire(case, "sla_breach", DEADLINE)[0], DecisionMade)
     assert [r.type for r in made.remedies] == ["refund", "voucher"]
+
+
+def test_the_breach_fallback_pays_what_remains_on_the_charge_and_says_so() -> None:
+    claim = complaint("service_failure", claimed_amount="20.00", currency="USD")
+    case = escalated_case(claim, charge("30.00"))
+    # Billing has refunded 25.00 of the charge since the case linked it.
+    events, case = fire(case, "sla_breach", DEADLINE, the_charge=charge("30.00", refunded_amount="25.00"))
+    assert [type(e) for e in events] == [SlaBreached, ChargeLinked, DecisionMade]
+    made = only(events, DecisionMade)
+    assert [(r.type, r.amount) for r in made.remedies] == [("refund", Decimal("5.00"))]
+    assert [r.code for r in made.reasons] == ["sla_breached", "capped_at_remaining"]
+    assert case.charge is not None
+    assert case.charge.refunded_amount == Decimal("25.00")
+
+
+def test_the_breach_fallback_goes_to_a_supervisor_when_nothing_is_left_on_the_charge() -> None:
+    claim = complaint("service_failure", claimed_amount="20.00", currency="USD")
+    events, _ = fire(escalated_case(claim, charge("30.00", refunded_amount="30.00")), "sla_breach", DEADLINE)
+    assert only(events, CaseEscalated).priority == "urgent"
+
+
+def test_the_breach_fallback_pays_nothing_on_a_charge_it_has_never_seen() -> None:
+    claim = complaint("service_failure", claimed_amount="20.00", currency="USD")
+    events, _ = fire(escalated_case(claim), "sla_breach", DEADLINE)
+    assert only(events, CaseEscalated).priority == "urgent"
+
+
+def test_the_breach_fallback_pays_nothing_on_another_customer_s_charge() -> None:
+    claim = complaint("service_failure", claimed_amount="20.00", currency="USD")
+    case = escalated_case(claim, charge("80.00", customer_id="someone-else"))
+    events, _ = fire(case, "sla_breach", DEADLINE)
+    assert only(events, CaseEscalated).priority == "urgent"
 
 
 def test_a_breach_on_a_reopened_case_never_grants_twice_by_machine() -> None:

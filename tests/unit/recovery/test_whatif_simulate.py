@@ -14,6 +14,7 @@ from services.recovery.domain import (
     AnyCommand,
     Case,
     ChargeArrived,
+    ChargeFacts,
     CustomerHistory,
     FileComplaint,
     FireTimer,
@@ -35,7 +36,7 @@ from services.recovery.whatif.simulate import (
     simulate,
 )
 from services.recovery.whatif.summary import summarise
-from tests.unit.recovery.builders import POLICY, ROSTER, T0, charge, complaint
+from tests.unit.recovery.builders import CODES, POLICY, ROSTER, T0, charge, complaint
 
 LATE = timedelta(seconds=7)  # the live timer loop fires a little after the due time
 
@@ -54,7 +55,7 @@ class Recorder:
         return CustomerHistory(concession_times=tuple(self.concessions.get(customer, [])))
 
     def run(self, case_id: str, command: AnyCommand, now: datetime, cause: str) -> list[EventData]:
-        events = decide(self.cases.get(case_id), command, now, self.policy, ROSTER)
+        events = decide(self.cases.get(case_id), command, now, self.policy, ROSTER, CODES)
         for e in events:
             case = apply(self.cases.get(case_id), e)
             self.cases[case_id] = case
@@ -83,10 +84,11 @@ class Recorder:
         facts = charge(amount, charge_id=case.charge_id, customer_id=case.customer_id, kind="purchase")
         self.run(case_id, ChargeArrived(charge=facts, history=self._history(case.customer_id)), now, f"charge-{n}")
 
-    def agent(self, case_id: str, now: datetime, refund: str | None) -> None:
+    def agent(self, case_id: str, now: datetime, refund: str | None, charge: ChargeFacts | None = None) -> None:
+        """A person decides; ``charge``: the case's charge as the application reads it then."""
         remedies = (Remedy(type="refund", amount=Decimal(refund), currency="USD", settlement="soon"),) if refund else ()
         decline = None if refund else Reason(code="agent_declined", text="No.")
-        cmd = AgentDecide(agent_id="a1", remedies=remedies, decline_reason=decline)
+        cmd = AgentDecide(agent_id="a1", remedies=remedies, decline_reason=decline, charge=charge)
         self.run(case_id, cmd, now, f"agent:a1:{case_id}:{len(self.streams[case_id])}")
 
     def until(self, end: datetime) -> None:
@@ -159,6 +161,20 @@ def test_the_same_policy_reproduces_every_case_event_for_event() -> None:
     assert breach.decided_at == [(T0 + timedelta(minutes=20, hours=10) + LATE).isoformat().replace("+00:00", "Z")]
     assert results[ids["late_charge"]].after.rule == "failed-delivery"
     assert results[ids["never"]].after.label == "escalated:charge_not_found"
+
+
+def test_a_person_s_decision_is_replayed_on_the_ledger_it_was_made_on() -> None:
+    r = Recorder()
+    case_id = r.file(1, T0, "40.00")  # a 40.00 late fee, disputed: a person looks
+    # Billing refunded 30.00 before the person decided: the application read it then.
+    refunded = charge("40.00", charge_id="ch-1", customer_id="cust-1", kind="late_fee", refunded_amount="30.00")
+    r.agent(case_id, T0 + timedelta(hours=1), "10.00", charge=refunded)
+    assert [e.type for e in r.streams[case_id]][-2:] == ["recovery.case.charge_linked.v1", "recovery.decision.made.v1"]
+    (same,) = simulate(r.recorded(), POLICY, ROSTER, horizon=T0 + timedelta(days=1))
+    assert same.exact
+    # A candidate that waives the dispute by itself needs no person.
+    (changed,) = simulate(r.recorded(), _micro("50.00"), ROSTER, horizon=T0 + timedelta(days=1))
+    assert changed.after.money == {("charge_waiver", "USD"): Decimal("40.00")}
 
 
 def test_a_raised_limit_decides_by_itself_and_the_person_is_not_needed() -> None:
