@@ -54,18 +54,20 @@ def _complaint(cust: str, name: str, locale: str, category: str, text: str, **ex
     return _event("complaint.filed.v1", cust, data)
 
 
-def stories() -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
-    """(charges, [(story, complaint)]) for the customer stories behind the policy (docs/policy.md)."""
+def stories() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
+    """(history, charges, [(story, complaint)]) for the customer stories behind the policy
+    (docs/policy.md): ``history`` is what billing charged other customers before, the usual
+    amounts that the stories' charges are judged against when they arrive."""
 
     def c(s: str) -> str:  # unique ids per demo run
         return f"{s}-{RUN}"
 
+    history = [_charge(c(f"shipper{i}"), c(f"ch-ship{i}"), amt, "USD", "shipping", "Shipping, 3 cartons")
+               for i, amt in enumerate(["12.00", "15.00", "18.00", "14.50", "16.00"])]  # fmt: skip
     charges = [
         _charge(c("luis"), c("ch-film"), "4.99", "USD", "purchase", "Eat, Pray, Love (rental)",
                 {"sku": "film-epl", "name": "Eat, Pray, Love", "type": "digital"}),
         _charge(c("ana"), c("ch-ld"), "2.70", "USD", "long_distance", "Long distance call"),
-        *[_charge(c(f"shipper{i}"), c(f"ch-ship{i}"), amt, "USD", "shipping", "Shipping, 3 cartons")
-          for i, amt in enumerate(["12.00", "15.00", "18.00", "14.50", "16.00"])],
         _charge(c("mark"), c("ch-tp"), "7455.00", "USD", "shipping", "Shipping, 3 cartons of toilet paper"),
         _charge(c("dave"), c("ch-flight"), "420.00", "USD", "purchase", "Flight + checked guitar"),
         _charge(c("marta"), c("ch-phone"), "649.00", "EUR", "purchase", "iPhone",
@@ -93,11 +95,11 @@ def stories() -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
          "Please cancel my service.", charge_id=c("ch-cable"))),
         *[(f"Repeat contact #{i + 1} on one fee", r) for i, r in enumerate(repeat)],
     ]  # fmt: skip
-    return charges, complaints
+    return history, charges, complaints
 
 
 async def play(settings: RecoverySettings, timeout_s: float = 90, wait_for_mail: bool = True) -> list[dict[str, Any]]:
-    charges, complaints = stories()
+    history, charges, complaints = stories()
     consumers = {t: AIOKafkaConsumer(t, **settings.kafka_client_options(), auto_offset_reset="latest",
                                      enable_auto_commit=False)
                  for t in (settings.topic_decisions, settings.topic_notifications)}  # fmt: skip
@@ -107,11 +109,13 @@ async def play(settings: RecoverySettings, timeout_s: float = 90, wait_for_mail:
     producer = AIOKafkaProducer(**settings.kafka_client_options())
     await producer.start()
     try:
-        for e in charges:
-            await producer.send_and_wait(settings.topic_charges, json.dumps(e).encode(), key=e["subject"].encode())
-        # The anomaly rule compares with other customers' charges, which travel on other
-        # partitions: send the complaints once the service has recorded every charge.
-        await _wait_for_charges(settings, [e["data"]["charge_id"] for e in charges], timeout_s)
+        # A charge is judged against the charges recorded before it (its usual amount), and
+        # other customers' charges travel on other partitions: send the history first, then
+        # the stories' charges, then the complaints, each once the service has recorded the last.
+        for batch in (history, charges):
+            for e in batch:
+                await producer.send_and_wait(settings.topic_charges, json.dumps(e).encode(), key=e["subject"].encode())
+            await _wait_for_charges(settings, [e["data"]["charge_id"] for e in batch], timeout_s)
         for _, e in complaints:
             await producer.send_and_wait(settings.topic_complaints, json.dumps(e).encode(), key=e["subject"].encode())
             await asyncio.sleep(0.3)  # repeat contacts arrive one after another
