@@ -119,6 +119,45 @@ def test_every_string_and_list_in_every_schema_has_a_bound() -> None:
     assert unbounded == AS_RECEIVED
 
 
+def test_the_limits_page_says_what_the_models_do() -> None:
+    page = (ROOT / "docs" / "limits.md").read_text(encoding="utf-8")
+    assert page == schemagen.limits_page(page), f"docs/limits.md is stale: run `{schemagen.LIMITS_COMMAND}`"
+    assert "| `data` | object | nested at most 32 levels deep |" in page
+    assert "| `customer.email` | email address | at most 254 characters |" in page
+
+
+def test_check_mode_finds_a_stale_limits_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    page = tmp_path / "limits.md"
+    page.write_text(f"# Limits\n\n{schemagen.LIMITS_BEGIN}\nold\n{schemagen.LIMITS_END}\nafter\n")
+    args = [str(tmp_path / "schemas"), "--limits-page", str(page)]
+    assert schemagen.main(args) == 0
+    assert page.read_text().startswith("# Limits\n\n")
+    assert page.read_text().endswith("\nafter\n")
+    assert "| `id` | string | 1 to 200 characters |" in page.read_text()
+    assert schemagen.main([*args, "--check"]) == 0
+    page.write_text(page.read_text().replace("200 characters", "300 characters"))
+    capsys.readouterr()
+    assert schemagen.main([*args, "--check"]) == 1
+    assert str(page) in capsys.readouterr().err
+
+
+def test_check_mode_lists_stale_missing_and_left_over_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert schemagen.main([str(tmp_path)]) == 0
+    assert schemagen.main([str(tmp_path), "--check"]) == 0
+    (tmp_path / "events" / "recovery.sla.warning.v1.json").write_text("{}\n")
+    (tmp_path / "events" / "billing.charge.posted.v1.json").unlink()
+    (tmp_path / "events" / "recovery.gone.v1.json").write_text("{}\n")
+    capsys.readouterr()
+    assert schemagen.main([str(tmp_path), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "run `make schemas`" in err
+    for name in ("recovery.sla.warning.v1", "billing.charge.posted.v1", "recovery.gone.v1"):
+        assert f"events/{name}.json" in err
+    assert schemagen.main([str(tmp_path)]) == 0
+    assert not (tmp_path / "events" / "recovery.gone.v1.json").exists()
+    assert schemagen.main([str(tmp_path), "--check"]) == 0
+
+
 # --------------------------------------------------------------------------- AsyncAPI
 
 
