@@ -102,7 +102,7 @@ def tables(envelope: Mapping[str, Any], events: Mapping[str, tuple[str, Mapping[
     every = [
         ("the whole Kafka value", f"at most {MAX_EVENT_BYTES:,} bytes", "`too_large`, before it is parsed"),
         ("`data`", f"nested at most {MAX_DATA_DEPTH} levels deep (`data` itself is level 1)", "`invalid_data`"),
-        ("every string, in the envelope or in `data`", "no U+0000", "`not_cloudevent` or `invalid_data`"),
+        ("every envelope attribute, every key and string in `data`", "no U+0000", "`not_cloudevent`, `invalid_data`"),
     ]
     out = ["## Every message", "", "| what | bound | refused as |", "|---|---|---|"]
     out += [f"| {what} | {bound} | {code} |" for what, bound, code in every]
