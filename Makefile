@@ -52,7 +52,7 @@ format: install
 	$(BIN)/ruff check --fix services tests bench
 
 schemas: install        ## writes schemas/: JSON Schema per event type and the AsyncAPI document
-	$(PY) -m services.common.schemagen schemas
+	$(PY) -m services.common.schemagen schemas --limits-page docs/limits.md
 
 bench: install          ## throughput and latency on the bundled servers; prints tables
 	$(PY) -m bench

@@ -25,6 +25,7 @@ from faststream.security import (
 
 from services.common.contract import CloudEvent, ContractError, Event, EventData, decode, encode, new_event
 from services.common.contract.events import DeadLettered, DeadLetterError, OriginalMessage
+from services.common.contract.limits import MAX_ID_LENGTH
 from services.common.logging import get_logger
 from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
@@ -151,13 +152,18 @@ def dead_letter(
     reason's details are the consumer's, so the larger of the two is cut until it fits.
     """
     raw = value or b""
+    # Text only when the value is UTF-8 without U+0000, which no contract string may hold
+    # (PostgreSQL cannot store it): anything else is kept as base64.
+    encoding: Literal["text", "base64"] = "base64" if b"\x00" in raw else "text"
     try:
         raw.decode("utf-8")
-        encoding: Literal["text", "base64"] = "text"
     except UnicodeDecodeError:
         encoding = "base64"
-    key_text = key[:_KEY_BYTES].decode("utf-8", "replace") if key is not None else None
+    key_text = key[:_KEY_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd") if key is not None else None
     whole_key = key is None or (key_text is not None and key_text.encode() == key)
+    # The subject is the customer id by the contract: only a key that could be one (whole,
+    # within the id bound, no U+0000), so that the dead letter passes the contract it states.
+    subject = key_text if whole_key and key_text is not None and _could_be_id(key_text) else None
     when = now or datetime.now(UTC)
     kept = min(len(raw), limits.max_value_bytes)
     message, details = error.message[:_MESSAGE_CHARS], error.details[:_DETAILS]
@@ -181,7 +187,7 @@ def dead_letter(
             error=DeadLetterError(code=error.code, message=message, details=details),
             received_at=when,
         )
-        event = new_event(data, source=source, time=when, subject=key_text)
+        event = new_event(data, source=source, time=when, subject=subject)
         if len(encode(event)) <= limits.max_event_bytes:
             return event
         # Shrink the larger part: the kept value, or the reason (details first).
@@ -195,6 +201,10 @@ def dead_letter(
             kept //= 2
         else:  # unreachable with settings' bounds (a request of 16 KiB at least)
             raise ValueError(f"no dead letter fits in {limits.max_event_bytes} bytes")
+
+
+def _could_be_id(text: str) -> bool:
+    return 0 < len(text) <= MAX_ID_LENGTH
 
 
 def decode_batch(

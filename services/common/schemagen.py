@@ -8,11 +8,14 @@
   service's app (``build_app(settings)`` in ``services.<app>.entrypoints.kafka``), built with
   the default settings so that the contract's default topic names appear, with no broker;
 - ``OUTDIR/asyncapi.json``: one AsyncAPI document for the whole system (every app's broker);
-- ``OUTDIR/README.md``: an index.
+- ``OUTDIR/README.md``: an index;
+- with ``--limits-page PAGE``, the tables of ``PAGE`` (``docs/limits.md``): the bound of
+  every envelope attribute and event type field, between two marker lines; the prose
+  around them is the page's own.
 
 An app whose module is not there yet is left out (with a note on stderr). Output is
 deterministic (sorted keys, indent 2, trailing newline), so ``--check`` can compare the
-files in OUTDIR with what the models say now and exit 1 listing the stale ones.
+files in OUTDIR (and PAGE) with what the models say now and exit 1 listing the stale ones.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pydantic import create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from services.common.contract import ALL_EVENT_TYPES, CloudEvent, EventData
+from services.common.contract.limits_doc import tables
 from services.common.settings import CommonSettings
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -196,6 +200,22 @@ def generate(apps: Sequence[AppSource] = APPS) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
+LIMITS_COMMAND = "python -m services.common.schemagen schemas --limits-page docs/limits.md"
+LIMITS_BEGIN = f"<!-- generated from the models by `{LIMITS_COMMAND}`: edit the models, not what follows -->"
+LIMITS_END = "<!-- end of the generated part -->"
+
+
+def limits_page(page: str) -> str:
+    """``page`` with the part between its marker lines made what the models say now."""
+    head, begin, rest = page.partition(LIMITS_BEGIN)
+    _, end, tail = rest.partition(LIMITS_END)
+    if not begin or not end:
+        raise ValueError(f"the limits page needs the lines {LIMITS_BEGIN!r} and {LIMITS_END!r}")
+    envelope = CloudEvent.model_json_schema(mode="validation")
+    events = {m.TYPE: (default_topic(m), event_schema(m)) for m in ALL_EVENT_TYPES}
+    return f"{head}{LIMITS_BEGIN}\n\n{tables(envelope, events)}\n\n{LIMITS_END}{tail}"
+
+
 def _existing(outdir: Path) -> set[str]:
     return {p.relative_to(outdir).as_posix() for pattern in _MANAGED for p in outdir.glob(pattern)}
 
@@ -232,18 +252,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("outdir", type=Path, help="the folder, normally schemas/")
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 if stale")
+    parser.add_argument("--limits-page", type=Path, help="the page whose limits tables to write: docs/limits.md")
     args = parser.parse_args(argv)
     files = generate()
+    page: dict[str, str] = {}  # the page's path: its text now, if stale
+    if args.limits_page is not None:
+        text = args.limits_page.read_text(encoding="utf-8")
+        if limits_page(text) != text:
+            page[str(args.limits_page)] = limits_page(text)
     if args.check:
-        stale = stale_files(args.outdir, files)
+        stale = stale_files(args.outdir, files) + list(page)
         if stale:
-            print(f"stale in {args.outdir} (run `make schemas`):", file=sys.stderr)
+            again = f"`{LIMITS_COMMAND}`" if page else "`make schemas`"
+            print(f"stale in {args.outdir} (run {again}):", file=sys.stderr)
             for path in stale:
                 print(f"  {path}", file=sys.stderr)
             return 1
         print(f"{args.outdir}: {len(files)} files up to date")
         return 0
     changed = write(args.outdir, files)
+    for path, text in page.items():
+        Path(path).write_text(text, encoding="utf-8")
+        changed.append(path)
     print(f"{args.outdir}: {len(files)} files, {len(changed)} changed")
     for path in changed:
         print(f"  {path}")

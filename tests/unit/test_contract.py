@@ -164,6 +164,12 @@ def test_an_escaped_lone_surrogate_is_not_json() -> None:
     assert error_code(value) == "not_json"
 
 
+def test_text_holding_a_lone_surrogate_is_not_json() -> None:
+    # A str, not bytes: it has no UTF-8 form at all, so it is refused before it is parsed.
+    text = json.dumps(wire(), ensure_ascii=False).replace("cust-0042", "cust-\ud800", 1)
+    assert error_code(text) == "not_json"
+
+
 @pytest.mark.parametrize("missing", ["id", "source", "type", "time", "data"])
 def test_an_envelope_missing_a_required_attribute_is_not_a_cloudevent(missing: str) -> None:
     doc = wire()

@@ -162,3 +162,24 @@ def test_the_services_dead_letters_follow_the_settings() -> None:
     assert original.truncated
     assert original.value_bytes == 5_000
     assert len(original.value) == 100
+
+
+@pytest.mark.parametrize("key", [b"k" * 201, b"cust\x00", b"\xff\xfe"])
+def test_a_dead_letter_whose_key_cannot_be_a_customer_id_has_no_subject_and_passes_the_contract(key: bytes) -> None:
+    event = dead_letter(TOO_LARGE, topic="customer.complaints", partition=0, offset=1, key=key, value=b"{}",
+                        source="recovery-service", now=NOW)  # fmt: skip
+    assert event.subject is None
+    assert isinstance(decode(encode(event)).data, DeadLettered)  # our own contract takes it
+
+
+def test_a_dead_letter_keeps_a_customer_id_key_as_its_subject() -> None:
+    event = dead_letter(TOO_LARGE, topic="customer.complaints", partition=0, offset=1, key=b"c" * 200, value=b"{}",
+                        source="recovery-service", now=NOW)  # fmt: skip
+    assert event.subject == "c" * 200
+
+
+def test_a_value_holding_u0000_is_kept_as_base64_so_the_dead_letter_passes_the_contract() -> None:
+    value = b'{"specversion": "1.0", "id": "a\x00b"}'
+    original, _, _ = letter(value)
+    assert original.value_encoding == "base64"
+    assert base64.b64decode(original.value) == value

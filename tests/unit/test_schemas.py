@@ -17,74 +17,13 @@ from faststream.specification import AsyncAPI
 from services.common import schemagen
 from services.common.contract import ALL_EVENT_TYPES, EVENT_TYPES, encode, new_event
 from services.common.contract.events import SlaWarning
+from services.common.contract.limits_doc import Limit, limits, resolve
 from services.common.settings import CommonSettings
 
-ROOT = Path(__file__).resolve().parents[2]
-T = "2026-11-22T10:15:00Z"
-CUSTOMER = {"id": "cust-0042", "name": "Ana Gómez", "email": "ana@example.com", "locale": "es-CO"}
-OWNER = {"id": "agent-7", "name": "Luis Pérez", "email": "luis@example.com"}
-REASON = {"code": "late_delivery", "text": "The parcel arrived after the promised date."}
+from .contract_samples import SAMPLES
+from .schema_conformance import conformance_errors
 
-SAMPLES: dict[str, dict[str, Any]] = {
-    "billing.charge.posted.v1": {
-        "charge_id": "ch-1", "customer_id": "cust-0042", "amount": "7455.00", "currency": "COP",
-        "kind": "purchase", "description": "Headphones",
-        "product": {"sku": "hp-1", "name": "Headphones", "type": "physical"},
-        "order_id": "o-1", "posted_at": T,
-    },
-    "billing.charge.refunded.v1": {
-        "charge_id": "ch-1", "refund_id": "rf-1", "amount": "3000", "currency": "JPY",
-        "refunded_at": T,
-    },
-    "complaint.filed.v1": {
-        "complaint_id": "cmp-1", "customer": CUSTOMER, "channel": "web",
-        "category": "delivery_failed", "charge_id": "ch-1", "claimed_amount": "4.99",
-        "currency": "USD", "remedy_preference": "refund", "description": "Never came.",
-        "filed_at": T,
-    },
-    "recovery.case.opened.v1": {
-        "case_id": "case-1", "customer_id": "cust-0042", "complaint_id": "cmp-1",
-        "category": "delivery_failed", "case_owner": OWNER, "sla_deadline": T,
-    },
-    "recovery.decision.made.v1": {
-        "case_id": "case-1", "complaint_id": "cmp-1", "customer": CUSTOMER,
-        "outcome": "resolved",
-        "remedies": [
-            {"type": "refund", "charge_id": "ch-1", "amount": "4.99", "currency": "USD",
-             "settlement": "3-5 business days"},
-            {"type": "voucher", "amount": "5.000", "currency": "KWD", "voucher_code": "SORRY5",
-             "expires_at": T},
-        ],
-        "reasons": [REASON], "policy": {"id": "default", "version": "3", "rule": "late-refund"},
-        "decided_by": "policy", "case_owner": OWNER, "decided_at": T, "sla_deadline": T,
-        "within_sla": True,
-    },
-    "recovery.case.escalated.v1": {
-        "case_id": "case-1", "reason": REASON, "priority": "high", "assignee": "agent-7",
-        "due_by": T,
-    },
-    "recovery.sla.warning.v1": {"case_id": "case-1", "sla_deadline": T, "at": T},
-    "recovery.sla.breached.v1": {"case_id": "case-1", "sla_deadline": T, "at": T},
-    "recovery.charge.flagged.v1": {
-        "charge_id": "ch-1", "customer_id": "cust-0042", "amount": "19.99", "currency": "EUR",
-        "reason": REASON,
-    },
-    "notification.email.requested.v1": {
-        "notification_id": "n-1", "case_id": "case-1",
-        "to": {"name": "Ana Gómez", "email": "ana@example.com"},
-        "reply_to": {"name": "Luis Pérez", "email": "luis@example.com"}, "locale": "es-CO",
-        "subject": "Lo sentimos", "text": "Hola Ana", "html": "<p>Hola Ana</p>",
-        "template": "decision.resolved", "causation": "evt-1",
-    },
-    "notification.email.delivered.v1": {"notification_id": "n-1", "at": T},
-    "notification.email.failed.v1": {"notification_id": "n-1", "at": T, "error": "550 unknown"},
-    "recovery.deadletter.v1": {
-        "original": {"topic": "billing.charges", "partition": 0, "offset": 12, "key": "c-1",
-                     "value": "not json", "value_encoding": "text"},
-        "error": {"code": "not_json", "message": "not UTF-8 JSON", "details": []},
-        "received_at": T,
-    },
-}  # fmt: skip
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load(path: str) -> dict[str, Any]:
@@ -152,7 +91,55 @@ def test_money_is_a_decimal_string_in_every_schema_and_never_a_number() -> None:
                 assert re.fullmatch(money["pattern"], "3000")
                 assert not re.fullmatch(money["pattern"], "4.99e2")
                 assert not re.fullmatch(money["pattern"], "-4.99")
+                # Bounded digits: 15 integer digits and 4 decimals at most.
+                assert re.fullmatch(money["pattern"], "9" * 15 + ".9999")
+                assert not re.fullmatch(money["pattern"], "9" * 16)
+                assert not re.fullmatch(money["pattern"], "1.99999")
     assert amounts >= 5
+
+
+# What the wire carries as it arrived, not bounded by the contract (the message size is).
+AS_RECEIVED = {("recovery.deadletter.v1", "original.key"), ("recovery.deadletter.v1", "original.value")}
+
+
+def test_every_string_and_list_in_every_schema_has_a_bound() -> None:
+    unbounded = set()
+    for m in ALL_EVENT_TYPES:
+        schema = load(f"events/{m.TYPE}.json")
+        fields = limits(schema) + [  # the envelope's attributes, and data's fields
+            Limit(f"data.{lim.path}", lim.value, lim.bound, lim.schema)
+            for lim in limits(resolve(schema["properties"]["data"], schema), schema)
+        ]
+        for lim in fields:
+            kind, keys = lim.schema.get("type"), lim.schema.keys()
+            fixed = {"enum", "const", "format"} & keys  # a set of values, or a date-time
+            if (kind == "string" and not fixed and "maxLength" not in keys) or (
+                kind == "array" and "maxItems" not in keys
+            ):
+                unbounded.add((m.TYPE, lim.path.removeprefix("data.")))
+    assert unbounded == AS_RECEIVED
+
+
+def test_the_limits_page_says_what_the_models_do() -> None:
+    page = (ROOT / "docs" / "limits.md").read_text(encoding="utf-8")
+    assert page == schemagen.limits_page(page), f"docs/limits.md is stale: run `{schemagen.LIMITS_COMMAND}`"
+    assert "| `data` | object | nested at most 32 levels deep |" in page
+    assert "| `customer.email` | email address | at most 254 characters |" in page
+
+
+def test_check_mode_finds_a_stale_limits_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    page = tmp_path / "limits.md"
+    page.write_text(f"# Limits\n\n{schemagen.LIMITS_BEGIN}\nold\n{schemagen.LIMITS_END}\nafter\n")
+    args = [str(tmp_path / "schemas"), "--limits-page", str(page)]
+    assert schemagen.main(args) == 0
+    assert page.read_text().startswith("# Limits\n\n")
+    assert page.read_text().endswith("\nafter\n")
+    assert "| `id` | string | 1 to 200 characters |" in page.read_text()
+    assert schemagen.main([*args, "--check"]) == 0
+    page.write_text(page.read_text().replace("200 characters", "300 characters"))
+    capsys.readouterr()
+    assert schemagen.main([*args, "--check"]) == 1
+    assert str(page) in capsys.readouterr().err
 
 
 def test_check_mode_lists_stale_missing_and_left_over_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -204,46 +191,6 @@ def test_an_app_not_written_yet_is_left_out_with_a_note(capsys: pytest.CaptureFi
     docs = schemagen.asyncapi_documents([missing])
     assert set(docs) == {"asyncapi.json"}
     assert "not there yet" in capsys.readouterr().err
-
-
-# --------------------------------------------------------------------------- a small validator
-# jsonschema is not a dependency; this covers the keywords pydantic emits for these models.
-
-
-def conformance_errors(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> list[str]:
-    if "$ref" in schema:
-        name = schema["$ref"].removeprefix("#/$defs/")
-        return conformance_errors(value, root["$defs"][name], root)
-    if "anyOf" in schema:
-        options = [conformance_errors(value, s, root) for s in schema["anyOf"]]
-        return [] if any(not o for o in options) else [f"{value!r} matches no anyOf option"]
-    errors: list[str] = []
-    if "const" in schema and value != schema["const"]:
-        errors.append(f"{value!r} != const {schema['const']!r}")
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{value!r} not in {schema['enum']}")
-    kind = schema.get("type")
-    checks = {"string": str, "object": dict, "array": list, "boolean": bool, "null": type(None)}
-    if kind == "integer" and not (isinstance(value, int) and not isinstance(value, bool)):
-        errors.append(f"{value!r} is not an integer")
-    elif kind in checks and not isinstance(value, checks[kind]):
-        errors.append(f"{value!r} is not a {kind}")
-    elif kind == "string":
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            errors.append(f"{value!r} does not match {schema['pattern']}")
-        if len(value) < schema.get("minLength", 0):
-            errors.append(f"{value!r} is too short")
-        if schema.get("format") == "date-time":
-            datetime.fromisoformat(value)
-    elif kind == "object":
-        errors += [f"missing {k}" for k in schema.get("required", []) if k not in value]
-        for key, sub in schema.get("properties", {}).items():
-            if key in value:
-                errors += conformance_errors(value[key], sub, root)
-    elif kind == "array":
-        for item in value:
-            errors += conformance_errors(item, schema.get("items", {}), root)
-    return errors
 
 
 def _properties(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

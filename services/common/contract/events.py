@@ -3,26 +3,46 @@
 Each model names its CloudEvents ``type`` (``TYPE``) and the logical topic it travels on
 (``TOPIC``: one of ``charges``, ``complaints``, ``decisions``, ``notifications``, ``dlq``;
 settings map these to topic names). Unknown fields are ignored so producers can add fields
-first; money is checked against the currency's minor units; times must carry a zone.
+first; money is checked against the currency's minor units; times must carry a zone. Every
+string has a maximum length and every list a maximum size (:mod:`.limits`).
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from services.common.contract.limits import (
+    MAX_COMPLAINT_TEXT_LENGTH,
+    MAX_EMAIL_BODY_LENGTH,
+    MAX_EMAIL_LENGTH,
+    MAX_EMAIL_SUBJECT_LENGTH,
+    MAX_ERROR_DETAILS,
+    MAX_ID_LENGTH,
+    MAX_LIST_ITEMS,
+    MAX_LOCALE_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_TEXT_LENGTH,
+    MAX_TOPIC_LENGTH,
+)
 from services.common.contract.money import Amount, Currency, check_minor_units
 
-NonEmpty = Field(min_length=1, max_length=256)
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+"""A person's name, or a short label: a code, a version, a template."""
+Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+# Optional strings that have always taken "" keep taking it: only their length is new.
+OptionalId = Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None
+OptionalName = Annotated[str, Field(max_length=MAX_NAME_LENGTH)] | None
+Locale = Annotated[str, Field(max_length=MAX_LOCALE_LENGTH, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")]
 
 # An address checked for shape (one @, a dotted domain, no spaces), as every hop of a
 # delivery pipeline does; full RFC 5321 parsing is the mail server's job and cost a fifth
 # of the recovery service's time per complaint.
 EmailStr = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    StringConstraints(strip_whitespace=True, max_length=MAX_EMAIL_LENGTH, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
     Field(json_schema_extra={"format": "email"}),
 ]
 
@@ -38,11 +58,6 @@ class EventData(WireModel):
 
     TYPE: ClassVar[str]
     TOPIC: ClassVar[str]
-
-
-def _check_money(model: BaseModel, amount_field: str = "amount") -> None:
-    amount: Decimal | None = getattr(model, amount_field)
-    check_minor_units(amount, getattr(model, "currency", None), amount_field)
 
 
 # --------------------------------------------------------------------------- shared parts
@@ -64,56 +79,56 @@ Priority = Literal["normal", "high", "urgent"]
 
 
 class Product(WireModel):
-    sku: str | None = None
-    name: str | None = None
+    sku: OptionalId = None
+    name: OptionalName = None
     type: Literal["digital", "physical", "service"]
 
 
 class Customer(WireModel):
-    id: str = NonEmpty
-    name: str = Field(min_length=1, max_length=256)
+    id: Id
+    name: Name
     email: EmailStr
-    locale: str = Field(default="en-US", pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+    locale: Locale = "en-US"
 
 
 class Person(WireModel):
     """A case owner or an agent: the named person the customer deals with."""
 
-    id: str = NonEmpty
-    name: str = Field(min_length=1, max_length=256)
+    id: Id
+    name: Name
     email: EmailStr
 
 
 class Recipient(WireModel):
-    name: str = Field(min_length=1, max_length=256)
+    name: Name
     email: EmailStr
 
 
 class Reason(WireModel):
-    code: str = NonEmpty
-    text: str = Field(min_length=1, max_length=2000)
+    code: Name
+    text: Text = Field(min_length=1)
 
 
 class PolicyRef(WireModel):
-    id: str = NonEmpty
-    version: str = NonEmpty
-    rule: str = NonEmpty
+    id: Name
+    version: Name
+    rule: Name
 
 
 class Remedy(WireModel):
     """One remedy granted; each type carries the fields it needs."""
 
     type: RemedyType
-    charge_id: str | None = None
+    charge_id: OptionalId = None
     amount: Amount | None = None
     currency: Currency | None = None
-    voucher_code: str | None = None
+    voucher_code: OptionalName = None
     expires_at: AwareDatetime | None = None
-    settlement: str | None = None
+    settlement: OptionalName = None
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> Remedy:
-        _check_money(self)
+        check_minor_units(self.amount, self.currency)
         if self.type in ("refund", "charge_waiver", "voucher") and self.amount is None:
             raise ValueError(f"a {self.type} remedy needs an amount and a currency")
         if self.type == "voucher" and (self.voucher_code is None or self.expires_at is None):
@@ -128,20 +143,20 @@ class ChargePosted(EventData):
     TYPE: ClassVar[str] = "billing.charge.posted.v1"
     TOPIC: ClassVar[str] = "charges"
 
-    charge_id: str = NonEmpty
-    customer_id: str = NonEmpty
+    charge_id: Id
+    customer_id: Id
     amount: Amount
     currency: Currency
     kind: ChargeKind
-    description: str = Field(default="", max_length=2000)
+    description: Text = ""
     product: Product | None = None
-    order_id: str | None = None
-    merchant: str | None = None
+    order_id: OptionalId = None
+    merchant: OptionalName = None
     posted_at: AwareDatetime
 
     @model_validator(mode="after")
     def _money(self) -> ChargePosted:
-        _check_money(self)
+        check_minor_units(self.amount, self.currency)
         return self
 
 
@@ -149,15 +164,15 @@ class ChargeRefunded(EventData):
     TYPE: ClassVar[str] = "billing.charge.refunded.v1"
     TOPIC: ClassVar[str] = "charges"
 
-    charge_id: str = NonEmpty
-    refund_id: str = NonEmpty
+    charge_id: Id
+    refund_id: Id
     amount: Amount
     currency: Currency
     refunded_at: AwareDatetime
 
     @model_validator(mode="after")
     def _money(self) -> ChargeRefunded:
-        _check_money(self)
+        check_minor_units(self.amount, self.currency)
         return self
 
 
@@ -168,22 +183,23 @@ class ComplaintFiled(EventData):
     TYPE: ClassVar[str] = "complaint.filed.v1"
     TOPIC: ClassVar[str] = "complaints"
 
-    complaint_id: str = NonEmpty
+    complaint_id: Id
     customer: Customer
     channel: Channel
     category: Category
-    charge_id: str | None = None
-    order_id: str | None = None
+    charge_id: OptionalId = None
+    order_id: OptionalId = None
     claimed_amount: Amount | None = None
     currency: Currency | None = None
     purchased_at: AwareDatetime | None = None
     remedy_preference: RemedyPreference | None = None
-    description: str = Field(default="", max_length=10_000)
+    description: str = Field(default="", max_length=MAX_COMPLAINT_TEXT_LENGTH)
     filed_at: AwareDatetime
 
     @model_validator(mode="after")
     def _money(self) -> ComplaintFiled:
-        _check_money(self, "claimed_amount")
+        if self.claimed_amount is not None:  # a Python call less for most complaints
+            check_minor_units(self.claimed_amount, self.currency, "claimed_amount")
         return self
 
 
@@ -194,9 +210,9 @@ class CaseOpened(EventData):
     TYPE: ClassVar[str] = "recovery.case.opened.v1"
     TOPIC: ClassVar[str] = "decisions"
 
-    case_id: str = NonEmpty
-    customer_id: str = NonEmpty
-    complaint_id: str = NonEmpty
+    case_id: Id
+    customer_id: Id
+    complaint_id: Id
     category: Category
     case_owner: Person
     sla_deadline: AwareDatetime
@@ -206,14 +222,14 @@ class DecisionMade(EventData):
     TYPE: ClassVar[str] = "recovery.decision.made.v1"
     TOPIC: ClassVar[str] = "decisions"
 
-    case_id: str = NonEmpty
-    complaint_id: str = NonEmpty
+    case_id: Id
+    complaint_id: Id
     customer: Customer
     outcome: Literal["resolved", "declined"]
-    remedies: list[Remedy] = Field(default_factory=list)
-    reasons: list[Reason] = Field(min_length=1)
+    remedies: list[Remedy] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    reasons: list[Reason] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
     policy: PolicyRef
-    decided_by: str = Field(pattern=r"^(policy|agent:.+)$")
+    decided_by: str = Field(max_length=len("agent:") + MAX_ID_LENGTH, pattern=r"^(policy|agent:.+)$")
     case_owner: Person
     decided_at: AwareDatetime
     sla_deadline: AwareDatetime
@@ -224,14 +240,14 @@ class CaseEscalated(EventData):
     TYPE: ClassVar[str] = "recovery.case.escalated.v1"
     TOPIC: ClassVar[str] = "decisions"
 
-    case_id: str = NonEmpty
+    case_id: Id
     reason: Reason
     priority: Priority
-    assignee: str = NonEmpty
+    assignee: Id
     due_by: AwareDatetime
     # Added (optional, contract changes only by adding): what the notifier needs for the
     # prompt acknowledgement of an escalated case.
-    complaint_id: str | None = None
+    complaint_id: OptionalId = None
     customer: Customer | None = None
     case_owner: Person | None = None
 
@@ -240,7 +256,7 @@ class SlaWarning(EventData):
     TYPE: ClassVar[str] = "recovery.sla.warning.v1"
     TOPIC: ClassVar[str] = "decisions"
 
-    case_id: str = NonEmpty
+    case_id: Id
     sla_deadline: AwareDatetime
     at: AwareDatetime
 
@@ -249,7 +265,7 @@ class SlaBreached(EventData):
     TYPE: ClassVar[str] = "recovery.sla.breached.v1"
     TOPIC: ClassVar[str] = "decisions"
 
-    case_id: str = NonEmpty
+    case_id: Id
     sla_deadline: AwareDatetime
     at: AwareDatetime
 
@@ -258,15 +274,15 @@ class ChargeFlagged(EventData):
     TYPE: ClassVar[str] = "recovery.charge.flagged.v1"
     TOPIC: ClassVar[str] = "decisions"
 
-    charge_id: str = NonEmpty
-    customer_id: str = NonEmpty
+    charge_id: Id
+    customer_id: Id
     amount: Amount
     currency: Currency
     reason: Reason
 
     @model_validator(mode="after")
     def _money(self) -> ChargeFlagged:
-        _check_money(self)
+        check_minor_units(self.amount, self.currency)
         return self
 
 
@@ -277,23 +293,23 @@ class EmailRequested(EventData):
     TYPE: ClassVar[str] = "notification.email.requested.v1"
     TOPIC: ClassVar[str] = "notifications"
 
-    notification_id: str = NonEmpty
-    case_id: str = NonEmpty
+    notification_id: Id
+    case_id: Id
     to: Recipient
     reply_to: Recipient
-    locale: str = NonEmpty
-    subject: str = Field(min_length=1, max_length=500)
-    text: str = Field(min_length=1)
-    html: str = Field(min_length=1)
-    template: str = NonEmpty
-    causation: str = NonEmpty
+    locale: str = Field(min_length=1, max_length=MAX_LOCALE_LENGTH)
+    subject: str = Field(min_length=1, max_length=MAX_EMAIL_SUBJECT_LENGTH)
+    text: str = Field(min_length=1, max_length=MAX_EMAIL_BODY_LENGTH)
+    html: str = Field(min_length=1, max_length=MAX_EMAIL_BODY_LENGTH)
+    template: Name
+    causation: Id
 
 
 class EmailDelivered(EventData):
     TYPE: ClassVar[str] = "notification.email.delivered.v1"
     TOPIC: ClassVar[str] = "notifications"
 
-    notification_id: str = NonEmpty
+    notification_id: Id
     at: AwareDatetime
 
 
@@ -301,16 +317,19 @@ class EmailFailed(EventData):
     TYPE: ClassVar[str] = "notification.email.failed.v1"
     TOPIC: ClassVar[str] = "notifications"
 
-    notification_id: str = NonEmpty
+    notification_id: Id
     at: AwareDatetime
-    error: str = Field(min_length=1)
+    error: Text = Field(min_length=1)
 
 
 # --------------------------------------------------------------------------- recovery.dlq
 
 
 class OriginalMessage(WireModel):
-    topic: str
+    """The message as it arrived. Its key and value have no length of their own: they are
+    what the broker delivered."""
+
+    topic: str = Field(max_length=MAX_TOPIC_LENGTH)
     partition: int | None = None
     offset: int | None = None
     key: str | None = None
@@ -318,7 +337,10 @@ class OriginalMessage(WireModel):
     value_encoding: Literal["text", "base64"] = "text"
     value_bytes: int | None = Field(default=None, ge=0, description="the whole original value's length in bytes")
     value_sha256: str | None = Field(
-        default=None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the whole original value, in hex"
+        default=None,
+        max_length=64,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the whole original value, in hex",
     )
     truncated: bool = Field(
         default=False,
@@ -331,8 +353,8 @@ class DeadLetterError(WireModel):
     code: Literal[
         "not_json", "not_cloudevent", "unknown_type", "invalid_data", "too_large", "rejected", "unprocessable"
     ]
-    message: str
-    details: list[dict[str, Any]] = Field(default_factory=list)
+    message: Text
+    details: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_ERROR_DETAILS)
 
 
 class DeadLettered(EventData):
