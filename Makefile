@@ -1,12 +1,13 @@
 # The front door. Every target installs what it needs into .venv first, so each works on a
-# fresh clone: `make demo` runs the product on the bundled servers, `make test` the suite.
+# fresh clone: `make demo` runs the product on the bundled servers, `make test` the suite,
+# `make check` lint and types and then the suite (what CI runs).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lock run demo test test-unit test-integration test-e2e lint format schemas bench clean
+.PHONY: install lock run demo test test-unit test-integration test-e2e check lint types format schemas bench clean
 
 install: $(STAMP)
 
@@ -42,9 +43,13 @@ test-integration: install
 test-e2e: install
 	$(PY) -m pytest tests/e2e
 
-lint: install
+check: install lint types test  ## lint, types, then the whole suite (`make test`): what CI runs
+
+lint: install           ## ruff: lint and format check
 	$(BIN)/ruff check services tests bench
 	$(BIN)/ruff format --check services tests bench
+
+types: install          ## mypy: strict on services/; tests/ and bench/ checked, bodies included
 	$(BIN)/mypy
 
 format: install

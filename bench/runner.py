@@ -121,7 +121,7 @@ async def run_benchmarks(
         )
         ctx = Context(
             settings=settings,
-            pool=None,  # type: ignore[arg-type]  # set below, once the database exists
+            pool=None,  # set below, once the database exists
             quick=quick,
             admin_url=servers.admin_url,
             _progress=progress,

@@ -9,21 +9,21 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from services.common.records import InboundRecord
 
 ENV = "TEST_POISON_MARKS"
 POISON_TEXT = "cannot take this message"
 
+Handle = TypeVar("Handle", bound=Callable[..., Awaitable[Any]])
+
 
 class Poison(ValueError):
     """What a poisoned handler raises: a fault of the message, as a value out of range is."""
 
 
-def poisoned(
-    handle: Callable[..., Awaitable[Any]], marks: Collection[str], calls: list[list[InboundRecord]] | None = None
-) -> Callable[..., Awaitable[Any]]:
+def poisoned(handle: Handle, marks: Collection[str], calls: list[list[InboundRecord]] | None = None) -> Handle:
     """``handle`` (a batch method: ``self, records, ...``) raising :class:`Poison` for any
     batch with a record whose value holds one of ``marks`` (an event id, say); ``calls``
     gets every batch it is given."""
@@ -38,7 +38,7 @@ def poisoned(
                 raise Poison(f"{POISON_TEXT} (offset {r.offset})")
         return await handle(self, records, *args, **kwargs)
 
-    return wrapper
+    return cast(Handle, wrapper)
 
 
 def install_from_env() -> None:
@@ -50,5 +50,6 @@ def install_from_env() -> None:
     from services.notifier.entrypoints.delivery import DeliveryWorker
     from services.recovery.application import RecoveryService
 
-    for cls in (RecoveryService, NotifierService, DeliveryWorker):
-        cls.handle_records = poisoned(cls.handle_records, marks)  # type: ignore[method-assign]
+    RecoveryService.handle_records = poisoned(RecoveryService.handle_records, marks)  # type: ignore[method-assign]
+    NotifierService.handle_records = poisoned(NotifierService.handle_records, marks)  # type: ignore[method-assign]
+    DeliveryWorker.handle_records = poisoned(DeliveryWorker.handle_records, marks)  # type: ignore[method-assign]

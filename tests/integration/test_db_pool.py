@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import orjson
@@ -93,7 +94,7 @@ async def test_json_rows_reach_postgresql_with_their_types(pool: asyncpg.Pool) -
 
     aware = datetime(2026, 11, 23, 17, 0, 5, 123456, tzinfo=timezone(timedelta(hours=-5)))
     naive = datetime(2026, 11, 23, 17, 0, 5)  # taken as UTC, as asyncpg takes it
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"t": "cañón \"q\" \\ \x01", "n": Decimal("4.990"), "e": Decimal("1E+2"), "i": 2**40, "b": True,
          "at": aware, "naive": naive, "doc": orjson.Fragment(b'{"k": [1, 2.5, null]}')},
         {"t": None, "n": None, "e": None, "i": None, "b": None, "at": None, "naive": None, "doc": None},

@@ -6,6 +6,7 @@ import asyncio
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -176,7 +177,7 @@ async def test_a_reader_following_the_log_never_skips_an_event_under_concurrent_
 
 async def test_stores_any_json_data_unchanged(store: EventStore) -> None:
     # Unicode, nesting, and integers beyond 64 bits (which the fast encoder refuses).
-    data = {"text": "cañón ☕ ü", "nested": {"list": [1, 2.5, None, True]}, "big": 2**70}
+    data: dict[str, Any] = {"text": "cañón ☕ ü", "nested": {"list": [1, 2.5, None, True]}, "big": 2**70}
     event = ev(**data)
     await store.append([AppendRequest("s", NO_STREAM, [event])])
     (read,) = await store.read_stream("s")

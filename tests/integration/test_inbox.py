@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -15,11 +16,13 @@ from services.common.clock import ManualClock
 from services.common.contract import encode, new_event
 from services.common.contract.events import EmailDelivered
 from services.common.outbox import prune_inbox
+from services.common.pipeline import InFlight
 from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
 from services.notifier.application import NotifierService
 from services.notifier.domain import load_templates
 from services.notifier.settings import NotifierSettings
+from services.recovery.application import BatchResult
 from services.recovery.entrypoints.kafka import Runtime
 from services.recovery.settings import RecoverySettings
 from tests.e2e.test_notifier import NOW, decision_event
@@ -41,11 +44,13 @@ async def test_messages_handled_again_after_the_inbox_forgot_them_change_nothing
     handled: list[InboundRecord] = []
     handle = service.handle_records
 
-    async def keeping(batch: list[InboundRecord]) -> Any:
+    async def keeping(
+        batch: Sequence[InboundRecord], flight: InFlight | None = None, before: InFlight | None = None
+    ) -> BatchResult:
         handled.extend(batch)
-        return await handle(batch)
+        return await handle(batch, flight, before)
 
-    service.handle_records = keeping  # type: ignore[method-assign]
+    service.handle_records = keeping  # type: ignore[assignment]
     for tag in ("a", "b"):
         await play(service, clock, tag, 21)  # refunds (one before its charge), waits, repeats, agents
     # A shipping charge far above the customer's usual one: flagged on arrival.

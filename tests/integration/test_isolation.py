@@ -25,6 +25,7 @@ from services.common.clock import system_clock
 from services.common.contract import encode
 from services.common.devstack import free_port
 from services.common.eventstore import ConcurrencyError
+from services.common.eventstore.postgres import append_new
 from services.common.isolate import Quarantine, position
 from services.common.records import InboundRecord, derived_event_id
 from services.notifier import metrics as notifier_metrics
@@ -200,7 +201,7 @@ async def test_recovery_retries_a_lost_database_and_lost_races_and_dead_letters_
     # failures than it takes to split a batch down to one message and try it three times,
     # were they taken for a message's fault), then ten lost races in a row (more than the
     # application's own retries: "kept losing races").
-    monkeypatch.setattr(recovery_application, "append_new", _losing_connection(recovery_application.append_new, 12))
+    monkeypatch.setattr(recovery_application, "append_new", _losing_connection(append_new, 12))
     races = 10
     real_handle = RecoveryService._handle
 

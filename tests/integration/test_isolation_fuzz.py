@@ -52,7 +52,7 @@ EXTREME = st.sampled_from([
 
 
 def _replaced(good: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    event = json.loads(json.dumps(good))
+    event: dict[str, Any] = json.loads(json.dumps(good))
     target = event["data"]
     for step in path[:-1]:
         target = target[step]
@@ -160,6 +160,7 @@ async def _assert_each_handled_or_dead_lettered(
     }  # fmt: skip
     for record, event_id in zip(records, ids, strict=True):
         assert record.value is not None
+        assert record.offset is not None
         assert dead[record.offset] <= 1, "dead-lettered once"
         lettered = dead[record.offset] == 1 or event_id in dead_ids
         handled = event_id in claimed or skipped(record.value)

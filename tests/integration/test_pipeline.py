@@ -14,6 +14,7 @@ from asyncpg.exceptions import ConnectionDoesNotExistError
 
 import services.common.pipeline as pipeline_module
 import services.recovery.entrypoints.kafka as recovery_kafka
+from services.common import runtime
 from services.common.clock import ManualClock
 from services.common.pipeline import InFlight
 from services.common.settings import CommonSettings
@@ -78,7 +79,7 @@ async def test_a_batch_that_fails_with_another_in_flight_behind_it_loses_and_dup
     real_handle = RecoveryService.handle_records
     handed: dict[int, set[tuple[str, int, int]]] = {}  # what each call was given
     rewound: list[set[tuple[str, int, int]]] = []
-    real_rewind = pipeline_module.rewind
+    real_rewind = runtime.rewind
 
     def rewind(message: Any, again: list[Any]) -> None:
         rewound.append({(r.topic, r.partition, r.offset) for r in again})

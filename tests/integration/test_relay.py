@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.common.contract import CONTENT_TYPE, decode, new_event
@@ -166,7 +165,7 @@ async def test_a_relay_killed_mid_batch_loses_nothing_and_the_next_one_finishes(
     settings_env: dict[str, str],
     common_settings: CommonSettings,
     tmp_path: Path,
-    record_property: pytest.RecordProperty,
+    record_property: Callable[[str, object], None],
 ) -> None:
     n, batch = 20_000, 200
     topic = common_settings.topic_decisions

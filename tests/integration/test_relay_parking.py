@@ -127,7 +127,7 @@ class _TopicLimit(_BrokerAnswer):
         if batch.size() <= self._limit:
             return None
         self.refused += 1
-        return MessageSizeTooLargeError()
+        return MessageSizeTooLargeError()  # type: ignore[no-any-return]
 
 
 async def test_a_batch_the_broker_refuses_is_sent_again_row_by_row_in_order_and_only_the_row_at_fault_is_parked(
@@ -170,7 +170,7 @@ class _TimesOut(_BrokerAnswer):
         if not self.times:
             return None
         self.times -= 1
-        return RequestTimedOutError()
+        return RequestTimedOutError()  # type: ignore[no-any-return]
 
 
 async def test_a_transient_error_parks_nothing_and_the_batch_is_published_on_the_next_try(

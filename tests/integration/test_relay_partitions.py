@@ -70,16 +70,16 @@ async def test_each_key_lands_on_the_partition_that_send_with_the_key_picks(
     records = await read_topic(settings, topic, len(messages) + len(keyless) + len(keys))
     partitions: dict[bytes, set[int]] = defaultdict(set)
     order: dict[bytes, list[bytes]] = defaultdict(list)
-    for partition, key, value, headers in records:
-        if key is None:
+    for partition, read_key, value, read_headers in records:
+        if read_key is None:
             assert value.startswith(b"keyless-")
             continue
         if value == b"ref":
             continue
-        partitions[key].add(partition)
-        order[key].append(value)
-        i = keys.index(key)
-        assert headers == list(TRACED if i % 5 == 0 else JSON_TYPE)
+        partitions[read_key].add(partition)
+        order[read_key].append(value)
+        i = keys.index(read_key)
+        assert read_headers == list(TRACED if i % 5 == 0 else JSON_TYPE)
     assert {k: p.pop() if len(p) == 1 else p for k, p in partitions.items()} == expected
     assert len(set(expected.values())) == PARTITIONS  # the sample really spreads over all of them
     assert order == queued

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -38,7 +39,7 @@ def _rebuild(database_url: str, **kwargs: object) -> Rebuild:
     return Rebuild(lambda: asyncpg.connect(database_url), load_policy(), parse_projections(None), **kwargs)  # type: ignore[arg-type]
 
 
-async def _tables(database_url: str) -> dict[str, list[tuple[object, ...]]]:
+async def _tables(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
     conn = await asyncpg.connect(database_url)
     try:
         return await snapshot(conn)
@@ -46,7 +47,7 @@ async def _tables(database_url: str) -> dict[str, list[tuple[object, ...]]]:
         await conn.close()
 
 
-def _assert_same(rebuilt: dict[str, list[tuple[object, ...]]], live: dict[str, list[tuple[object, ...]]]) -> None:
+def _assert_same(rebuilt: dict[str, list[tuple[Any, ...]]], live: dict[str, list[tuple[Any, ...]]]) -> None:
     for table, rows in live.items():
         assert rebuilt[table] == rows, table
 
@@ -97,7 +98,7 @@ async def test_an_interrupted_rebuild_resumes_from_its_checkpoint_and_gives_the_
     # The live tables are untouched meanwhile, and another projection set must not start over it.
     assert await _tables(database_url) == live
     with pytest.raises(RebuildError, match="interrupted rebuild"):
-        await Rebuild(lambda: asyncpg.connect(database_url), load_policy(), parse_projections(["charges"])).run()  # type: ignore[arg-type, return-value]
+        await Rebuild(lambda: asyncpg.connect(database_url), load_policy(), parse_projections(["charges"])).run()
 
     resumed = await _rebuild(database_url, page_size=50).run()
 
@@ -162,7 +163,7 @@ async def test_a_rebuild_of_one_projection_replaces_only_its_tables(
     async with pool.acquire() as conn:
         cases_oid = await conn.fetchval("SELECT 'rm_cases'::regclass::oid")
         charges_oid = await conn.fetchval("SELECT 'rm_charges'::regclass::oid")
-    outcome = await Rebuild(lambda: asyncpg.connect(database_url), load_policy(), parse_projections(["charges"])).run()  # type: ignore[arg-type, return-value]
+    outcome = await Rebuild(lambda: asyncpg.connect(database_url), load_policy(), parse_projections(["charges"])).run()
     assert list(outcome.rows) == ["rm_charges", "rm_charge_amounts", "rm_early_refunds"]
     _assert_same(await _tables(database_url), live)
     async with pool.acquire() as conn:

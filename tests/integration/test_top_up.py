@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka.message import KafkaMessage
 
 from services.common.records import InboundRecord
 from services.common.runtime import rewind, top_up
@@ -23,6 +24,16 @@ async def _values(consumer: AIOKafkaConsumer, want: int, message: Any) -> list[I
     return got
 
 
+def _value(record: InboundRecord) -> bytes:
+    assert record.value is not None
+    return record.value
+
+
+def _offset(record: InboundRecord) -> int:
+    assert record.offset is not None
+    return record.offset
+
+
 async def test_a_top_up_takes_what_arrived_since_and_a_failed_batch_rewinds_it(common_settings: CommonSettings) -> None:
     s = common_settings
     topic = s.topic_complaints
@@ -32,16 +43,16 @@ async def test_a_top_up_takes_what_arrived_since_and_a_failed_batch_rewinds_it(c
         session_timeout_ms=s.kafka_session_timeout_ms, heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
     )  # fmt: skip
     await consumer.start()
-    message = SimpleNamespace(consumer=consumer)  # what the subscriber hands the handler
+    message = cast(KafkaMessage, SimpleNamespace(consumer=consumer))  # what the subscriber hands the handler
     try:
         await produce(s.kafka_bootstrap_servers, topic, [(f"c{i}", f"first-{i}".encode()) for i in range(9)])
         first = await _values(consumer, 9, message)  # the subscriber's batch
-        assert sorted(r.value for r in first) == sorted(f"first-{i}".encode() for i in range(9))
+        assert sorted(_value(r) for r in first) == sorted(f"first-{i}".encode() for i in range(9))
 
         # What arrives while that batch is handled is taken into it by the top-up.
         await produce(s.kafka_bootstrap_servers, topic, [(f"c{i}", f"later-{i}".encode()) for i in range(9)])
         later = await _values(consumer, 9, message)
-        assert sorted(r.value for r in later) == sorted(f"later-{i}".encode() for i in range(9))
+        assert sorted(_value(r) for r in later) == sorted(f"later-{i}".encode() for i in range(9))
         assert await top_up(message, 0, 500) == []  # a full batch takes nothing more
         assert await top_up(message, 10, 0) == []  # switched off
 
@@ -49,7 +60,7 @@ async def test_a_top_up_takes_what_arrived_since_and_a_failed_batch_rewinds_it(c
         # the same records come again and none is committed past.
         rewind(message, later)
         for tp in {TopicPartition(r.topic, r.partition) for r in later}:
-            assert await consumer.position(tp) == min(r.offset for r in later if r.partition == tp.partition)
+            assert await consumer.position(tp) == min(_offset(r) for r in later if r.partition == tp.partition)
         again = await _values(consumer, 9, message)
         assert sorted((r.partition, r.offset) for r in again) == sorted((r.partition, r.offset) for r in later)
     finally:

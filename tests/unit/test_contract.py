@@ -217,7 +217,7 @@ def test_an_encoded_event_decodes_to_the_same_event() -> None:
         customer_id="cust-0042",
         amount=Decimal("3000"),
         currency="JPY",
-        reason={"code": "duplicate", "text": "Charged twice"},  # type: ignore[arg-type]
+        reason={"code": "duplicate", "text": "Charged twice"},
     )
     event = new_event(data, source="recovery-service", time=NOW, subject="cust-0042")
     decoded = decode(encode(event))

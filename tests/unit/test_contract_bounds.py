@@ -269,7 +269,8 @@ def test_u0000_in_an_unknown_field_or_key_of_data_is_refused_too() -> None:
 
 @pytest.mark.parametrize("attribute", ["id", "source", "subject", "correlationid", "causationid"])
 def test_u0000_in_an_envelope_attribute_is_not_a_cloudevent(attribute: str) -> None:
-    error = refusal(wire("complaint.filed.v1", **{attribute: "a\x00b"}))
+    held: dict[str, Any] = {attribute: "a\x00b"}
+    error = refusal(wire("complaint.filed.v1", **held))
     assert error.code == "not_cloudevent"
     assert error.details == [{"loc": attribute, "msg": "holds U+0000, which cannot be stored"}]
 

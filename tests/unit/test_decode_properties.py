@@ -183,7 +183,7 @@ def _get(doc: Any, path: str) -> Any:
 def _set(doc: dict[str, Any], path: str, value: Any, delete: bool) -> None:
     """Set (or remove) what ``path`` names, if earlier changes left it there to reach."""
     *parents, last = _keys(path)
-    node = _get(doc, ".".join(map(str, parents))) if parents else doc
+    node: Any = _get(doc, ".".join(map(str, parents))) if parents else doc  # a dict or a list
     if _child(node, last) is None and not (isinstance(node, dict) and isinstance(last, str)):
         return  # no such item: the list is shorter, or what held it is something else now
     if delete and isinstance(node, dict):

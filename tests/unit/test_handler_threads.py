@@ -41,7 +41,7 @@ def _counting_hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 async def test_the_counter_sees_the_hop_of_a_message_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
     broker = KafkaBroker()
 
-    @broker.subscriber("t", batch=True)  # type: ignore[untyped-decorator]
+    @broker.subscriber("t", batch=True)
     async def handler(body: Any, message: KafkaMessage) -> None:
         assert message is not None
 
@@ -55,7 +55,7 @@ async def test_message_in_hand_gives_the_batch_without_a_hop(monkeypatch: pytest
     broker = KafkaBroker()
     seen: list[Any] = []
 
-    @broker.subscriber("t", batch=True, decoder=runtime._raw)  # type: ignore[untyped-decorator]
+    @broker.subscriber("t", batch=True, decoder=runtime._raw)
     async def handler(body: Any) -> None:
         seen.append(runtime.message_in_hand(broker).raw_message)
 

@@ -38,7 +38,7 @@ class Kept(Quarantine):
 
 def _kept(**kwargs: Any) -> Kept:
     return Kept(None, "c", "r", "dlq", "tests", system_clock, attempts=3, retry_base_s=0.001, retry_max_s=0.002,
-                **kwargs)  # type: ignore[arg-type]  # fmt: skip
+                **kwargs)  # fmt: skip
 
 
 def _batch(n: int) -> list[InboundRecord]:

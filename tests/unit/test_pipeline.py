@@ -6,6 +6,7 @@ ends the run with the batch in flight settled."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -17,8 +18,8 @@ from services.common.records import InboundRecord
 from services.common.runtime import OffsetCommitter
 
 
-async def _settles(coro: object, within_s: float = 0.05) -> bool:
-    task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+async def _settles(coro: Awaitable[object], within_s: float = 0.05) -> bool:
+    task = asyncio.ensure_future(coro)
     done, _ = await asyncio.wait([task], timeout=within_s)
     if not done:
         task.cancel()

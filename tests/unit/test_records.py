@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -31,8 +32,8 @@ DATA = DeadLettered(
 def test_seal_gives_the_envelope_bytes_and_the_stored_row(
     time: datetime, subject: str | None, correlation: str | None, causation: str | None
 ) -> None:
-    ids = {"event_id": "e-1", "source": "recovery-service", "time": time, "subject": subject,
-           "correlation_id": correlation, "causation_id": causation}  # fmt: skip
+    ids: dict[str, Any] = {"event_id": "e-1", "source": "recovery-service", "time": time, "subject": subject,
+                           "correlation_id": correlation, "causation_id": causation}  # fmt: skip
     sealed, ev = seal(DATA, **ids), envelope(DATA, **ids)
     assert sealed.value == encode(ev)
     stored = to_new_event(ev)
@@ -50,8 +51,9 @@ def test_seal_refuses_a_naive_time() -> None:
 
 
 def test_an_event_never_published_is_stored_alike_with_no_kafka_value() -> None:
-    ids = {"event_id": "e-1", "source": "recovery-service", "time": datetime(2026, 11, 23, 17, 0, tzinfo=UTC),
-           "subject": "cust-1", "correlation_id": "c-1", "causation_id": "m-1"}  # fmt: skip
+    ids: dict[str, Any] = {"event_id": "e-1", "source": "recovery-service",
+                           "time": datetime(2026, 11, 23, 17, 0, tzinfo=UTC), "subject": "cust-1",
+                           "correlation_id": "c-1", "causation_id": "m-1"}  # fmt: skip
     kept, published = seal(DATA, **ids, published=False), seal(DATA, **ids)
     assert kept.value is None
     assert kept.stored == published.stored

@@ -18,7 +18,7 @@ from tests.unit.recovery.builders import T0
 
 
 def _service(settings: Any) -> RecoveryService:
-    return RecoveryService(None, settings, load_policy(), load_roster(), ManualClock(T0))  # type: ignore[arg-type]
+    return RecoveryService(None, settings, load_policy(), load_roster(), ManualClock(T0))
 
 
 def test_the_service_refuses_to_start_without_a_voucher_secret(monkeypatch: pytest.MonkeyPatch) -> None:

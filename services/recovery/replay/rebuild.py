@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -94,7 +94,7 @@ class Rebuild:
 
     def __init__(
         self,
-        connect: Callable[[], asyncpg.Connection],
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
         policy: Policy,
         projections: frozenset[str],
         *,

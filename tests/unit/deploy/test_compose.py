@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.notifier.settings import NotifierSettings
@@ -84,7 +86,7 @@ def test_every_service_is_told_where_kafka_and_postgres_are():
 
 def test_the_environment_parses_into_the_settings_with_production_producer_options():
     for name, svc in app_services().items():
-        values = {k.lower(): v for k, v in compose_env(svc).items()}
+        values: dict[str, Any] = {k.lower(): v for k, v in compose_env(svc).items()}
         notifier = name in ("notifier-service", "delivery-worker")
         settings = (NotifierSettings if notifier else RecoverySettings)(**values)
         # Apache Kafka: idempotent producer, acks from all in-sync replicas.

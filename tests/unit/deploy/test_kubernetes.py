@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tomllib
+from typing import Any
 
 import pytest
 import yaml
@@ -33,8 +34,9 @@ from tests.unit.deploy.manifests import (
 DEPLOYMENTS = ("recovery-service", "notifier-service", "delivery-worker")
 
 
-def _container(deployment: str) -> dict:
-    (container,) = k8s_object("Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+def _container(deployment: str) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = k8s_object("Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+    (container,) = containers
     return container
 
 
@@ -187,7 +189,7 @@ def test_tls_files_named_in_settings_are_mounted():
 
 
 def test_settings_parse_with_tls_sasl_acks_all_and_idempotence():
-    values = {k.lower(): v for k, v in env_file(K8S / "settings.env").items()}
+    values: dict[str, Any] = {k.lower(): v for k, v in env_file(K8S / "settings.env").items()}
     for cls in (RecoverySettings, NotifierSettings):
         settings = cls(**values)
         assert settings.kafka_security_protocol == "SASL_SSL"

@@ -11,6 +11,7 @@ import shutil
 import ssl
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -86,11 +87,16 @@ def production_settings(ca_file: Path) -> RecoverySettings:
     )
 
 
+def _subject(cert: dict[str, Any]) -> dict[str, str]:
+    """A certificate's subject as ``ssl`` decodes it: relative names of (attribute, value) pairs."""
+    return dict(rdn[0] for rdn in cert["subject"])
+
+
 def _trusts_only_the_test_ca(ctx: object) -> None:
     assert isinstance(ctx, ssl.SSLContext)
     assert ctx.verify_mode == ssl.CERT_REQUIRED
     assert ctx.check_hostname is True
-    subjects = [dict(rdn[0] for rdn in c["subject"]) for c in ctx.get_ca_certs()]
+    subjects = [_subject(c) for c in ctx.get_ca_certs()]
     assert subjects == [{"commonName": CA_NAME}]
 
 

@@ -31,7 +31,7 @@ def refund(amount: str, charge_id: str | None = "ch-1", currency: str = "USD") -
     return Remedy(type="refund", charge_id=charge_id, amount=Decimal(amount), currency=currency, settlement="soon")
 
 
-def escalated(amount: str = "100.00", **facts: object) -> Case:
+def escalated(amount: str = "100.00", **facts: Any) -> Case:
     _, case = file(complaint("service_failure"), charge(amount, **facts))
     assert case.status == "escalated"
     return case

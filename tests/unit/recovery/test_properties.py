@@ -89,8 +89,8 @@ def _check(events: list[EventData]) -> None:
         # build): each must still be exactly what validation would have made of it.
         assert type(event).model_validate(event.model_dump()) == event, event
         # Encoded once for the store and Kafka: the same bytes as the envelope model's.
-        ids = {"event_id": "e-1", "source": "recovery-service", "time": T0, "subject": "cust-1",
-               "correlation_id": "c-1", "causation_id": "m-1"}  # fmt: skip
+        ids: dict[str, Any] = {"event_id": "e-1", "source": "recovery-service", "time": T0, "subject": "cust-1",
+                               "correlation_id": "c-1", "causation_id": "m-1"}  # fmt: skip
         sealed, ev = seal(event, **ids), envelope(event, **ids)
         assert sealed.value == encode(ev)
         assert sealed.stored.data == ev.data

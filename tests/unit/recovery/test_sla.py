@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,11 +11,13 @@ from services.common.contract.events import (
     CaseEscalated,
     ComplaintFiled,
     DecisionMade,
+    EventData,
     Remedy,
     SlaBreached,
     SlaWarning,
 )
 from services.recovery.domain import AgentDecide, Case, ChargeFacts, ChargeLinked, FireTimer, Timer, pending_timers
+from services.recovery.domain.commands import TimerKind
 
 from .builders import (
     CURRENCIES,
@@ -43,10 +45,10 @@ def escalated_case(the_complaint: ComplaintFiled | None = None, the_charge: Char
 
 
 def fire(
-    case: Case, kind: str, due_at: object, now: object = None, the_charge: ChargeFacts | None = None
-) -> tuple[list[object], Case]:
+    case: Case, kind: TimerKind, due_at: datetime, now: datetime | None = None, the_charge: ChargeFacts | None = None
+) -> tuple[list[EventData], Case]:
     command = FireTimer(kind=kind, due_at=due_at, charge=the_charge)
-    return run(case, command, now or due_at)  # type: ignore[return-value, arg-type]
+    return run(case, command, now or due_at)
 
 
 def test_an_escalated_case_keeps_a_warning_and_a_breach_scheduled() -> None:

@@ -106,7 +106,7 @@ class Recorder:
             at, cid, kind = min(due)
             case = self.cases[cid]
             assert case is not None
-            cmd = FireTimer(kind=kind, due_at=at, history=self._history(case.customer_id))  # type: ignore[arg-type]
+            cmd = FireTimer(kind=kind, due_at=at, history=self._history(case.customer_id))
             self.run(cid, cmd, at + LATE, f"timer:{cid}:{kind}:{at.isoformat()}")
 
     def recorded(self) -> list[RecordedCase]:
