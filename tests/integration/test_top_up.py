@@ -9,8 +9,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.common.consumer import rewind, top_up
 from services.common.records import InboundRecord
-from services.common.runtime import rewind, top_up
 from services.common.settings import CommonSettings
 from tests.helpers import produce
 

@@ -39,6 +39,7 @@ from faststream import FastStream
 from faststream.specification import AsyncAPI
 
 from services.common.clock import Clock, system_clock
+from services.common.consumer import batch_subscriber_options, message_in_hand, records_of
 from services.common.contract import CloudEvent
 from services.common.contract.events import (
     EmailDelivered,
@@ -46,13 +47,14 @@ from services.common.contract.events import (
     EmailRequested,
 )
 from services.common.failures import Backoff, backed_off
+from services.common.hooks import attach
 from services.common.isolate import Quarantine, isolate
 from services.common.kafka import decode_batch, make_broker
 from services.common.logging import configure_logging, get_logger
 from services.common.outbox import enqueue, outbox_message
 from services.common.periodic import every
 from services.common.records import InboundRecord, derived_event_id, envelope
-from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, message_in_hand, records_of
+from services.common.runtime import ServiceRuntime
 from services.notifier import metrics
 from services.notifier.adapters import claims
 from services.notifier.adapters.claims import Claim

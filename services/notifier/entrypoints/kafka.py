@@ -12,6 +12,7 @@ from faststream import FastStream
 from faststream.specification import AsyncAPI
 
 from services.common.clock import Clock, system_clock
+from services.common.consumer import batch_subscriber_options, message_in_hand, records_of
 from services.common.contract.events import (
     CaseEscalated,
     DeadLettered,
@@ -22,11 +23,12 @@ from services.common.contract.events import (
 )
 from services.common.failures import Backoff, backed_off
 from services.common.gc_tuning import paused_for_batch
+from services.common.hooks import attach
 from services.common.isolate import Quarantine, isolate
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger
 from services.common.records import InboundRecord
-from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, message_in_hand, records_of
+from services.common.runtime import ServiceRuntime
 from services.notifier import metrics
 from services.notifier.application import CONSUMER, RELAY, NotifierService
 from services.notifier.domain.templates import load_templates

@@ -17,6 +17,7 @@ from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 
 from services.common.clock import Clock, system_clock
+from services.common.consumer import SubscriberConsumer, batch_subscriber_options, message_in_hand, records_of, top_up
 from services.common.contract.events import (
     CaseEscalated,
     CaseOpened,
@@ -30,20 +31,14 @@ from services.common.contract.events import (
 )
 from services.common.failures import Backoff
 from services.common.gc_tuning import paused_for_batch
+from services.common.hooks import attach
 from services.common.isolate import Quarantine, isolate
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger
+from services.common.offsets import OffsetCommitter
 from services.common.pipeline import BatchPipeline, InFlight
 from services.common.records import InboundRecord
-from services.common.runtime import (
-    OffsetCommitter,
-    ServiceRuntime,
-    attach,
-    batch_subscriber_options,
-    message_in_hand,
-    records_of,
-    top_up,
-)
+from services.common.runtime import ServiceRuntime
 from services.recovery import metrics
 from services.recovery.application import CONSUMER, RELAY, BatchResult, RecoveryService
 from services.recovery.domain.policy import load_policy
@@ -151,7 +146,7 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
     committer = OffsetCommitter()
 
     backoff = Backoff(settings.retry_base_s, settings.retry_max_s, on_retry=lambda _: metrics.TRANSIENT_RETRIES.inc())
-    pipeline = BatchPipeline(runtime.handle, committer, _record_metrics, settings.recovery_batch_max,
+    pipeline = BatchPipeline(runtime.handle, _record_metrics, settings.recovery_batch_max,
                              overlap=settings.recovery_pipeline, backoff=backoff)  # fmt: skip
     options = batch_subscriber_options(settings, settings.recovery_group_id, settings.recovery_batch_max)
     # The handler acknowledges itself (BatchPipeline): it rewinds a failed batch and commits
@@ -170,7 +165,7 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
         message = message_in_hand(broker)
         records = records_of(message)
         records += await top_up(message, settings.recovery_batch_max - len(records), settings.recovery_top_up_ms)
-        await pipeline.run(message, records)
+        await pipeline.run(SubscriberConsumer(message, committer), records)
 
     for topic, models, what in (
         (settings.topic_decisions,
