@@ -47,7 +47,7 @@ def install_from_env() -> None:
     if not marks:
         return
     from services.notifier.application import NotifierService
-    from services.notifier.entrypoints.delivery import DeliveryWorker
+    from services.notifier.worker import DeliveryWorker
     from services.recovery.application import RecoveryService
 
     RecoveryService.handle_records = poisoned(RecoveryService.handle_records, marks)  # type: ignore[method-assign]

@@ -24,6 +24,10 @@ What stays as it was:
   nothing that two instances of the service do not also touch at the same time.
 - The handler runs inside the subscriber's loop (as the top-up does), so the consumer is
   never read or rewound from two places at once.
+
+The pipeline sees the consumer only through :class:`BatchConsumer` (the few things it asks
+of it), so its rules are tested with an in-memory consumer; the Kafka one is
+:class:`services.common.consumer.SubscriberConsumer`.
 """
 
 from __future__ import annotations
@@ -32,20 +36,33 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
-
-from aiokafka import AIOKafkaConsumer
-from faststream.kafka.message import KafkaMessage
+from typing import Generic, Protocol, TypeVar
 
 from services.common.failures import Backoff, Transient
 from services.common.gc_tuning import collect_if_due
 from services.common.logging import get_logger
 from services.common.records import InboundRecord
-from services.common.runtime import OffsetCommitter, consumer_of, rewind, take
 
 log = get_logger(__name__)
 
 R = TypeVar("R")
+
+
+class BatchConsumer(Protocol):
+    """What the pipeline asks of the consumer behind a subscriber's batch."""
+
+    async def fetched(self, max_records: int) -> list[InboundRecord]:
+        """Up to ``max_records`` records fetched already, without waiting for more (none if
+        it cannot read past the subscriber's batch)."""
+        ...
+
+    def rewind(self, records: list[InboundRecord]) -> None:
+        """Seek back to the earliest of ``records`` per partition, to read them again."""
+        ...
+
+    async def commit(self, records: list[InboundRecord]) -> None:
+        """Have the offsets of ``records`` (a settled batch) committed."""
+        ...
 
 
 class BatchAbandoned(Transient):
@@ -92,7 +109,6 @@ class BatchPipeline(Generic[R]):
     def __init__(
         self,
         handle: Handler[R],
-        committer: OffsetCommitter,
         on_settled: Callable[[R, float], None],
         max_records: int,
         *,
@@ -102,28 +118,26 @@ class BatchPipeline(Generic[R]):
         self._handle = handle
         self._backoff = backoff or Backoff(1.0, 1.0)
         self._overlap = overlap
-        self._committer = committer
         self._on_settled = on_settled
         self._max_records = max_records
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def run(self, message: KafkaMessage, records: list[InboundRecord]) -> None:
+    async def run(self, consumer: BatchConsumer, records: list[InboundRecord]) -> None:
         """Handle ``records`` (the subscriber's batch) and then, while the consumer has more
         fetched already, those too; return once all are settled. Raises if one failed, after
         seeking back to it."""
-        consumer = consumer_of(message)
         self._idle.clear()
         try:
             current = self._start(records, None)
             while True:
                 behind = None
-                if consumer is not None and self._overlap and not self._stopping:
+                if self._overlap and not self._stopping:
                     more = await self._fetched(consumer)
                     if more:
                         behind = self._start(more, current.flight)
-                await self._settle(message, current, behind)
+                await self._settle(consumer, current, behind)
                 collect_if_due()  # a batch is always in hand while they overlap: see gc_tuning
                 if behind is None:
                     return
@@ -131,11 +145,11 @@ class BatchPipeline(Generic[R]):
         finally:
             self._idle.set()
 
-    async def _fetched(self, consumer: AIOKafkaConsumer) -> list[InboundRecord]:
+    async def _fetched(self, consumer: BatchConsumer) -> list[InboundRecord]:
         """What the consumer has fetched already (nothing if it cannot say: the batch in
         flight is settled first, and the subscriber's own fetch meets the error)."""
         try:
-            return await take(consumer, 0, self._max_records)
+            return await consumer.fetched(self._max_records)
         except Exception as exc:
             log.warning("pipeline.fetch_failed", error=type(exc).__name__)
             return []
@@ -155,7 +169,7 @@ class BatchPipeline(Generic[R]):
             flight.done.set()
         return result, time.perf_counter() - started
 
-    async def _settle(self, message: KafkaMessage, batch: _Batch[R], behind: _Batch[R] | None) -> None:
+    async def _settle(self, consumer: BatchConsumer, batch: _Batch[R], behind: _Batch[R] | None) -> None:
         try:
             result, seconds = await batch.task
         except Exception as exc:
@@ -166,11 +180,11 @@ class BatchPipeline(Generic[R]):
                 if not behind.task.cancelled():
                     behind.task.exception()  # retrieved: it is redelivered with this one
                 again += behind.records
-            rewind(message, again)
+            consumer.rewind(again)
             await self._backoff.after(exc)  # back off before they are handled again
             raise
         self._backoff.reset()
-        await self._committer.after_batch(message, batch.records)
+        await consumer.commit(batch.records)
         self._on_settled(result, seconds)
 
     async def stop(self) -> None:

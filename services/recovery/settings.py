@@ -22,7 +22,7 @@ class RecoverySettings(CommonSettings):
     # long again before it looks, so this bounds an idle service's first-record delay (2x).
     recovery_batch_timeout_ms: int = Field(default=5, ge=1)
     # After the subscriber hands over a batch, wait up to this long for what reached the
-    # broker meanwhile and take it into the same batch (0: off). See runtime.top_up.
+    # broker meanwhile and take it into the same batch (0: off). See consumer.top_up.
     recovery_top_up_ms: int = Field(default=5, ge=0)
     # While a backlog lasts, decide the next batch while the last one commits (see
     # services/common/pipeline.py); false: one batch at a time.

@@ -20,9 +20,9 @@ from services.common.clock import ManualClock
 from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
 from services.recovery.application import RecoveryService
+from services.recovery.bootstrap import Runtime
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
-from services.recovery.entrypoints.kafka import Runtime
 from services.recovery.settings import RecoverySettings
 from tests.helpers import ROOT, VOUCHERS, cloudevent
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from services.common.runtime import batch_subscriber_options
+from services.common.consumer import batch_subscriber_options
 from services.common.settings import CommonSettings
 
 ASSIGNOR_KEYS = ("partition_assignment_strategy", "session_timeout_ms", "heartbeat_interval_ms")

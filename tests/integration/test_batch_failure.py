@@ -15,7 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from asyncpg.exceptions import ConnectionDoesNotExistError
 
 import services.recovery.entrypoints.kafka as recovery_kafka
-from services.common import runtime
+from services.common import consumer
 from services.common.records import InboundRecord
 from services.recovery.application import RecoveryService
 from services.recovery.settings import RecoverySettings
@@ -62,7 +62,7 @@ async def test_a_batch_that_fails_after_a_top_up_is_decided_once_when_handled_ag
     await produce_events(boot, settings.topic_charges, [p[0] for p in first + second])
 
     topping_up = asyncio.Event()
-    real_top_up = runtime.top_up
+    real_top_up = consumer.top_up
 
     async def top_up(message: Any, room: int, wait_ms: int) -> list[InboundRecord]:
         topping_up.set()

@@ -23,7 +23,7 @@ from services.notifier.application import NotifierService
 from services.notifier.domain import load_templates
 from services.notifier.settings import NotifierSettings
 from services.recovery.application import BatchResult
-from services.recovery.entrypoints.kafka import Runtime
+from services.recovery.bootstrap import Runtime
 from services.recovery.settings import RecoverySettings
 from tests.e2e.test_notifier import NOW, decision_event
 from tests.replay_world import T0, charge, fire_timers, make_service, play, records, snapshot

@@ -33,8 +33,8 @@ from services.notifier.adapters import claims
 from services.notifier.application import NotifierService
 from services.notifier.entrypoints import delivery as delivery_entry
 from services.notifier.entrypoints import kafka as notifier_kafka
-from services.notifier.entrypoints.delivery import DeliveryWorker
 from services.notifier.settings import NotifierSettings
+from services.notifier.worker import DeliveryWorker
 from services.recovery import metrics as recovery_metrics
 from services.recovery.application import RecoveryService
 from services.recovery.settings import RecoverySettings

@@ -22,9 +22,9 @@ from services.common.http import probes_app
 from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
 from services.recovery.application import RecoveryService
+from services.recovery.bootstrap import Runtime
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
-from services.recovery.entrypoints.kafka import Runtime
 from services.recovery.entrypoints.ops_api import ops_router
 from services.recovery.settings import RecoverySettings
 from tests.helpers import cloudevent

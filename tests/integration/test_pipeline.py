@@ -12,9 +12,8 @@ import asyncpg
 import pytest
 from asyncpg.exceptions import ConnectionDoesNotExistError
 
-import services.common.pipeline as pipeline_module
+import services.common.consumer as consumer_module
 import services.recovery.entrypoints.kafka as recovery_kafka
-from services.common import runtime
 from services.common.clock import ManualClock
 from services.common.pipeline import InFlight
 from services.common.settings import CommonSettings
@@ -79,7 +78,7 @@ async def test_a_batch_that_fails_with_another_in_flight_behind_it_loses_and_dup
     real_handle = RecoveryService.handle_records
     handed: dict[int, set[tuple[str, int, int]]] = {}  # what each call was given
     rewound: list[set[tuple[str, int, int]]] = []
-    real_rewind = runtime.rewind
+    real_rewind = consumer_module.rewind
 
     def rewind(message: Any, again: list[Any]) -> None:
         rewound.append({(r.topic, r.partition, r.offset) for r in again})
@@ -103,7 +102,7 @@ async def test_a_batch_that_fails_with_another_in_flight_behind_it_loses_and_dup
             running -= 1
 
     monkeypatch.setattr(RecoveryService, "handle_records", handle_records)
-    monkeypatch.setattr(pipeline_module, "rewind", rewind)
+    monkeypatch.setattr(consumer_module, "rewind", rewind)
     app = recovery_kafka.build_app(settings)
     task = asyncio.create_task(app.run())
     try:

@@ -10,8 +10,8 @@ from typing import Any, cast
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka.message import KafkaMessage
 
+from services.common.consumer import rewind, top_up
 from services.common.records import InboundRecord
-from services.common.runtime import rewind, top_up
 from services.common.settings import CommonSettings
 from tests.helpers import produce
 

@@ -17,7 +17,7 @@ import anyio.to_thread
 import pytest
 from faststream.kafka import KafkaBroker, KafkaMessage, TestKafkaBroker
 
-import services.common.runtime as runtime
+import services.common.consumer as consumer
 import services.notifier.entrypoints.delivery as delivery_kafka
 import services.notifier.entrypoints.kafka as notifier_kafka
 import services.recovery.entrypoints.kafka as recovery_kafka
@@ -55,9 +55,9 @@ async def test_message_in_hand_gives_the_batch_without_a_hop(monkeypatch: pytest
     broker = KafkaBroker()
     seen: list[Any] = []
 
-    @broker.subscriber("t", batch=True, decoder=runtime._raw)
+    @broker.subscriber("t", batch=True, decoder=consumer._raw)
     async def handler(body: Any) -> None:
-        seen.append(runtime.message_in_hand(broker).raw_message)
+        seen.append(consumer.message_in_hand(broker).raw_message)
 
     with _counting_hops(monkeypatch) as hops:
         async with TestKafkaBroker(broker) as test_broker:
@@ -68,7 +68,7 @@ async def test_message_in_hand_gives_the_batch_without_a_hop(monkeypatch: pytest
 
 def test_message_in_hand_outside_a_handler_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="no Kafka message in hand"):
-        runtime.message_in_hand(KafkaBroker())
+        consumer.message_in_hand(KafkaBroker())
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ async def test_no_service_handler_hops_to_a_thread(
     module: ModuleType, settings: type[Any], topic: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reached: list[Any] = []
-    real = runtime.message_in_hand
+    real = consumer.message_in_hand
 
     def in_hand(broker: KafkaBroker) -> Any:
         message = real(broker)

@@ -12,11 +12,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-import services.recovery.entrypoints.kafka as recovery_kafka
 from services.common.clock import system_clock
 from services.common.isolate import Quarantine, isolate, position
 from services.common.pipeline import InFlight
 from services.common.records import InboundRecord
+from services.recovery import bootstrap
 from services.recovery.application import BatchResult
 from services.recovery.settings import RecoverySettings
 
@@ -151,7 +151,7 @@ async def test_while_a_recovery_batch_is_handled_in_parts_the_batch_behind_sees_
                 raise ValueError("poison")
             return BatchResult(accepted=len(records))
 
-    runtime = recovery_kafka.Runtime(RecoverySettings())
+    runtime = bootstrap.Runtime(RecoverySettings())
     runtime.service = Service()  # type: ignore[assignment]
     runtime.quarantine = _kept()
     batch = [InboundRecord("t", 0, i, f"cust-{i}".encode(), b"{}") for i in range(4)]

@@ -1,5 +1,5 @@
-"""The notifier service's process: the Kafka subscriber (batches), the outbox relay and the
-HTTP probes, wired in one place."""
+"""The notifier service's Kafka entrypoint: the subscriber (batches) and the described
+publishers, on the runtime that :mod:`services.notifier.bootstrap` builds."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from faststream import FastStream
 from faststream.specification import AsyncAPI
 
 from services.common.clock import Clock, system_clock
+from services.common.consumer import batch_subscriber_options, message_in_hand, records_of
 from services.common.contract.events import (
     CaseEscalated,
     DeadLettered,
@@ -21,59 +22,21 @@ from services.common.contract.events import (
     EmailRequested,
 )
 from services.common.failures import Backoff, backed_off
-from services.common.gc_tuning import paused_for_batch
-from services.common.isolate import Quarantine, isolate
+from services.common.hooks import attach
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger
-from services.common.records import InboundRecord
-from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, message_in_hand, records_of
 from services.notifier import metrics
-from services.notifier.application import CONSUMER, RELAY, NotifierService
-from services.notifier.domain.templates import load_templates
+from services.notifier.bootstrap import NOTIFIER, NotifierRuntime
 from services.notifier.settings import NotifierSettings
 
 log = get_logger(__name__)
-NAME = "notifier-service"
-
-
-class Runtime(ServiceRuntime):
-    """The notifier's resources: its application over the shipped (or operator's) templates."""
-
-    def __init__(self, settings: NotifierSettings, clock: Clock = system_clock) -> None:
-        super().__init__(settings, clock, name=NAME, relay=RELAY,
-                         http_host=settings.http_host, http_port=settings.http_port)  # fmt: skip
-        self.notifier_settings = settings
-        self.service: NotifierService | None = None
-        self.quarantine: Quarantine | None = None
-
-    async def setup(self) -> None:
-        s = self.notifier_settings
-        templates = load_templates(s.notifier_templates_dir)
-        self.service = NotifierService(self.require_pool(), s, templates, self.clock)
-        self.quarantine = Quarantine(self.require_pool(), CONSUMER, RELAY, s.topic_dlq, s.notifier_source, self.clock,
-                                     on_dead_lettered=_dead_lettered, **s.quarantine_options())  # fmt: skip
-        log.info("notifier.started")
-
-    def require_service(self) -> NotifierService:
-        assert self.service is not None, "the runtime has not started"
-        return self.service
-
-    async def handle(self, records: list[InboundRecord]) -> None:
-        """Handle a batch, isolating a poison message in it (services/common/isolate.py)."""
-        assert self.quarantine is not None, "the runtime has not started"
-        with paused_for_batch():
-            await isolate(records, self.require_service().handle_records, self.quarantine)
-
-
-def _dead_lettered(record: InboundRecord, exc: BaseException) -> None:
-    metrics.POISON_ISOLATED.labels(consumer=NAME).inc()
 
 
 def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastStream:
     """The FastStream app: its subscriber and described publishers make the AsyncAPI doc."""
     broker = make_broker(settings, log_level=logging.DEBUG)
-    runtime = Runtime(settings, clock)
-    retried = metrics.TRANSIENT_RETRIES.labels(consumer=NAME)
+    runtime = NotifierRuntime(settings, clock)
+    retried = metrics.TRANSIENT_RETRIES.labels(consumer=NOTIFIER)
     backoff = Backoff(settings.retry_base_s, settings.retry_max_s, on_retry=lambda _: retried.inc())
 
     @broker.subscriber(  # type: ignore[untyped-decorator]  # options come from one shared dict

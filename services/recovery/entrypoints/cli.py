@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
@@ -11,16 +10,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-import asyncpg
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from services.notifier.queries import Apology, apologies
+from services.recovery import queries
+from services.recovery.bootstrap import connected, service_for
 from services.recovery.entrypoints.cli_dlq import dlq_app
 from services.recovery.entrypoints.cli_outbox import outbox_app
 from services.recovery.entrypoints.cli_replay import replay_app
 from services.recovery.entrypoints.cli_whatif import whatif
+from services.recovery.queries import CaseSummary, TimelineEntry
 from services.recovery.settings import RecoverySettings
 
 app = typer.Typer(help="Operate the service-recovery system.", no_args_is_help=True)
@@ -117,31 +119,15 @@ def topics_create() -> None:
     console.print(f"created: {', '.join(created) if created else 'nothing, all exist'}")
 
 
-async def _pool() -> asyncpg.Pool:
-    from services.common.db import create_pool
-
-    return await create_pool(RecoverySettings())
-
-
 @cases_app.command("list")
 def cases_list(
     all_: Annotated[bool, typer.Option("--all", help="every case, not only escalations")] = False,
 ) -> None:
     """Open escalations, most urgent first (or every case with --all)."""
 
-    async def go() -> list[asyncpg.Record]:
-        pool = await _pool()
-        try:
-            where = "" if all_ else "WHERE status = 'escalated'"
-            rows: list[asyncpg.Record] = await pool.fetch(
-                f"SELECT case_id, customer_id, category, status, priority, assignee, reason, due_by,"
-                f" sla_deadline, rule FROM rm_cases {where} ORDER BY"
-                f" CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END,"
-                f" coalesce(due_by, sla_deadline) LIMIT 500"
-            )
-            return rows
-        finally:
-            await pool.close()
+    async def go() -> list[CaseSummary]:
+        async with connected(RecoverySettings()) as pool:
+            return await queries.by_urgency(pool, 500, escalated_only=not all_)
 
     rows = asyncio.run(go())
     table = Table(title="Escalations" if not all_ else "Cases")
@@ -157,9 +143,9 @@ def cases_list(
     ):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["case_id"], r["customer_id"], r["category"], r["status"], r["priority"] or "-",
-                      r["assignee"] or "-", r["reason"] or r["rule"] or "-",
-                      (r["due_by"] or r["sla_deadline"]).isoformat(timespec="minutes"))  # fmt: skip
+        due = (r.due_by or r.sla_deadline).isoformat(timespec="minutes")
+        table.add_row(r.case_id, r.customer_id, r.category, r.status, r.priority or "-", r.assignee or "-",
+                      r.reason or r.rule or "-", due)  # fmt: skip
     console.print(table)
 
 
@@ -167,22 +153,9 @@ def cases_list(
 def cases_show(case_id: str) -> None:
     """The case's timeline: every event on it, and whether the apology reached the customer."""
 
-    async def go() -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
-        pool = await _pool()
-        try:
-            events = await pool.fetch(
-                "SELECT version, event_type, occurred_at, data FROM events WHERE stream_id = $1 ORDER BY version",
-                f"case-{case_id}",
-            )
-            mails: list[asyncpg.Record] = []
-            if await pool.fetchval("SELECT to_regclass('notifications') IS NOT NULL"):
-                mails = await pool.fetch(
-                    "SELECT template, status, error, updated_at FROM notifications WHERE case_id = $1",
-                    case_id,
-                )
-            return events, mails
-        finally:
-            await pool.close()
+    async def go() -> tuple[list[TimelineEntry], list[Apology]]:
+        async with connected(RecoverySettings()) as pool:
+            return await queries.timeline(pool, case_id), await apologies(pool, case_id)
 
     events, mails = asyncio.run(go())
     if not events:
@@ -191,12 +164,11 @@ def cases_show(case_id: str) -> None:
     table = Table(title=f"Case {case_id}")
     for col in ("#", "when", "event", "details"):
         table.add_column(col, overflow="fold")
-    for r in events:
-        table.add_row(str(r["version"]), r["occurred_at"].isoformat(timespec="seconds"),
-                      r["event_type"], _summary(r["event_type"], json.loads(r["data"])))  # fmt: skip
+    for e in events:
+        table.add_row(str(e.version), e.time.isoformat(timespec="seconds"), e.type, _summary(e.type, e.data))
     console.print(table)
     for m in mails:
-        line = f"apology [{m['template']}]: {m['status']}" + (f" ({m['error']})" if m["error"] else "")
+        line = f"apology [{m.template}]: {m.status}" + (f" ({m.error})" if m.error else "")
         console.print(line, markup=False)  # "[escalation_ack]" is the template's name, not a style
 
 
@@ -228,12 +200,8 @@ def cases_decide(
     """Decide an escalated case as a person: grant remedies or decline with a reason."""
     from datetime import UTC, datetime, timedelta
 
-    from services.common.clock import system_clock
     from services.common.contract.events import Reason, Remedy
-    from services.recovery.application import RecoveryService
     from services.recovery.domain.errors import CommandRejected, ConfigError
-    from services.recovery.domain.policy import load_policy
-    from services.recovery.domain.roster import load_roster
 
     remedies: list[Remedy] = []
     if refund:
@@ -254,13 +222,8 @@ def cases_decide(
     settings = RecoverySettings()
 
     async def go() -> Any:
-        pool = await _pool()
-        try:
-            svc = RecoveryService(pool, settings, load_policy(settings.recovery_policy_file),
-                                  load_roster(settings.recovery_roster_file), system_clock)  # fmt: skip
+        async with service_for(settings) as svc:
             return await svc.agent_decide(case_id, agent, remedies, reason, note)
-        finally:
-            await pool.close()
 
     try:
         decision = asyncio.run(go())

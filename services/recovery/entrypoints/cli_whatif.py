@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.common.contract.money import quantize
-from services.common.db import create_pool
 from services.common.gc_tuning import tune_for_throughput
+from services.recovery.bootstrap import connected
 from services.recovery.domain.errors import ConfigError
 from services.recovery.domain.policy import Policy, load_policy
 from services.recovery.domain.roster import Roster, load_roster
@@ -92,23 +92,19 @@ async def _run(
     until: datetime | None,
     overrides: dict[str, Decimal],
 ) -> WhatIf:
-    pool = await create_pool(settings)
-    try:
-        async with pool.acquire() as conn:
-            cases, complaints = await count_window(conn, since, until)
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-            with Progress(*columns, console=console, transient=True) as progress:
-                reading = progress.add_task("reading cases", total=cases)
-                deciding = progress.add_task("re-deciding complaints", total=complaints)
-                return await what_if(
-                    conn,
-                    candidate,
-                    roster,
-                    since=since,
-                    until=until,
-                    cost_overrides=overrides,
-                    on_read=lambda n: progress.advance(reading, n),
-                    on_decided=lambda n: progress.advance(deciding, n),
-                )
-    finally:
-        await pool.close()
+    async with connected(settings) as pool, pool.acquire() as conn:
+        cases, complaints = await count_window(conn, since, until)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            reading = progress.add_task("reading cases", total=cases)
+            deciding = progress.add_task("re-deciding complaints", total=complaints)
+            return await what_if(
+                conn,
+                candidate,
+                roster,
+                since=since,
+                until=until,
+                cost_overrides=overrides,
+                on_read=lambda n: progress.advance(reading, n),
+                on_decided=lambda n: progress.advance(deciding, n),
+            )

@@ -9,7 +9,6 @@ probes and ``/openapi.json`` stay public. Timelines carry no customer name or em
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -21,70 +20,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.common.contract.events import DecisionMade, Reason, Remedy
-from services.recovery.application import RecoveryService, case_stream
+from services.recovery import queries
+from services.recovery.application import RecoveryService
 from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected
+from services.recovery.queries import CaseDetail, CaseSummary
 
 DISABLED = "ops API disabled: set OPS_API_TOKEN"
 
-_CASE_COLUMNS = (
-    "case_id, customer_id, complaint_id, category, status, owner_id, priority, assignee, reason,"
-    " sla_deadline, due_by, contacts, opened_at, updated_at, decided_at, decided_by, rule, outcome,"
-    " within_sla, version"
-)
 # Module level: the routes' annotations are resolved against this module's globals.
 _bearer = HTTPBearer(auto_error=False, description="OPS_API_TOKEN")
-_URGENCY = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
-
-
-class CaseSummary(BaseModel):
-    """One row of the case read model."""
-
-    model_config = ConfigDict(frozen=True)
-
-    case_id: str
-    customer_id: str
-    complaint_id: str
-    category: str
-    status: str = Field(description="open, escalated, awaiting_charge, decided, ...")
-    owner_id: str
-    priority: str | None = None
-    assignee: str | None = None
-    reason: str | None = None
-    sla_deadline: datetime
-    due_by: datetime | None = None
-    contacts: int
-    opened_at: datetime
-    updated_at: datetime
-    decided_at: datetime | None = None
-    decided_by: str | None = None
-    rule: str | None = None
-    outcome: str | None = None
-    within_sla: bool | None = None
-    version: int
-
-
-class TimelineEntry(BaseModel):
-    """One event on the case's stream (customer personal data removed)."""
-
-    version: int
-    type: str
-    time: datetime
-    data: dict[str, Any]
-
-
-class Apology(BaseModel):
-    """The notifier's record of an apology email for the case."""
-
-    template: str
-    status: str
-    error: str | None = None
-    updated_at: datetime
-
-
-class CaseDetail(BaseModel):
-    case: CaseSummary
-    timeline: list[TimelineEntry]
-    apologies: list[Apology] = Field(default_factory=list)
 
 
 class DecisionRequest(BaseModel):
@@ -122,26 +66,6 @@ class Problem(BaseModel):
     field: str | None = Field(default=None, description="the request's field at fault, e.g. remedies[0].amount")
 
 
-def redact(value: Any) -> Any:
-    """``value`` with every ``customer`` object reduced to its id (recursively)."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            if k == "customer" and isinstance(v, dict):
-                out[k] = {"id": v.get("id")}
-            else:
-                out[k] = redact(v)
-        return out
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
-
-def _data(raw: Any) -> dict[str, Any]:
-    loaded = json.loads(raw) if isinstance(raw, str | bytes) else raw
-    return dict(redact(loaded)) if isinstance(loaded, dict) else {"value": redact(loaded)}
-
-
 def ops_router(
     get_pool: Callable[[], asyncpg.Pool],
     get_service: Callable[[], RecoveryService],
@@ -172,47 +96,20 @@ def ops_router(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[CaseSummary]:
         """Cases, most recently updated first (optionally only those with ``status``)."""
-        rows = await get_pool().fetch(
-            f"SELECT {_CASE_COLUMNS} FROM rm_cases WHERE ($1::text IS NULL OR status = $1)"
-            " ORDER BY updated_at DESC, case_id LIMIT $2",
-            status_,
-            limit,
-        )
-        return [CaseSummary(**dict(r)) for r in rows]
+        return await queries.cases(get_pool(), status_, limit)
 
     @router.get("/escalations", response_model=list[CaseSummary])
     async def escalations(limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[CaseSummary]:
         """Open escalations: urgent first, then high, then by due time."""
-        rows = await get_pool().fetch(
-            f"SELECT {_CASE_COLUMNS} FROM rm_cases WHERE status = 'escalated'"
-            f" ORDER BY {_URGENCY}, coalesce(due_by, sla_deadline), case_id LIMIT $1",
-            limit,
-        )
-        return [CaseSummary(**dict(r)) for r in rows]
+        return await queries.by_urgency(get_pool(), limit)
 
     @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}})
     async def show_case(case_id: str) -> CaseDetail:
         """The case and its timeline (every event on its stream), with the apology's status."""
-        pool = get_pool()
-        row = await pool.fetchrow(f"SELECT {_CASE_COLUMNS} FROM rm_cases WHERE case_id = $1", case_id)
-        if row is None:
+        detail = await queries.case_detail(get_pool(), case_id)
+        if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}")
-        events = await pool.fetch(
-            "SELECT version, event_type, occurred_at, data FROM events WHERE stream_id = $1 ORDER BY version",
-            case_stream(case_id),
-        )
-        mails: list[Any] = []
-        if await pool.fetchval("SELECT to_regclass('notifications') IS NOT NULL"):
-            mails = await pool.fetch(
-                "SELECT template, status, error, updated_at FROM notifications WHERE case_id = $1 ORDER BY updated_at",
-                case_id,
-            )
-        timeline = [
-            TimelineEntry(version=e["version"], type=e["event_type"], time=e["occurred_at"], data=_data(e["data"]))
-            for e in events
-        ]
-        return CaseDetail(case=CaseSummary(**dict(row)), timeline=timeline,
-                          apologies=[Apology(**dict(m)) for m in mails])  # fmt: skip
+        return detail
 
     @router.post(
         "/cases/{case_id}/decision",

@@ -21,8 +21,8 @@ from services.notifier.domain.compose import compose
 from services.notifier.domain.errors import TemporaryDeliveryError
 from services.notifier.domain.ports import EmailSender
 from services.notifier.domain.templates import load_templates
-from services.notifier.entrypoints.delivery import DeliveryWorker
 from services.notifier.settings import NotifierSettings
+from services.notifier.worker import DeliveryWorker
 from tests.unit.notifier.factories import DECIDED_AT, decision, envelope
 
 LEASE_S = 0.6

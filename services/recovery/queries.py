@@ -1,0 +1,132 @@
+"""The recovery service's read side: cases, the escalation queue and a case's timeline, as
+the command line and the ops API show them. Timelines carry no customer name or email: the
+``customer`` objects in event data are reduced to ``{"id": ...}``. The apologies' status is
+the notifier's, read through its own queries (:mod:`services.notifier.queries`)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.notifier.queries import Apology, apologies
+from services.recovery.application import case_stream
+
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+
+_CASE_COLUMNS = (
+    "case_id, customer_id, complaint_id, category, status, owner_id, priority, assignee, reason,"
+    " sla_deadline, due_by, contacts, opened_at, updated_at, decided_at, decided_by, rule, outcome,"
+    " within_sla, version"
+)
+_URGENCY = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
+
+
+class CaseSummary(BaseModel):
+    """One row of the case read model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    customer_id: str
+    complaint_id: str
+    category: str
+    status: str = Field(description="open, escalated, awaiting_charge, decided, ...")
+    owner_id: str
+    priority: str | None = None
+    assignee: str | None = None
+    reason: str | None = None
+    sla_deadline: datetime
+    due_by: datetime | None = None
+    contacts: int
+    opened_at: datetime
+    updated_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    rule: str | None = None
+    outcome: str | None = None
+    within_sla: bool | None = None
+    version: int
+
+
+class TimelineEntry(BaseModel):
+    """One event on the case's stream (customer personal data removed)."""
+
+    version: int
+    type: str
+    time: datetime
+    data: dict[str, Any]
+
+
+class CaseDetail(BaseModel):
+    case: CaseSummary
+    timeline: list[TimelineEntry]
+    apologies: list[Apology] = Field(default_factory=list)
+
+
+async def cases(db: Db, status: str | None, limit: int) -> list[CaseSummary]:
+    """Cases, most recently updated first (only those with ``status`` unless it is None)."""
+    rows = await db.fetch(
+        f"SELECT {_CASE_COLUMNS} FROM rm_cases WHERE ($1::text IS NULL OR status = $1)"
+        " ORDER BY updated_at DESC, case_id LIMIT $2",
+        status,
+        limit,
+    )
+    return [CaseSummary(**dict(r)) for r in rows]
+
+
+async def by_urgency(db: Db, limit: int, *, escalated_only: bool = True) -> list[CaseSummary]:
+    """Open escalations (or every case): urgent first, then high, then by due time."""
+    where = "WHERE status = 'escalated'" if escalated_only else ""
+    rows = await db.fetch(
+        f"SELECT {_CASE_COLUMNS} FROM rm_cases {where}"
+        f" ORDER BY {_URGENCY}, coalesce(due_by, sla_deadline), case_id LIMIT $1",
+        limit,
+    )
+    return [CaseSummary(**dict(r)) for r in rows]
+
+
+async def case(db: Db, case_id: str) -> CaseSummary | None:
+    row = await db.fetchrow(f"SELECT {_CASE_COLUMNS} FROM rm_cases WHERE case_id = $1", case_id)
+    return None if row is None else CaseSummary(**dict(row))
+
+
+async def timeline(db: Db, case_id: str) -> list[TimelineEntry]:
+    """Every event on the case's stream, in order (empty: no such case)."""
+    rows = await db.fetch(
+        "SELECT version, event_type, occurred_at, data FROM events WHERE stream_id = $1 ORDER BY version",
+        case_stream(case_id),
+    )
+    return [TimelineEntry(version=r["version"], type=r["event_type"], time=r["occurred_at"], data=_data(r["data"]))
+            for r in rows]  # fmt: skip
+
+
+async def case_detail(db: Db, case_id: str) -> CaseDetail | None:
+    """The case, its timeline and its apologies' status (None: no such case)."""
+    summary = await case(db, case_id)
+    if summary is None:
+        return None
+    return CaseDetail(case=summary, timeline=await timeline(db, case_id), apologies=await apologies(db, case_id))
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every ``customer`` object reduced to its id (recursively)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k == "customer" and isinstance(v, dict):
+                out[k] = {"id": v.get("id")}
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _data(raw: Any) -> dict[str, Any]:
+    loaded = json.loads(raw) if isinstance(raw, str | bytes) else raw
+    return dict(redact(loaded)) if isinstance(loaded, dict) else {"value": redact(loaded)}
