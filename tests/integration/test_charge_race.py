@@ -21,7 +21,7 @@ import pytest
 from services.common.clock import ManualClock
 from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
-from services.recovery import application
+from services.recovery.adapters import readmodels
 from services.recovery.application import RecoveryService
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
@@ -53,7 +53,7 @@ def _service(pool: asyncpg.Pool) -> RecoveryService:
 
 def _pause_after(monkeypatch: pytest.MonkeyPatch, name: str, reached: asyncio.Event, go: asyncio.Event) -> None:
     """Hold the first call of ``readmodels.<name>`` (after it has read) until ``go`` is set."""
-    original: Callable[..., Awaitable[Any]] = getattr(application.readmodels, name)
+    original: Callable[..., Awaitable[Any]] = getattr(readmodels, name)
     calls = {"n": 0}
 
     async def paused(*args: Any, **kwargs: Any) -> Any:
@@ -64,7 +64,7 @@ def _pause_after(monkeypatch: pytest.MonkeyPatch, name: str, reached: asyncio.Ev
             await go.wait()
         return result
 
-    monkeypatch.setattr(application.readmodels, name, paused)
+    monkeypatch.setattr(readmodels, name, paused)
 
 
 async def _decisions(pool: asyncpg.Pool) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from services.common.gc_tuning import paused_for_batch
 from services.common.isolate import Quarantine, isolate
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger
+from services.common.pacing import Pacer
 from services.common.pipeline import BatchPipeline, InFlight
 from services.common.records import InboundRecord
 from services.common.runtime import (
@@ -68,7 +69,8 @@ class Runtime(ServiceRuntime):
         s = self.recovery_settings
         policy = load_policy(s.recovery_policy_file)
         roster = load_roster(s.recovery_roster_file)
-        self.service = RecoveryService(self.require_pool(), s, policy, roster, self.clock, s.recovery_source)
+        self.service = RecoveryService(self.require_pool(), s, policy, roster, self.clock, s.recovery_source,
+                                       pace=Pacer())  # fmt: skip
         self.quarantine = Quarantine(self.require_pool(), CONSUMER, RELAY, s.topic_dlq, s.recovery_source, self.clock,
                                      on_dead_lettered=_dead_lettered, **s.quarantine_options())  # fmt: skip
         log.info("recovery.started", policy=policy.id, policy_version=policy.version)
@@ -89,7 +91,7 @@ class Runtime(ServiceRuntime):
         assert self.quarantine is not None, "the runtime has not started"
 
         async def handle(part: list[InboundRecord]) -> BatchResult:
-            return await service.handle_records(part, flight if part is records else InFlight(), before)
+            return await service.handle_records(part, (flight if part is records else InFlight()).after(before))
 
         with paused_for_batch():
             results = await isolate(records, handle, self.quarantine)
@@ -109,8 +111,8 @@ class Runtime(ServiceRuntime):
                 if fired:
                     metrics.TIMERS_FIRED.inc(fired)
                     continue
-            except Exception as exc:
-                log.warning("timers.failed", error=type(exc).__name__)
+            except Exception:
+                log.warning("timers.failed", exc_info=True)  # tried again at the next tick
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.recovery_settings.recovery_timer_poll_s)
 
