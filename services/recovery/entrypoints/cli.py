@@ -231,9 +231,9 @@ def cases_decide(
     from services.common.clock import system_clock
     from services.common.contract.events import Reason, Remedy
     from services.recovery.application import RecoveryService
-    from services.recovery.domain.errors import CommandRejected, ConfigError
     from services.recovery.domain.policy import load_policy
     from services.recovery.domain.roster import load_roster
+    from services.recovery.errors import CaseNotFound, CommandRejected, ConfigError, RetriesExhausted
 
     remedies: list[Remedy] = []
     if refund:
@@ -264,7 +264,7 @@ def cases_decide(
 
     try:
         decision = asyncio.run(go())
-    except (CommandRejected, ConfigError, LookupError) as exc:
+    except (CommandRejected, ConfigError, CaseNotFound, RetriesExhausted) as exc:
         # One line whatever the terminal's width, brackets kept (a refused remedy's message
         # names its field: remedies[0].amount).
         console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from services.common.contract.events import DecisionMade, Reason, Remedy
 from services.recovery.application import RecoveryService, case_stream
 from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected
+from services.recovery.errors import CaseNotFound
 
 DISABLED = "ops API disabled: set OPS_API_TOKEN"
 
@@ -232,7 +233,7 @@ def ops_router(
         try:
             made = await get_service().agent_decide(case_id, body.agent_id, body.remedies, body.decline_reason,
                                                     body.note)  # fmt: skip
-        except LookupError:
+        except CaseNotFound:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}") from None
         except RemedyRejected as exc:
             problem = Problem(detail=str(exc), field=exc.field)
