@@ -123,7 +123,7 @@ class Backoff:
         if self._on_retry is not None:
             self._on_retry(exc)
         log.warning("batch.retry", error=type(exc).__name__, transient=is_transient(exc),
-                    failures=self.failures, delay_s=round(delay, 3))  # fmt: skip
+                    failures=self.failures, delay_s=round(delay, 3), exc_info=exc)  # fmt: skip
         await asyncio.sleep(delay)
 
     def reset(self) -> None:

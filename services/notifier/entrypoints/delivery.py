@@ -48,7 +48,7 @@ from services.common.contract.events import (
 from services.common.failures import Backoff, backed_off
 from services.common.isolate import Quarantine, isolate
 from services.common.kafka import decode_batch, make_broker
-from services.common.logging import configure_logging, get_logger
+from services.common.logging import configure_logging, get_logger, secrets_of
 from services.common.outbox import enqueue, outbox_message
 from services.common.periodic import every
 from services.common.records import InboundRecord, derived_event_id, envelope
@@ -341,7 +341,7 @@ def main() -> None:
         )
         return
     settings = NotifierSettings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     asyncio.run(build_app(settings).run())
 
 

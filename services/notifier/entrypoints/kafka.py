@@ -24,7 +24,7 @@ from services.common.failures import Backoff, backed_off
 from services.common.gc_tuning import paused_for_batch
 from services.common.isolate import Quarantine, isolate
 from services.common.kafka import make_broker
-from services.common.logging import configure_logging, get_logger
+from services.common.logging import configure_logging, get_logger, secrets_of
 from services.common.records import InboundRecord
 from services.common.runtime import ServiceRuntime, attach, batch_subscriber_options, message_in_hand, records_of
 from services.notifier import metrics
@@ -108,5 +108,5 @@ def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastSt
 
 def run() -> None:
     settings = NotifierSettings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     asyncio.run(build_app(settings).run())

@@ -32,7 +32,7 @@ from services.common.failures import Backoff
 from services.common.gc_tuning import paused_for_batch
 from services.common.isolate import Quarantine, isolate
 from services.common.kafka import make_broker
-from services.common.logging import configure_logging, get_logger
+from services.common.logging import configure_logging, get_logger, secrets_of
 from services.common.pacing import Pacer
 from services.common.pipeline import BatchPipeline, InFlight
 from services.common.records import InboundRecord
@@ -194,5 +194,5 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
 
 def run() -> None:
     settings = RecoverySettings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     asyncio.run(build_app(settings).run())
