@@ -111,8 +111,8 @@ class Runtime(ServiceRuntime):
                 if fired:
                     metrics.TIMERS_FIRED.inc(fired)
                     continue
-            except Exception:
-                log.warning("timers.failed", exc_info=True)  # tried again at the next tick
+            except Exception as exc:  # RetriesExhausted among them: tried again at the next tick
+                log.warning("timers.failed", error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.recovery_settings.recovery_timer_poll_s)
 
