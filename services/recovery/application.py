@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
@@ -70,9 +70,6 @@ from services.recovery.errors import CaseNotFound, ConcurrencyConflict, ConfigEr
 from services.recovery.ports import Transaction, UnitOfWork
 from services.recovery.replay.trusted import loader
 from services.recovery.settings import RecoverySettings
-
-if TYPE_CHECKING:
-    import asyncpg
 
 log = get_logger(__name__)
 
@@ -162,7 +159,7 @@ Ready = Callable[[frozenset[str]], Awaitable[None]]
 class RecoveryService:
     def __init__(
         self,
-        pool: asyncpg.Pool | None,
+        pool: Any,
         settings: CommonSettings,
         policy: Policy,
         roster: Roster,
@@ -174,8 +171,8 @@ class RecoveryService:
         pace: Pace | None = None,
     ) -> None:
         """``vouchers``: the voucher codes; by default :func:`voucher_key` of ``settings``.
-        ``uow``: the unit of work; by default PostgreSQL's on ``pool`` (``pool`` may be None with
-        ``uow`` given: the in-memory twins, say). ``pace``: awaited between steps of deciding,
+        ``uow``: the unit of work; by default PostgreSQL's on ``pool`` (an asyncpg pool; None
+        with ``uow`` given: the in-memory twins, say). ``pace``: awaited between steps of deciding,
         to hand the event loop back (by default never)."""
         self.vouchers = vouchers if vouchers is not None else voucher_key(settings)
         if uow is None:
