@@ -4,8 +4,10 @@ the message is isolated and dead-lettered, see :mod:`services.common.isolate`).
 
 Transient:
 
-- :class:`Transient` and its subclasses: the pipeline's ``BatchAbandoned``, the
-  application's "kept losing races" after its own retries;
+- :class:`Transient` and its subclasses: the pipeline's ``BatchAbandoned``, a service's
+  ``RetriesExhausted`` (lost races after its own retries) and :class:`StoreUnavailable`
+  (the adapters' name for a lost or refused database connection, see
+  :func:`is_connection_error`);
 - PostgreSQL errors of SQLSTATE class 08 (connection), 40 (transaction rollback:
   serialization failure, deadlock), 42 (undefined table, insufficient privilege: a
   deployment error, never one message's), 53 (insufficient resources: too many
@@ -50,6 +52,19 @@ MAX_REASON = 300  # characters of an exception's text kept in a dead letter
 
 class Transient(RuntimeError):
     """A failure that is no message's fault: the batch is handled again later, whole."""
+
+
+class StoreUnavailable(Transient):
+    """The database could not be reached, or the connection broke: each service's adapters
+    raise their own subclass from the client's error."""
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database client's word that the connection is gone or was never
+    made (SQLSTATE class 08, the client's own connection errors, a refused or reset socket)."""
+    if isinstance(exc, (OSError, *_CLIENT_ERRORS)):
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and str(getattr(exc, "sqlstate", None) or "").startswith("08")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -108,7 +123,7 @@ class Backoff:
         if self._on_retry is not None:
             self._on_retry(exc)
         log.warning("batch.retry", error=type(exc).__name__, transient=is_transient(exc),
-                    failures=self.failures, delay_s=round(delay, 3))  # fmt: skip
+                    failures=self.failures, delay_s=round(delay, 3), exc_info=exc)  # fmt: skip
         await asyncio.sleep(delay)
 
     def reset(self) -> None:

@@ -89,6 +89,18 @@ class InFlight:
         if self.failed and (self.keys is None or not self.keys.isdisjoint(keys)):
             raise BatchAbandoned("the batch before this one failed and shared a customer with it")
 
+    def after(self, before: InFlight | None) -> Callable[[frozenset[str]], Awaitable[None]]:
+        """The hook a handler awaits with this batch's keys once it has decoded them, before
+        it reads anything: notes them here for the batch behind and waits for ``before`` if
+        the two may share one."""
+
+        async def ready(keys: frozenset[str]) -> None:
+            self.keys = keys
+            if before is not None:
+                await before.wait_if_shared(keys)
+
+        return ready
+
 
 Handler = Callable[[list[InboundRecord], InFlight, InFlight | None], Awaitable[R]]
 

@@ -13,7 +13,8 @@ matters because the relay shares its process's CPU with the service. Each keyed 
 goes to the partition ``send(topic, value, key=key)`` would pick with the producer's
 default partitioner (murmur2 of the key), so a customer's messages stay on one partition;
 the relay therefore needs a producer built with that default partitioner, as
-``make_producer`` builds it. Messages without a key go through ``send`` as before.
+``make_producer`` builds it. A message without a key has no order to keep: it goes
+through ``send`` on its own, which picks a partition that has a leader.
 
 No row blocks the rows behind it. A row the broker refuses for good (too large, an invalid
 or forbidden topic: :data:`REFUSED_FOR_GOOD`) is parked: moved to ``outbox_parked`` with

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from services.common.db import create_pool
 from services.common.kafka import make_producer
-from services.common.logging import configure_logging, get_logger
+from services.common.logging import configure_logging, get_logger, secrets_of
 from services.common.relay import OutboxRelay
 from services.common.settings import CommonSettings
 
@@ -71,7 +71,7 @@ async def serve(
 
 async def _main(args: argparse.Namespace) -> int:
     settings = CommonSettings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

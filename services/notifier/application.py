@@ -6,6 +6,8 @@ each to its own ``notification-<id>`` stream (the event id is derived from the n
 id, so a redelivery or a second instance appends nothing new), record it in the
 ``notifications`` read model and queue it for Kafka via the outbox. Delivery outcomes read
 back from the notifications topic update the read model's status.
+
+A lost database connection is raised as ``StoreUnavailable`` (transient, see ``errors.py``).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ from services.common.contract.events import (
 from services.common.db import batch_transaction
 from services.common.eventstore import ANY_VERSION, AppendRequest
 from services.common.eventstore.postgres import append_on
+from services.common.failures import is_connection_error
 from services.common.kafka import dead_letter, decode_batch
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event
 from services.notifier.domain.compose import compose
-from services.notifier.domain.errors import TemplateSetError
 from services.notifier.domain.templates import TemplateSet
+from services.notifier.errors import StoreUnavailable, TemplateSetError
 from services.notifier.settings import NotifierSettings
 
 log = get_logger(__name__)
@@ -88,11 +91,16 @@ class NotifierService:
                 result.skipped += 1
             else:
                 good.append(event)
-        async with batch_transaction(self.pool) as conn:
-            dead += await self._handle(conn, good, self.clock(), result)
-            if dead:
-                topic = self.settings.topic("dlq")
-                await enqueue(conn, RELAY, [outbox_message(d, topic) for d in dead])
+        try:
+            async with batch_transaction(self.pool) as conn:
+                dead += await self._handle(conn, good, self.clock(), result)
+                if dead:
+                    topic = self.settings.topic("dlq")
+                    await enqueue(conn, RELAY, [outbox_message(d, topic) for d in dead])
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise StoreUnavailable(f"the database is unavailable ({type(exc).__name__})") from exc
+            raise
         result.dead_letters = len(dead)
         return result
 

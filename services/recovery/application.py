@@ -11,20 +11,26 @@ in one batch or in many (each event's id is derived from the message that caused
 case and its place among that message's events on the case), and a redelivery records
 nothing twice.
 
-A batch that loses a race with another instance (``ConcurrencyError`` on a case stream, as
-during a rebalance) is rolled back whole and handled again on fresh state.
+A batch that loses a race with another instance (``ConcurrencyConflict`` on a case stream,
+as during a rebalance) is rolled back whole and handled again on fresh state; after
+``MAX_RETRIES`` such races it raises ``RetriesExhausted`` (transient: redelivered later).
+
+The application talks to ports only (``services/recovery/ports.py``): a unit of work whose
+transaction holds the event store, the read models and the inbox and outbox, on PostgreSQL
+(``adapters/postgres.py``, by default, from the pool) or in memory (``adapters/memory.py``).
+Deciding and its bookkeeping (the case folded event by event, the customers' histories) is
+``bookkeeping.py``. Its caller paces it (``pace``, see ``services/common/pacing.py``) and,
+in a pipeline, holds it until the batch ahead is over (``ready``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
-import asyncpg
+from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
 from services.common.clock import Clock
 from services.common.contract import (
@@ -42,34 +48,28 @@ from services.common.contract.events import (
     Reason,
     Remedy,
 )
-from services.common.db import batch_transaction
-from services.common.eventstore import AppendRequest, ConcurrencyError, EncodedEvent, RecordedEvent
-from services.common.eventstore.postgres import append_new, read_streams_on
-from services.common.failures import Transient
+from services.common.eventstore import AppendRequest, EncodedEvent, RecordedEvent
 from services.common.kafka import decode_batch
 from services.common.logging import get_logger
-from services.common.outbox import claim_inbox, enqueue, outbox_message, sealed_message
+from services.common.outbox import outbox_message, sealed_message
+from services.common.pacing import Pace, unpaced
 from services.common.records import InboundRecord, Sealed, derived_event_id, seal, to_new_event
 from services.common.settings import CommonSettings
-from services.recovery.adapters import readmodels
+from services.recovery.bookkeeping import Histories, decide_and_record
 from services.recovery.domain.anomaly import assess_charge
 from services.recovery.domain.case import Case, apply, case_id_for
 from services.recovery.domain.charge_record import ChargeRecord, charge_record
-from services.recovery.domain.commands import AgentDecide, ChargeArrived, FileComplaint, FireTimer
-from services.recovery.domain.decide import decide
-from services.recovery.domain.errors import ConfigError
+from services.recovery.domain.commands import AgentDecide, AnyCommand, ChargeArrived, FileComplaint, FireTimer
 from services.recovery.domain.events import INTERNAL, INTERNAL_EVENT_TYPES, ChargeAssessed
-from services.recovery.domain.facts import NO_HISTORY, ChargeFacts, CustomerHistory
-from services.recovery.domain.guardrail import is_concession
+from services.recovery.domain.facts import ChargeFacts
 from services.recovery.domain.policy import Policy
 from services.recovery.domain.remedies import VoucherCodes, VoucherKey
 from services.recovery.domain.roster import Roster
 from services.recovery.domain.usual import Usual
+from services.recovery.errors import CaseNotFound, ConcurrencyConflict, ConfigError, RetriesExhausted
+from services.recovery.ports import Transaction, UnitOfWork
 from services.recovery.replay.trusted import loader
 from services.recovery.settings import RecoverySettings
-
-if TYPE_CHECKING:
-    from services.common.pipeline import InFlight
 
 log = get_logger(__name__)
 
@@ -78,12 +78,9 @@ RELAY = "recovery"
 ACCEPTED = frozenset({ChargePosted.TYPE, ChargeRefunded.TYPE, ComplaintFiled.TYPE})
 REGISTRY: dict[str, type[EventData]] = {**EVENT_TYPES, **{m.TYPE: m for m in INTERNAL_EVENT_TYPES}}
 MAX_RETRIES = 8
-# Work between two looks at the event loop while deciding (see _Pacer).
-SLICE_S = 0.001
 # Commands and histories made of values validated already (decoded events, read models).
 _file_complaint = constructor(FileComplaint)
 _charge_arrived = constructor(ChargeArrived)
-_history = constructor(CustomerHistory)
 _charge_assessed = constructor(ChargeAssessed)
 CASE_PREFIX = "case-"
 CHARGE_PREFIX = "charge-"
@@ -123,26 +120,6 @@ class BatchResult:
     late: int = 0
 
 
-class _Pacer:
-    """Hands the event loop back every ``SLICE_S`` or so of deciding.
-
-    With a pipeline, the batch ahead holds the append lock while this one decides, and
-    every step it takes (rows to encode, a statement's answer to read) waits for the event
-    loop: a batch deciding for 20 ms at a stretch would hold the lock's whole queue up.
-    """
-
-    __slots__ = ("_last",)
-
-    def __init__(self) -> None:
-        self._last = time.perf_counter()
-
-    async def __call__(self) -> None:
-        now = time.perf_counter()
-        if now - self._last >= SLICE_S:
-            await asyncio.sleep(0)
-            self._last = time.perf_counter()
-
-
 @dataclass
 class _Work:
     """What one transaction accumulates before it appends."""
@@ -158,7 +135,7 @@ class _Work:
     # already holds (a message handled before and out of the inbox since) is left out.
     projected: list[tuple[str, EventData, datetime]] = field(default_factory=list)
     published: list[tuple[Sealed, EventData]] = field(default_factory=list)
-    histories: dict[str, CustomerHistory] = field(default_factory=dict)
+    histories: Histories = field(default_factory=Histories)
     # Every charge this transaction has read or been sent, as recorded so far.
     charges: dict[str, ChargeRecord] = field(default_factory=dict)
     # The cases listening for each charge (waiting for it and not decided).
@@ -167,7 +144,6 @@ class _Work:
     posted: dict[str, str] = field(default_factory=dict)
     usual: Usual = field(default_factory=Usual)
     result: BatchResult = field(default_factory=BatchResult)
-    pace: _Pacer = field(default_factory=_Pacer)
 
     def charge(self, charge_id: str | None) -> ChargeFacts | None:
         """The charge with its ledger as this transaction knows it now (None: not posted)."""
@@ -175,10 +151,15 @@ class _Work:
         return record.facts() if record is not None else None
 
 
+Ready = Callable[[frozenset[str]], Awaitable[None]]
+"""Told a batch's customers once it is decoded, returns when the batch may read its state
+(in a pipeline: once the batch ahead is over, if it shares a customer)."""
+
+
 class RecoveryService:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Any,
         settings: CommonSettings,
         policy: Policy,
         roster: Roster,
@@ -186,48 +167,55 @@ class RecoveryService:
         source: str = "recovery-service",
         *,
         vouchers: VoucherCodes | None = None,
+        uow: UnitOfWork | None = None,
+        pace: Pace | None = None,
     ) -> None:
-        """``vouchers``: the voucher codes; by default :func:`voucher_key` of ``settings``."""
+        """``vouchers``: the voucher codes; by default :func:`voucher_key` of ``settings``.
+        ``uow``: the unit of work; by default PostgreSQL's on ``pool`` (an asyncpg pool; None
+        with ``uow`` given: the in-memory twins, say). ``pace``: awaited between steps of deciding,
+        to hand the event loop back (by default never)."""
+        self.vouchers = vouchers if vouchers is not None else voucher_key(settings)
+        if uow is None:
+            from services.recovery.adapters.postgres import PostgresUnitOfWork
+
+            uow = PostgresUnitOfWork(pool)
         self.pool = pool
+        self.uow = uow
+        self.pace = pace or unpaced
         self.settings = settings
         self.policy = policy
         self.roster = roster
         self.clock = clock
         self.source = source
-        self.vouchers = vouchers if vouchers is not None else voucher_key(settings)
         self.dead_letter_limits = settings.dead_letter_limits()
 
     # ------------------------------------------------------------------ Kafka batches
 
-    async def handle_records(
-        self, records: Sequence[InboundRecord], flight: InFlight | None = None, before: InFlight | None = None
-    ) -> BatchResult:
-        """Handle a batch in one transaction. With a pipeline, ``flight`` is this batch's
-        and ``before`` the one still in flight ahead of it: if the two share a customer,
-        this one reads nothing until that one is over."""
+    async def handle_records(self, records: Sequence[InboundRecord], ready: Ready | None = None) -> BatchResult:
+        """Handle a batch in one transaction. ``ready``: awaited with the batch's customers
+        before it reads anything (a pipeline's turn, see :data:`Ready`)."""
         good, dead = decode_batch(
             records, ACCEPTED, source=self.source, now=self.clock(), limits=self.dead_letter_limits
         )
-        if flight is not None:
-            flight.keys = frozenset(_customer_of(e) for e in good)
-            if before is not None:
-                await before.wait_if_shared(flight.keys)
-        for attempt in range(MAX_RETRIES):
-            try:
-                async with batch_transaction(self.pool) as conn:
-                    result = await self._handle(conn, good, self.clock())
-                    if dead:
-                        topic = self.settings.topic("dlq")
-                        await enqueue(conn, RELAY, [outbox_message(d, topic) for d in dead])
-                result.dead_letters = len(dead)
-                return result
-            except ConcurrencyError as exc:
-                log.info("batch.concurrency_retry", attempt=attempt, stream=exc.stream_id)
-        raise Transient("batch kept losing races with another instance; will be redelivered")
+        if ready is not None:
+            await ready(frozenset(_customer_of(e) for e in good))
+        with bound_contextvars(batch_records=len(records)):
+            for attempt in range(MAX_RETRIES):
+                try:
+                    async with self.uow.batch() as tx:
+                        result = await self._handle(tx, good, self.clock())
+                        if dead:
+                            topic = self.settings.topic("dlq")
+                            await tx.messages.enqueue(RELAY, [outbox_message(d, topic) for d in dead])
+                    result.dead_letters = len(dead)
+                    return result
+                except ConcurrencyConflict as exc:
+                    log.info("batch.concurrency_retry", attempt=attempt, stream=exc.stream)
+        raise RetriesExhausted("", "batch kept losing races with another instance; will be redelivered")
 
-    async def _handle(self, conn: asyncpg.Connection, events: list[Event[EventData]], now: datetime) -> BatchResult:
+    async def _handle(self, tx: Transaction, events: list[Event[EventData]], now: datetime) -> BatchResult:
         w = _Work(now=now)
-        fresh = await claim_inbox(conn, CONSUMER, [e.envelope.id for e in events])
+        fresh = await tx.messages.claim_inbox(CONSUMER, [e.envelope.id for e in events])
         todo: list[Event[EventData]] = []
         for e in events:
             if e.envelope.id in fresh:
@@ -235,23 +223,34 @@ class RecoveryService:
                 todo.append(e)
         w.result.duplicates = len(events) - len(todo)
         w.result.accepted = len(todo)
-        await self._load_context(conn, w, todo)
+        await self._load_context(tx, w, todo)
         # In the order they came; exact types (decoded from the registry): isinstance on
-        # pydantic goes through ABCMeta.
-        for e in todo:
-            kind = type(e.data)
-            if kind is ComplaintFiled:
-                self._on_complaint(w, e.envelope, e.data)  # type: ignore[arg-type]
-            elif kind is ChargePosted:
-                self._on_charge(w, e.envelope, e.data)  # type: ignore[arg-type]
-            else:
-                self._on_refund(w, e.envelope, e.data)  # type: ignore[arg-type]
-            await w.pace()
-        await self._meet_charges(conn, w)
-        await self._commit(conn, w)
+        # pydantic goes through ABCMeta. Each message's ids are bound for what it logs.
+        tokens = bind_contextvars(event_id=None, correlation_id=None, case_id=None, charge_id=None)
+        try:
+            for e in todo:
+                data, env = e.data, e.envelope
+                kind = type(data)
+                if kind is ComplaintFiled:
+                    cid = case_id_for(data)  # type: ignore[arg-type]
+                    bind_contextvars(event_id=env.id, correlation_id=data.complaint_id, case_id=cid,  # type: ignore[attr-defined]
+                                     charge_id=data.charge_id)  # type: ignore[attr-defined]  # fmt: skip
+                    self._on_complaint(w, env, data, cid)  # type: ignore[arg-type]
+                else:
+                    bind_contextvars(event_id=env.id, correlation_id=env.correlationid, case_id=None,
+                                     charge_id=data.charge_id)  # type: ignore[attr-defined]  # fmt: skip
+                    if kind is ChargePosted:
+                        self._on_charge(w, env, data)  # type: ignore[arg-type]
+                    else:
+                        self._on_refund(w, env, data)  # type: ignore[arg-type]
+                await self.pace()
+        finally:
+            reset_contextvars(**tokens)
+        await self._meet_charges(tx, w)
+        await self._commit(tx, w)
         return w.result
 
-    async def _load_context(self, conn: asyncpg.Connection, w: _Work, todo: list[Event[EventData]]) -> None:
+    async def _load_context(self, tx: Transaction, w: _Work, todo: list[Event[EventData]]) -> None:
         """Everything the batch's records read, before the first is handled: their cases,
         the charges they name or post (with those charges' records) and the cases waiting
         for those, the customers' histories, and the usual amounts' inputs."""
@@ -259,18 +258,18 @@ class RecoveryService:
         new = [e.data for e in todo if type(e.data) is ChargePosted]
         named = [c.charge_id for c in filed if c.charge_id]
         posted = [c.charge_id for c in new]
-        await self._load(conn, w, [case_id_for(c) for c in filed], [*named, *posted], waiting_for=posted)
+        await self._load(tx, w, [case_id_for(c) for c in filed], [*named, *posted], waiting_for=posted)
         customers = {c.customer.id for c in filed}
         customers |= {c.customer_id for c in new}
         customers |= {c.customer_id for c in w.cases.values() if c is not None}
         since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
-        w.histories = await readmodels.customer_histories(conn, customers, since)
+        w.histories = Histories(await tx.readmodels.customer_histories(customers, since))
         unrecorded = [c for c in new if w.charges[c.charge_id].posted is None]
-        w.usual = await readmodels.usual_amounts(conn, unrecorded)
+        w.usual = await tx.readmodels.usual_amounts(unrecorded)
 
     async def _load(
         self,
-        conn: asyncpg.Connection,
+        tx: Transaction,
         w: _Work,
         case_ids: Iterable[str],
         charge_ids: Iterable[str] = (),
@@ -285,10 +284,7 @@ class RecoveryService:
         waiting = list(dict.fromkeys(waiting_for))
         if not streams and not waiting:
             return
-        if waiting:
-            found = await readmodels.read_streams_and_waiting(conn, streams, waiting, CASE_PREFIX)
-        else:
-            found = await read_streams_on(conn, streams)
+        found = await tx.cases.read(streams, waiting_for=waiting, case_prefix=CASE_PREFIX)
         for stream, recorded in found.items():
             if stream.startswith(CHARGE_PREFIX):
                 w.charges[stream.removeprefix(CHARGE_PREFIX)] = _record(recorded)
@@ -299,7 +295,7 @@ class RecoveryService:
             case = w.cases[cid] = _fold(recorded)
             w.versions[cid] = recorded[-1].version if recorded else 0
             _listen(w, cid, case)
-            await w.pace()
+            await self.pace()
 
     def _on_charge(self, w: _Work, env: CloudEvent, charge: ChargePosted) -> None:
         """Record the charge; judge it on its first arrival (its usual amounts from every
@@ -338,9 +334,8 @@ class RecoveryService:
         w.projected.append((env.id, refund, env.time))
         w.charges.setdefault(refund.charge_id, ChargeRecord()).refunded(refund)
 
-    def _on_complaint(self, w: _Work, env: CloudEvent, complaint: ComplaintFiled) -> None:
-        cid = case_id_for(complaint)
-        history = w.histories.get(complaint.customer.id) or NO_HISTORY
+    def _on_complaint(self, w: _Work, env: CloudEvent, complaint: ComplaintFiled, cid: str) -> None:
+        history = w.histories.of(complaint.customer.id)
         cmd = _file_complaint(complaint=complaint, charge=w.charge(complaint.charge_id), history=history)
         self._decide(w, cid, cmd, env.id)
         _listen(w, cid, w.cases.get(cid))
@@ -349,10 +344,10 @@ class RecoveryService:
         case = w.cases.get(cid)
         if case is None:
             return
-        history = w.histories.get(case.customer_id) or NO_HISTORY
+        history = w.histories.of(case.customer_id)
         self._decide(w, cid, _charge_arrived(charge=charge, history=history), cause)
 
-    async def _meet_charges(self, conn: asyncpg.Connection, w: _Work) -> None:
+    async def _meet_charges(self, tx: Transaction, w: _Work) -> None:
         """Close the race between a complaint and its charge handled by two instances at once.
 
         Each transaction read the other's half before either committed: the complaint's found
@@ -368,16 +363,16 @@ class RecoveryService:
         }
         if not waiting and not w.posted:
             return  # nothing to look at again
-        await readmodels.lock_charges(conn, [*waiting.values(), *w.posted])
+        await tx.readmodels.lock_charges([*waiting.values(), *w.posted])
         if waiting:
-            streams = await read_streams_on(conn, [charge_stream(c) for c in dict.fromkeys(waiting.values())])
+            streams = await tx.cases.read([charge_stream(c) for c in dict.fromkeys(waiting.values())])
             for cid, charge_id in waiting.items():
                 facts = _record(streams[charge_stream(charge_id)]).facts()
                 if facts is not None:
                     self._charge_arrived(w, cid, facts, f"charge:{charge_id}")
         # Cases another transaction set waiting for a charge that this batch records.
-        found = await readmodels.cases_awaiting(conn, w.posted)
-        await self._load(conn, w, [c for ids in found.values() for c in ids])
+        found = await tx.readmodels.cases_awaiting(w.posted)
+        await self._load(tx, w, [c for ids in found.values() for c in ids])
         for charge_id, case_ids in found.items():
             facts = w.charge(charge_id)
             for cid in case_ids:
@@ -392,14 +387,13 @@ class RecoveryService:
         return seal(data, event_id=derived_event_id(cause, stream, index), source=self.source, time=w.now,
                     subject=subject, correlation_id=None, causation_id=cause, published=published)  # fmt: skip
 
-    def _decide(self, w: _Work, cid: str, command: object, cause: str) -> list[EventData]:
+    def _decide(self, w: _Work, cid: str, command: AnyCommand, cause: str) -> list[EventData]:
         case = w.cases.get(cid)
-        produced = decide(case, command, w.now, self.policy, self.roster, self.vouchers)  # type: ignore[arg-type]
+        produced = decide_and_record(case, command, w.now, self.policy, self.roster, self.vouchers, w.histories)
         stream = case_stream(cid)
         offset = w.caused.get((cid, cause), 0)
         w.caused[(cid, cause)] = offset + len(produced)
-        for i, data in enumerate(produced):
-            case = apply(case, data)
+        for i, (data, case) in enumerate(produced):
             customer = case.customer_id
             correlation = case.first_complaint.complaint_id if case.complaints else None
             ev = seal(data, event_id=derived_event_id(cause, stream, offset + i),
@@ -407,95 +401,65 @@ class RecoveryService:
                       correlation_id=correlation, causation_id=cause,
                       published=data.TOPIC != INTERNAL)  # fmt: skip
             w.pending.setdefault(cid, []).append((data, ev))
-            self._count(w, data)
-        w.cases[cid] = case
-        return produced
+            _count(w.result, data)
+        w.cases[cid] = produced[-1][1] if produced else case
+        return [data for data, _ in produced]
 
-    def _count(self, w: _Work, data: EventData) -> None:
-        if type(data) is DecisionMade:
-            w.result.decisions += 1
-            w.result.rules[data.policy.rule] = w.result.rules.get(data.policy.rule, 0) + 1
-            if data.within_sla:
-                w.result.within_sla += 1
-            else:
-                w.result.late += 1
-            if data.decided_by == "policy" and is_concession(data):
-                hist = w.histories.get(data.customer.id) or NO_HISTORY
-                w.histories[data.customer.id] = _history(
-                    concession_times=(*hist.concession_times, data.decided_at),
-                    previous_owner_id=hist.previous_owner_id,
-                )
-        elif data.TYPE == "recovery.case.escalated.v1":
-            w.result.escalations += 1
-        elif data.TYPE == "recovery.case.opened.v1":
-            hist = w.histories.get(data.customer_id) or NO_HISTORY  # type: ignore[attr-defined]
-            w.histories[data.customer_id] = _history(  # type: ignore[attr-defined]
-                concession_times=hist.concession_times,
-                previous_owner_id=data.case_owner.id,  # type: ignore[attr-defined]
-            )
-
-    async def _commit(self, conn: asyncpg.Connection, w: _Work) -> None:
+    async def _commit(self, tx: Transaction, w: _Work) -> None:
         for cid, items in w.pending.items():
             w.requests.append(AppendRequest(case_stream(cid), w.versions.get(cid, 0), [ev.stored for _, ev in items]))
             for data, ev in items:
                 w.projected.append((ev.stored.event_id, data, ev.time))
                 if ev.value is not None:
                     w.published.append((ev, data))
-        stored = await append_new(conn, w.requests)
-        locked = any(r.events for r in w.requests)  # append_new took the append lock
+        stored = await tx.cases.append_new(w.requests)
+        locked = any(r.events for r in w.requests)  # the append took the append lock
         touched = [c for cid, c in w.cases.items() if cid in w.pending and c is not None]
         versions = {cid: w.versions.get(cid, 0) + len(w.pending[cid]) for cid in w.pending}
         projected = [(data, at) for eid, data, at in w.projected if eid not in stored]
-        await readmodels.project(conn, projected, touched, versions, self.policy, w.now)
+        await tx.readmodels.project(projected, touched, versions, self.policy, w.now)
         published = [(ev, data) for ev, data in w.published if ev.stored.event_id not in stored]
         if published:
             messages = [sealed_message(ev, self.settings.topic(data.TOPIC)) for ev, data in published]
-            await enqueue(conn, RELAY, messages, locked=locked)
+            await tx.messages.enqueue(RELAY, messages, locked=locked)
 
     # ------------------------------------------------------------------ SLA timers
 
     async def fire_due_timers(self, limit: int = 500) -> int:
-        """Fire every timer due by now (FOR UPDATE SKIP LOCKED: never twice across instances)."""
+        """Fire every timer due by now (locked as read: never twice across instances); how
+        many. Raises :class:`RetriesExhausted` when every try lost a race on a case."""
         for _ in range(MAX_RETRIES):
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
+                async with self.uow.transaction() as tx:
                     w = _Work(now=self.clock())
-                    rows = await conn.fetch(
-                        "SELECT case_id, kind, due_at FROM rm_timers WHERE due_at <= $1"
-                        " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-                        w.now, limit,
-                    )  # fmt: skip
-                    if not rows:
+                    due = await tx.readmodels.due_timers(w.now, limit)
+                    if not due:
                         return 0
-                    await self._load(conn, w, [r[0] for r in rows])
+                    await self._load(tx, w, [t[0] for t in due])
                     # A breach may grant what was claimed: on the charge's ledger as it is now.
-                    breached = {r[0] for r in rows if r[1] == "sla_breach"}
-                    await self._load(conn, w, (), [c.charge_id for cid, c in w.cases.items()
-                                                   if cid in breached and c is not None and c.charge_id])  # fmt: skip
+                    breached = {t[0] for t in due if t[1] == "sla_breach"}
+                    await self._load(tx, w, (), [c.charge_id for cid, c in w.cases.items()
+                                                 if cid in breached and c is not None and c.charge_id])  # fmt: skip
                     customers = {c.customer_id for c in w.cases.values() if c is not None}
                     since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
-                    w.histories = await readmodels.customer_histories(conn, customers, since)
-                    for cid, kind, due_at in rows:
+                    w.histories = Histories(await tx.readmodels.customer_histories(customers, since))
+                    for cid, kind, due_at in due:
                         case = w.cases.get(cid)
                         if case is None:
                             continue
-                        cmd = FireTimer(kind=kind, due_at=due_at, charge=w.charge(case.charge_id),
-                                        history=w.histories.get(case.customer_id) or NO_HISTORY)  # fmt: skip
-                        self._decide(w, cid, cmd, f"timer:{cid}:{kind}:{due_at.isoformat()}")
-                    await conn.execute(
-                        "DELETE FROM rm_timers WHERE (case_id, kind) IN"
-                        " (SELECT * FROM unnest($1::text[], $2::text[]))",
-                        [r[0] for r in rows], [r[1] for r in rows],
-                    )  # fmt: skip
-                    await self._commit(conn, w)
-                    return len(rows)
-            except ConcurrencyError:
-                continue
-        return 0
+                        with bound_contextvars(case_id=cid, timer=kind):
+                            cmd = FireTimer(kind=kind, due_at=due_at, charge=w.charge(case.charge_id),
+                                            history=w.histories.of(case.customer_id))  # fmt: skip
+                            self._decide(w, cid, cmd, f"timer:{cid}:{kind}:{due_at.isoformat()}")
+                    await tx.readmodels.drop_timers(due)
+                    await self._commit(tx, w)
+                    return len(due)
+            except ConcurrencyConflict as exc:
+                log.info("timers.concurrency_retry", stream=exc.stream)
+        raise RetriesExhausted("", "firing the due timers kept losing races with another instance")
 
     async def next_timer_due(self) -> datetime | None:
-        due: datetime | None = await self.pool.fetchval("SELECT min(due_at) FROM rm_timers")
-        return due
+        return await self.uow.next_timer_due()
 
     # ------------------------------------------------------------------ people
 
@@ -508,26 +472,40 @@ class RecoveryService:
         note: str | None = None,
     ) -> DecisionMade:
         """A person's decision on an escalated case, on the case's charge's ledger as it is
-        now (raises the domain's CommandRejected; RemedyRejected names the remedy's field)."""
-        for _ in range(MAX_RETRIES):
-            try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    w = _Work(now=self.clock())
-                    await self._load(conn, w, [case_id])
-                    case = w.cases.get(case_id)
-                    if case is None:
-                        raise LookupError(f"no case {case_id}")
-                    if case.charge_id:
-                        await self._load(conn, w, (), [case.charge_id])
-                    cmd = AgentDecide(agent_id=agent_id, remedies=tuple(remedies), decline_reason=decline_reason,
-                                      note=note, charge=w.charge(case.charge_id))  # fmt: skip
-                    cause = f"agent:{agent_id}:{case_id}:{w.versions[case_id]}"
-                    produced = self._decide(w, case_id, cmd, cause)
-                    await self._commit(conn, w)
-                    return next(d for d in produced if isinstance(d, DecisionMade))
-            except ConcurrencyError:
-                continue
-        raise RuntimeError(f"case {case_id} kept changing; try again")
+        now (raises :class:`CaseNotFound`, the domain's CommandRejected (RemedyRejected names
+        the remedy's field), or :class:`RetriesExhausted` when the case kept changing)."""
+        with bound_contextvars(case_id=case_id, agent_id=agent_id):
+            for _ in range(MAX_RETRIES):
+                try:
+                    async with self.uow.transaction() as tx:
+                        w = _Work(now=self.clock())
+                        await self._load(tx, w, [case_id])
+                        case = w.cases.get(case_id)
+                        if case is None:
+                            raise CaseNotFound(case_id)
+                        if case.charge_id:
+                            await self._load(tx, w, (), [case.charge_id])
+                        cmd = AgentDecide(agent_id=agent_id, remedies=tuple(remedies), decline_reason=decline_reason,
+                                          note=note, charge=w.charge(case.charge_id))  # fmt: skip
+                        cause = f"agent:{agent_id}:{case_id}:{w.versions[case_id]}"
+                        produced = self._decide(w, case_id, cmd, cause)
+                        await self._commit(tx, w)
+                        return next(d for d in produced if isinstance(d, DecisionMade))
+                except ConcurrencyConflict:
+                    continue
+        raise RetriesExhausted(case_stream(case_id), f"case {case_id} kept changing; try again")
+
+
+def _count(result: BatchResult, data: EventData) -> None:
+    if type(data) is DecisionMade:
+        result.decisions += 1
+        result.rules[data.policy.rule] = result.rules.get(data.policy.rule, 0) + 1
+        if data.within_sla:
+            result.within_sla += 1
+        else:
+            result.late += 1
+    elif data.TYPE == "recovery.case.escalated.v1":
+        result.escalations += 1
 
 
 def _fold(recorded: Sequence[RecordedEvent]) -> Case | None:

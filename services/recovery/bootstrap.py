@@ -30,6 +30,7 @@ from services.common.gc_tuning import paused_for_batch
 from services.common.isolate import Quarantine, isolate
 from services.common.logging import get_logger
 from services.common.offsets import OffsetCommitter
+from services.common.pacing import Pace, Pacer
 from services.common.pipeline import BatchPipeline, InFlight
 from services.common.records import InboundRecord
 from services.common.runtime import ServiceRuntime
@@ -63,10 +64,11 @@ def configure(settings: RecoverySettings, clock: Clock = system_clock) -> Config
     return Configured(settings, clock, policy, roster, voucher_key(settings))
 
 
-def recovery_service(pool: asyncpg.Pool, c: Configured) -> RecoveryService:
-    """The recovery application over ``pool``."""
+def recovery_service(pool: asyncpg.Pool, c: Configured, pace: Pace | None = None) -> RecoveryService:
+    """The recovery application over ``pool``; ``pace``: what it awaits between steps of
+    deciding (the pipeline's :class:`Pacer`; none for a command's single decision)."""
     s = c.settings
-    return RecoveryService(pool, s, c.policy, c.roster, c.clock, s.recovery_source, vouchers=c.vouchers)
+    return RecoveryService(pool, s, c.policy, c.roster, c.clock, s.recovery_source, vouchers=c.vouchers, pace=pace)
 
 
 @contextlib.asynccontextmanager
@@ -107,7 +109,7 @@ class Runtime(ServiceRuntime):
     async def setup(self) -> None:
         s = self.recovery_settings
         configured = configure(s, self.clock)
-        self.service = recovery_service(self.require_pool(), configured)
+        self.service = recovery_service(self.require_pool(), configured, Pacer())
         self.quarantine = Quarantine(self.require_pool(), CONSUMER, RELAY, s.topic_dlq, s.recovery_source, self.clock,
                                      on_dead_lettered=_dead_lettered, **s.quarantine_options())  # fmt: skip
         log.info("recovery.started", policy=configured.policy.id, policy_version=configured.policy.version)
@@ -128,7 +130,7 @@ class Runtime(ServiceRuntime):
         assert self.quarantine is not None, "the runtime has not started"
 
         async def handle(part: list[InboundRecord]) -> BatchResult:
-            return await service.handle_records(part, flight if part is records else InFlight(), before)
+            return await service.handle_records(part, (flight if part is records else InFlight()).after(before))
 
         with paused_for_batch():
             results = await isolate(records, handle, self.quarantine)
@@ -148,7 +150,7 @@ class Runtime(ServiceRuntime):
                 if fired:
                     metrics.TIMERS_FIRED.inc(fired)
                     continue
-            except Exception as exc:
+            except Exception as exc:  # RetriesExhausted among them: tried again at the next tick
                 log.warning("timers.failed", error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.recovery_settings.recovery_timer_poll_s)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.helpers import ServiceProcess, TopicReader, cloudevent, produce, produce_events
@@ -33,6 +35,18 @@ def itunes_complaint(customer: str, charge_id: str, complaint_id: str) -> dict[s
     }, customer)  # fmt: skip
 
 
+async def _recorded(database_url: str, charge_id: str, timeout_s: float = 60.0) -> None:
+    """Wait until the service has recorded ``charge_id``."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not await conn.fetchval("SELECT count(*) FROM rm_charges WHERE charge_id = $1", charge_id):
+            assert asyncio.get_running_loop().time() < deadline, f"charge {charge_id} not recorded in {timeout_s}s"
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 def service(settings_env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProcess]:
     proc = ServiceProcess("recovery-service", settings_env, tmp_path / "recovery.log").start()
@@ -48,6 +62,9 @@ async def test_a_failed_digital_delivery_is_refunded_at_once_and_bad_input_is_de
     # Bad input first: the good input behind it must still be decided.
     await produce(boot, settings_env["TOPIC_COMPLAINTS"], [("cust-1", b"{not json")])
     await produce_events(boot, settings_env["TOPIC_CHARGES"], [itunes_charge("cust-1", "ch-1")])
+    # The charge recorded first, so the complaint is what decides (its causation): the two
+    # topics' records may otherwise reach the consumer in either order.
+    await _recorded(settings_env["DATABASE_URL"], "ch-1")
     await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint])
     async with (
         TopicReader(boot, settings_env["TOPIC_DECISIONS"]) as decisions,

@@ -16,13 +16,12 @@ from services.common.clock import ManualClock
 from services.common.contract import encode, new_event
 from services.common.contract.events import EmailDelivered
 from services.common.outbox import prune_inbox
-from services.common.pipeline import InFlight
 from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
 from services.notifier.application import NotifierService
 from services.notifier.domain import load_templates
 from services.notifier.settings import NotifierSettings
-from services.recovery.application import BatchResult
+from services.recovery.application import BatchResult, Ready
 from services.recovery.bootstrap import Runtime
 from services.recovery.settings import RecoverySettings
 from tests.e2e.test_notifier import NOW, decision_event
@@ -44,11 +43,9 @@ async def test_messages_handled_again_after_the_inbox_forgot_them_change_nothing
     handled: list[InboundRecord] = []
     handle = service.handle_records
 
-    async def keeping(
-        batch: Sequence[InboundRecord], flight: InFlight | None = None, before: InFlight | None = None
-    ) -> BatchResult:
+    async def keeping(batch: Sequence[InboundRecord], ready: Ready | None = None) -> BatchResult:
         handled.extend(batch)
-        return await handle(batch, flight, before)
+        return await handle(batch, ready)
 
     service.handle_records = keeping  # type: ignore[assignment]
     for tag in ("a", "b"):

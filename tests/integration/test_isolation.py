@@ -19,7 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from faststream import FastStream
 
-import services.recovery.application as recovery_application
+import services.recovery.adapters.postgres as recovery_postgres
 import services.recovery.entrypoints.kafka as recovery_kafka
 from services.common.clock import system_clock
 from services.common.contract import encode
@@ -201,17 +201,17 @@ async def test_recovery_retries_a_lost_database_and_lost_races_and_dead_letters_
     # failures than it takes to split a batch down to one message and try it three times,
     # were they taken for a message's fault), then ten lost races in a row (more than the
     # application's own retries: "kept losing races").
-    monkeypatch.setattr(recovery_application, "append_new", _losing_connection(append_new, 12))
+    monkeypatch.setattr(recovery_postgres, "append_new", _losing_connection(append_new, 12))
     races = 10
     real_handle = RecoveryService._handle
 
-    async def losing(self: RecoveryService, conn: Any, events: Any, now: Any) -> Any:
+    async def losing(self: RecoveryService, tx: Any, events: Any, now: Any) -> Any:
         nonlocal races
         started = await _count(pool, "SELECT count(*) FROM rm_cases") > 0  # some decided already
         if started and races > 0:
             races -= 1
             raise ConcurrencyError("case-x", 1, 2)
-        return await real_handle(self, conn, events, now)
+        return await real_handle(self, tx, events, now)
 
     monkeypatch.setattr(RecoveryService, "_handle", losing)
     retries_before = recovery_metrics.TRANSIENT_RETRIES._value.get()

@@ -29,7 +29,7 @@ async def _in_flight(
     service: RecoveryService, events: list[dict[str, Any]], flight: InFlight, before: InFlight | None
 ) -> BatchResult:
     try:
-        return await service.handle_records(records(events), flight, before)
+        return await service.handle_records(records(events), flight.after(before))
     except BaseException:
         flight.failed = True
         raise

@@ -144,9 +144,9 @@ async def test_while_a_recovery_batch_is_handled_in_parts_the_batch_behind_sees_
     seen: list[frozenset[str] | None] = []  # the keys the batch behind would see, at each call
 
     class Service:
-        async def handle_records(self, records: list[InboundRecord], flight: InFlight, before: Any) -> BatchResult:
+        async def handle_records(self, records: list[InboundRecord], ready: Any) -> BatchResult:
             seen.append(ours.keys)
-            flight.keys = frozenset(r.key.decode() for r in records if r.key)  # as the application does
+            await ready(frozenset(r.key.decode() for r in records if r.key))  # as the application does
             if any(r.offset == 1 for r in records):
                 raise ValueError("poison")
             return BatchResult(accepted=len(records))

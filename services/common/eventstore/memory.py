@@ -52,6 +52,24 @@ class MemoryEventStore:
             self._ids.add(r.event_id)
         return recorded
 
+    def held(self, event_ids: Sequence[str]) -> set[str]:
+        """Those of ``event_ids`` the store holds."""
+        return self._ids.intersection(event_ids)
+
+    def snapshot(self) -> tuple[int, int]:
+        """A mark to :meth:`restore` (the log's and the id set's sizes): what a transaction
+        that rolls back undoes."""
+        return len(self._log), len(self._ids)
+
+    def restore(self, mark: tuple[int, int]) -> None:
+        """Forget every event appended since :meth:`snapshot` gave ``mark``."""
+        for r in self._log[mark[0] :]:
+            self._streams[r.stream_id].pop()
+            if not self._streams[r.stream_id]:
+                del self._streams[r.stream_id]
+            self._ids.discard(r.event_id)
+        del self._log[mark[0] :]
+
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
         return [e for e in self._streams.get(stream_id, []) if e.version >= from_version]
 

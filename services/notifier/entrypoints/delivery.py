@@ -25,7 +25,7 @@ from services.common.contract.events import (
 from services.common.failures import Backoff, backed_off
 from services.common.hooks import attach
 from services.common.kafka import make_broker
-from services.common.logging import configure_logging, get_logger
+from services.common.logging import configure_logging, get_logger, secrets_of
 from services.notifier import metrics
 from services.notifier.bootstrap import DELIVERY, DeliveryRuntime
 from services.notifier.settings import NotifierSettings
@@ -71,7 +71,7 @@ def main() -> None:
         )
         return
     settings = NotifierSettings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     asyncio.run(build_app(settings).run())
 
 

@@ -201,7 +201,7 @@ def cases_decide(
     from datetime import UTC, datetime, timedelta
 
     from services.common.contract.events import Reason, Remedy
-    from services.recovery.domain.errors import CommandRejected, ConfigError
+    from services.recovery.errors import CaseNotFound, CommandRejected, ConfigError, RetriesExhausted
 
     remedies: list[Remedy] = []
     if refund:
@@ -227,7 +227,7 @@ def cases_decide(
 
     try:
         decision = asyncio.run(go())
-    except (CommandRejected, ConfigError, LookupError) as exc:
+    except (CommandRejected, ConfigError, CaseNotFound, RetriesExhausted) as exc:
         # One line whatever the terminal's width, brackets kept (a refused remedy's message
         # names its field: remedies[0].amount).
         console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)

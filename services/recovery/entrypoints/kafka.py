@@ -28,7 +28,7 @@ from services.common.contract.events import (
 )
 from services.common.hooks import attach
 from services.common.kafka import make_broker
-from services.common.logging import configure_logging, get_logger
+from services.common.logging import configure_logging, get_logger, secrets_of
 from services.recovery.bootstrap import Runtime
 from services.recovery.settings import RecoverySettings
 
@@ -79,5 +79,5 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
 
 def run() -> None:
     settings = RecoverySettings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     asyncio.run(build_app(settings).run())

@@ -23,6 +23,7 @@ from services.common.contract.events import DecisionMade, Reason, Remedy
 from services.recovery import queries
 from services.recovery.application import RecoveryService
 from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected
+from services.recovery.errors import CaseNotFound
 from services.recovery.queries import CaseDetail, CaseSummary
 
 DISABLED = "ops API disabled: set OPS_API_TOKEN"
@@ -129,7 +130,7 @@ def ops_router(
         try:
             made = await get_service().agent_decide(case_id, body.agent_id, body.remedies, body.decline_reason,
                                                     body.note)  # fmt: skip
-        except LookupError:
+        except CaseNotFound:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}") from None
         except RemedyRejected as exc:
             problem = Problem(detail=str(exc), field=exc.field)

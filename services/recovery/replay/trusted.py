@@ -145,7 +145,7 @@ def _compile(model: type[M], specs: list[tuple[str, Convert | None, Any]]) -> Ca
     lines += [
         "    m = _new(_model)",
         "    _set(m, '__dict__', values)",
-        "    _set(m, '__pydantic_fields_set__', _names.intersection(data))",
+        "    _set(m, '__pydantic_fields_set__', data.keys() & _names)",
         "    _set(m, '__pydantic_extra__', None)",
         "    _set(m, '__pydantic_private__', None)",
         "    return m",
@@ -170,7 +170,7 @@ def _loop(model: type[M], specs: list[tuple[str, Convert | None, Any]]) -> Calla
                 values[name] = default() if isinstance(default, _Factory) else default
         m = new(model)
         setattr_(m, "__dict__", values)
-        setattr_(m, "__pydantic_fields_set__", names.intersection(data))
+        setattr_(m, "__pydantic_fields_set__", data.keys() & names)
         setattr_(m, "__pydantic_extra__", None)
         setattr_(m, "__pydantic_private__", None)
         return m

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.common.contract.events import CaseOpened, ComplaintFiled, DecisionMade, EventData, Reason, Remedy
+from services.common.contract.events import ComplaintFiled, DecisionMade, EventData, Reason, Remedy
+from services.recovery.bookkeeping import Histories, decide_and_record
 from services.recovery.domain import (
     AgentDecide,
     AnyCommand,
@@ -54,9 +55,6 @@ from services.recovery.domain import (
     FireTimer,
     Policy,
     Roster,
-    apply,
-    decide,
-    is_concession,
     pending_timers,
 )
 from services.recovery.whatif.outcome import (
@@ -155,12 +153,6 @@ class _Sim:
                 break
             known = facts
         return known
-
-
-@dataclass
-class _Customer:
-    concessions: list[datetime] = field(default_factory=list)
-    owner: str | None = None
 
 
 def _steps(case: RecordedCase) -> list[_Step]:
@@ -267,9 +259,12 @@ class Simulation:
         self.policy = policy
         self.roster = roster
         self.horizon = horizon
-        self._customers: dict[str, _Customer] = {
-            cid: _Customer(concessions=sorted(times)) for cid, times in (prior_concessions or {}).items()
-        }
+        self._histories = Histories(
+            {
+                cid: CustomerHistory(concession_times=tuple(sorted(times)))
+                for cid, times in (prior_concessions or {}).items()
+            }
+        )
         self._cases: dict[str, _Sim] = {}
         self._before: dict[str, OutcomeBuilder] = {}
         self._heap: list[_Item] = []
@@ -336,10 +331,10 @@ class Simulation:
         return sim.case if sim is not None else None
 
     def _history(self, sim: _Sim, at: datetime) -> CustomerHistory:
-        customer = self._customers.setdefault(sim.customer_id, _Customer())
+        known = self._histories.of(sim.customer_id)
         start = at - self._window
-        times = tuple(t for t in customer.concessions if start < t <= at)
-        return CustomerHistory(concession_times=times, previous_owner_id=customer.owner or sim.recorded_owner)
+        times = tuple(t for t in known.concession_times if start < t <= at)
+        return CustomerHistory(concession_times=times, previous_owner_id=known.previous_owner_id or sim.recorded_owner)
 
     def _command(self, sim: _Sim, item: _Item) -> AnyCommand | None:
         step, at = item.step, item.at
@@ -385,18 +380,13 @@ class Simulation:
 
     def _decide(self, sim: _Sim, command: AnyCommand, at: datetime) -> list[EventData]:
         try:
-            produced = decide(sim.case, command, at, self.policy, self.roster, self._codes)
+            produced = decide_and_record(sim.case, command, at, self.policy, self.roster, self._codes, self._histories)
         except CommandRejected:
             return []
-        customer = self._customers.setdefault(sim.customer_id, _Customer())
-        for event in produced:
-            sim.case = apply(sim.case, event)
+        for event, case in produced:
+            sim.case = case
             sim.builder.add(event.TYPE, event.model_dump(mode="json", exclude_none=True))
-            if isinstance(event, DecisionMade) and is_concession(event):
-                customer.concessions.append(event.decided_at)
-            elif isinstance(event, CaseOpened):
-                customer.owner = event.case_owner.id
-        return produced
+        return [event for event, _ in produced]
 
     def _schedule(self, sim: _Sim, item: _Item) -> None:
         if sim.case is None:

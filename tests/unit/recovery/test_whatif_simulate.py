@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.common.contract.events import DecisionMade, EventData, Reason, Remedy
+from services.common.contract.events import EventData, Reason, Remedy
+from services.recovery.bookkeeping import Histories, decide_and_record
 from services.recovery.domain import (
     AgentDecide,
     AnyCommand,
@@ -19,10 +20,7 @@ from services.recovery.domain import (
     FileComplaint,
     FireTimer,
     Policy,
-    apply,
     case_id_for,
-    decide,
-    is_concession,
     pending_timers,
 )
 from services.recovery.whatif.report import csv_rows
@@ -48,23 +46,20 @@ class Recorder:
         self.policy = policy
         self.cases: dict[str, Case | None] = {}
         self.streams: dict[str, list[Recorded]] = {}
-        self.concessions: dict[str, list[datetime]] = {}
+        self.histories = Histories()
         self.position = 0
 
     def _history(self, customer: str) -> CustomerHistory:
-        return CustomerHistory(concession_times=tuple(self.concessions.get(customer, [])))
+        return self.histories.of(customer)
 
     def run(self, case_id: str, command: AnyCommand, now: datetime, cause: str) -> list[EventData]:
-        events = decide(self.cases.get(case_id), command, now, self.policy, ROSTER, CODES)
-        for e in events:
-            case = apply(self.cases.get(case_id), e)
+        produced = decide_and_record(self.cases.get(case_id), command, now, self.policy, ROSTER, CODES, self.histories)
+        for e, case in produced:
             self.cases[case_id] = case
             self.position += 1
             data = e.model_dump(mode="json", exclude_none=True)
             self.streams.setdefault(case_id, []).append(Recorded(e.TYPE, data, now, cause, self.position))
-            if isinstance(e, DecisionMade) and is_concession(e):
-                self.concessions.setdefault(case.customer_id, []).append(e.decided_at)
-        return events
+        return [e for e, _ in produced]
 
     def file(self, n: int, now: datetime, amount: str | None = "4.00", known: bool = True, **fields: Any) -> str:
         fields.setdefault("category", "charge_disputed")
@@ -263,7 +258,9 @@ def test_the_guardrail_counts_the_concessions_the_simulation_makes() -> None:
     assert (lower[fourth].after.label, lower[fourth].person_skipped) == ("micro-claim", 1)
     # Simulating the fourth case alone, the earlier concessions come from the record.
     recorded = [c for c in r.recorded() if c.case_id == fourth]
-    alone = simulate(recorded, POLICY, ROSTER, horizon=end, prior_concessions={"greedy": r.concessions["greedy"]})
+    alone = simulate(
+        recorded, POLICY, ROSTER, horizon=end, prior_concessions={"greedy": r.histories.of("greedy").concession_times}
+    )
     assert alone[0].exact
     without = simulate(recorded, POLICY, ROSTER, horizon=end)
     assert without[0].after.label == "micro-claim"

@@ -1,0 +1,119 @@
+"""Log lines: exceptions with their message and traceback, personal data and secrets masked
+everywhere (the formatted exception included), ids bound per message."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+from pydantic import SecretStr
+
+from services.common.clock import ManualClock
+from services.common.contract.events import ComplaintFiled
+from services.common.logging import configure_logging, redact_text, secrets_of, set_secrets
+from services.common.settings import CommonSettings
+from services.recovery.adapters.memory import MemoryUnitOfWork
+from services.recovery.application import RecoveryService
+from services.recovery.domain.case import case_id_for
+from services.recovery.domain.policy import load_policy
+from services.recovery.domain.roster import load_roster
+from services.recovery.settings import RecoverySettings
+from tests.helpers import VOUCHERS
+from tests.replay_world import T0, charge, complaint, records
+
+SECRET = "s3cret-database-password"
+
+
+@pytest.fixture
+def lines() -> Iterator[Any]:
+    """The service's JSON logging, into a buffer; the lines logged so far, parsed."""
+    saved = structlog.get_config()
+    configure_logging("INFO", "json", secrets=[SECRET])
+    out = io.StringIO()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=out))
+
+    def read() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in out.getvalue().splitlines()]
+
+    yield read
+    structlog.configure(**saved)
+    set_secrets(())
+
+
+def _fail() -> None:
+    raise ValueError(f"could not reach postgresql://svc:{SECRET}@db/x for luis@example.com")
+
+
+def test_an_exception_is_logged_with_its_message_and_traceback_masked(lines: Any) -> None:
+    log = structlog.get_logger("t")
+    try:
+        _fail()
+    except ValueError:
+        log.error("thing.failed", exc_info=True)
+    (line,) = lines()
+    assert "Traceback" in line["exception"]
+    assert "_fail" in line["exception"]
+    assert "could not reach" in line["exception"]
+    assert SECRET not in json.dumps(line)
+    assert "luis@example.com" not in json.dumps(line)
+    assert "[redacted]" in line["exception"]
+
+
+def test_a_warning_with_an_error_inside_an_except_block_carries_the_exception(lines: Any) -> None:
+    log = structlog.get_logger("t")
+    try:
+        _fail()
+    except ValueError as exc:
+        log.warning("thing.retry", error=type(exc).__name__)
+    log.warning("no.exception", error="none in hand")
+    first, second = lines()
+    assert "ValueError: could not reach" in first["exception"]
+    assert "exception" not in second
+
+
+def test_personal_keys_and_addresses_in_any_value_are_masked(lines: Any) -> None:
+    structlog.get_logger("t").info("x", email="a@b.example", note="write to ana@example.org", to="x@y.example")
+    (line,) = lines()
+    assert line["email"] == line["to"] == "[redacted]"
+    assert line["note"] == "write to [redacted]"
+
+
+def test_the_settings_secrets_are_known_with_a_urls_password() -> None:
+    settings = RecoverySettings(database_url=SecretStr(f"postgresql://svc:{SECRET}@db:5432/x"),
+                                ops_api_token=SecretStr("token-0123456789"))  # fmt: skip
+    found = secrets_of(settings)
+    assert SECRET in found
+    assert "token-0123456789" in found
+    set_secrets(found)
+    try:
+        assert redact_text(f"password {SECRET} refused") == "password [redacted] refused"
+    finally:
+        set_secrets(())
+
+
+async def test_a_line_logged_while_a_message_is_handled_names_the_message_and_its_case(lines: Any) -> None:
+    log = structlog.get_logger("t")
+
+    async def pace() -> None:  # awaited while each message is in hand
+        log.info("handling")
+
+    service = RecoveryService(None, CommonSettings(), load_policy(), load_roster(), ManualClock(T0),
+                              vouchers=VOUCHERS, uow=MemoryUnitOfWork(), pace=pace)  # fmt: skip
+    filed = complaint("cu-1", "cmp-1", "delivery_failed", T0, charge_id="ch-1")
+    posted = charge("cu-1", "ch-1", "4.99", "purchase", "digital", T0)
+    await service.handle_records(records([posted, filed]))
+    log.info("after")
+    # Once per message (and while loading the batch's state, before any is in hand).
+    handling = [line for line in lines() if "event_id" in line or line["event"] == "after"]
+    on_charge, on_complaint, after = handling
+    assert on_charge["event_id"] == posted["id"]
+    assert on_charge["charge_id"] == "ch-1"
+    assert on_charge["batch_records"] == 2
+    assert on_complaint["event_id"] == filed["id"]
+    assert on_complaint["correlation_id"] == "cmp-1"
+    assert on_complaint["case_id"] == case_id_for(ComplaintFiled.model_validate(filed["data"]))
+    assert not {"event_id", "case_id", "correlation_id", "batch_records"} & after.keys()
