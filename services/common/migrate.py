@@ -125,10 +125,10 @@ async def grant_login(conn: asyncpg.Connection, user: str, password: str | None)
         await conn.execute(await conn.fetchval("SELECT format('GRANT %I TO %I', $1::text, $2::text)", APP_ROLE, user))
 
 
-def scram_verifier(password: str, *, iterations: int = 4096) -> str:
+def scram_verifier(password: str, *, iterations: int = 4096, salt: bytes | None = None) -> str:
     """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5803, as libpq's
-    ``PQencryptPasswordConn`` makes it)."""
-    salt = os.urandom(16)
+    ``PQencryptPasswordConn`` makes it; a random salt unless one is given)."""
+    salt = salt or os.urandom(16)
     salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
     client_key = hmac.digest(salted, b"Client Key", "sha256")
     stored_key = hashlib.sha256(client_key).digest()
