@@ -14,6 +14,7 @@ from services.common.migrate import MigrationError, migrate
 from services.common.settings import CommonSettings
 from services.recovery.domain.policy import load_policy
 from services.recovery.replay.rebuild import Rebuild, parse_projections
+from tests.helpers import ROOT, recoveryctl
 from tests.infra import Infra, unique, with_database
 from tests.replay_world import T0, fire_timers, make_service, play
 
@@ -117,3 +118,13 @@ async def test_a_current_schema_starts_under_the_services_role_a_missing_migrati
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def test_recoveryctl_migrates_and_rebuilds_as_the_owner_and_says_so_without_it(settings_env: dict[str, str]) -> None:
+    env = {**settings_env, "PYTHONPATH": str(ROOT)}  # the code under test, wherever it is checked out
+    services_only = {k: v for k, v in env.items() if k != "DATABASE_MIGRATION_URL"}
+    refused = recoveryctl(services_only, "replay", "rebuild", code=2)
+    assert "permission denied" in refused
+    assert "DATABASE_MIGRATION_URL" in refused
+    assert "nothing, already current" in recoveryctl(env, "migrate", "--grant-login")
+    assert "Rebuilt and swapped in" in recoveryctl(env, "replay", "rebuild")

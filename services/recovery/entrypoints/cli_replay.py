@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Annotated
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -84,6 +85,9 @@ def rebuild(
         asyncio.run(go())
     except RebuildError as exc:
         raise _fail(str(exc)) from None
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise _fail(f"{exc}: a rebuild creates and swaps tables, so it runs as the owner of the schema;"
+                    " set DATABASE_MIGRATION_URL") from None  # fmt: skip
 
 
 @replay_app.command("publish")
