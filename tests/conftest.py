@@ -1,8 +1,15 @@
 """Fixtures: real servers (see tests/infra.py), a fresh migrated database per test, and
-unique topics per test so tests never see each other's messages."""
+unique topics per test so tests never see each other's messages.
+
+The migrations run as the server's admin user, the owner of every test database; services
+under test connect as ``APP_LOGIN``, a login member of the restricted role ``recovery_app``,
+as a deployment's services do.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -10,13 +17,15 @@ import asyncpg
 import pytest
 
 from services.common.kafka import create_topics
-from services.common.migrate import migrate
+from services.common.migrate import grant_login, migrate
 from services.common.settings import CommonSettings
 from services.recovery.settings import RecoverySettings
 from tests.helpers import VOUCHER_SECRET
-from tests.infra import Infra, InfraUnavailable, start_infra, unique, with_database
+from tests.infra import Infra, InfraUnavailable, start_infra, unique, with_database, with_login
 
 TEMPLATE_DB = "recovery_test_template"
+APP_LOGIN = "recovery_tests"
+APP_PASSWORD = secrets.token_urlsafe(16)
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +49,7 @@ async def template_db(infra: Infra) -> str:
     conn = await asyncpg.connect(with_database(infra.database_url, TEMPLATE_DB))
     try:
         await migrate(conn)
+        await grant_login(conn, APP_LOGIN, APP_PASSWORD)
     finally:
         await conn.close()
     return TEMPLATE_DB
@@ -63,20 +73,44 @@ async def database_url(infra: Infra, template_db: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
+def app_database_url(database_url: str) -> str:
+    """The test's database as the services' restricted role sees it."""
+    return with_login(database_url, APP_LOGIN, APP_PASSWORD)
+
+
+@contextlib.asynccontextmanager
+async def _pool(url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await asyncpg.create_pool(url, min_size=1, max_size=10)
     assert p is not None
-    yield p
-    await p.close()
+    try:
+        yield p
+    finally:
+        await p.close()
 
 
 @pytest.fixture
-async def settings_env(infra: Infra, database_url: str) -> dict[str, str]:
-    """Environment for a service under test: its own database and its own topics, created."""
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool as the owner of the test's database (free to reset or inspect anything)."""
+    async with _pool(database_url) as p:
+        yield p
+
+
+@pytest.fixture
+async def app_pool(app_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool as the services' restricted role."""
+    async with _pool(app_database_url) as p:
+        yield p
+
+
+@pytest.fixture
+async def settings_env(infra: Infra, database_url: str, app_database_url: str) -> dict[str, str]:
+    """Environment for a service under test: its own database (as the restricted role; the
+    owner's URL for recoveryctl) and its own topics, created."""
     suffix = unique("x")
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": app_database_url,
+        "DATABASE_MIGRATION_URL": database_url,
         "TOPIC_CHARGES": f"billing.charges.{suffix}",
         "TOPIC_COMPLAINTS": f"customer.complaints.{suffix}",
         "TOPIC_DECISIONS": f"recovery.decisions.{suffix}",

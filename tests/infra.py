@@ -13,7 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 HOW_TO_FIX = (
     "Integration tests need a Kafka broker and PostgreSQL. Run `make test` (it installs the "
@@ -29,6 +29,13 @@ class InfraUnavailable(RuntimeError):
 def with_database(url: str, database: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + database))
+
+
+def with_login(url: str, user: str, password: str) -> str:
+    """``url`` logging in as ``user`` with ``password`` (same server, database and options)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user)}:{quote(password, safe='')}@{host}"))
 
 
 def _docker_answers() -> bool:
@@ -53,7 +60,7 @@ def _docker_answers() -> bool:
 @dataclass
 class Infra:
     kafka_bootstrap: str
-    database_url: str  # an admin database on the server, able to CREATE DATABASE
+    database_url: str  # an admin database on the server, able to CREATE DATABASE and roles
     kind: str
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
 

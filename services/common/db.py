@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 import orjson
@@ -62,10 +63,26 @@ async def batch_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connect
         task.add_done_callback(_releasing.discard)
 
 
-async def connect(settings: CommonSettings) -> asyncpg.Connection:
+async def connect(settings: CommonSettings, *, owner: bool = False) -> asyncpg.Connection:
     """One connection (for the command line) with the DSN and TLS the pool uses; no command
-    timeout (a migration or a rebuild page may take longer than a service's statements)."""
-    return await asyncpg.connect(settings.database_dsn(), ssl=settings.database_ssl())
+    timeout (a migration or a rebuild page may take longer than a service's statements).
+
+    ``owner``: as the owner of the schema (``DATABASE_MIGRATION_URL`` when it is set), for
+    what changes the schema: migrations, a rebuild's table swap.
+    """
+    dsn = settings.database_migration_dsn() if owner else settings.database_dsn()
+    return await asyncpg.connect(dsn, ssl=settings.database_ssl())
+
+
+def dsn_login(dsn: str) -> tuple[str, str | None]:
+    """The user and password a libpq URL logs in with (in its authority or its query)."""
+    parts = urlsplit(dsn)
+    query = parse_qs(parts.query)
+    user = unquote(parts.username or "") or query.get("user", [""])[0]
+    password = unquote(parts.password) if parts.password is not None else query.get("password", [None])[0]
+    if not user:
+        raise ValueError("the database URL names no user")
+    return user, password
 
 
 def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:

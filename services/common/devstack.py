@@ -153,8 +153,10 @@ class BundledPostgres:
             raise StackError(f"the bundled PostgreSQL did not start in {self.data_dir}: {exc}") from exc
         return self.url(self.database)
 
-    def url(self, database: str) -> str:
-        return f"postgresql://postgres@/{quote(database)}?host={quote(str(self.data_dir.resolve()))}"
+    def url(self, database: str, user: str = "postgres") -> str:
+        """A URL of ``database`` as ``user``: the superuser (the owner of what the migrations
+        make) by default. The server trusts its unix socket, so no password is needed."""
+        return f"postgresql://{quote(user)}@/{quote(database)}?host={quote(str(self.data_dir.resolve()))}"
 
     def stop(self) -> None:
         """Stop the server: it runs detached and would outlive this process otherwise."""

@@ -3,10 +3,18 @@
 Files are ``NNNN_name.sql`` in ``services/common/migrations`` (shared tables) and in each
 service's ``migrations`` folder; all are applied in the order of their number, each in its
 own transaction, under an advisory lock so that two processes starting together do not race.
+
+Migrations run as the owner of the schema (``DATABASE_MIGRATION_URL``). A service connected
+as the restricted role (``DATABASE_URL``, a member of ``recovery_app``) only reads what is
+applied: on a current schema :func:`migrate` changes nothing, so it may run at every start.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,23 +54,33 @@ def discover(dirs: tuple[Path, ...] = MIGRATION_DIRS) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+class MigrationError(RuntimeError):
+    """Migrations are missing and this connection's role may not apply them."""
+
+
+APP_ROLE = "recovery_app"  # made by 0007_append_only_events: the services' privileges
+
+
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply every migration not yet recorded; return the names applied."""
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
-        await conn.execute(
-            """CREATE TABLE IF NOT EXISTS schema_migrations (
-                   version integer PRIMARY KEY,
-                   name text NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
+        if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+            await _run_as_owner(
+                conn,
+                "schema_migrations",
+                """CREATE TABLE schema_migrations (
+                       version integer PRIMARY KEY,
+                       name text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())""",
+            )
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
         for m in discover():
             if m.version in done:
                 continue
             async with conn.transaction():
-                await conn.execute(m.sql)
+                await _run_as_owner(conn, m.name, m.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                     m.version,
@@ -72,3 +90,48 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied
+
+
+async def _run_as_owner(conn: asyncpg.Connection, name: str, sql: str) -> None:
+    try:
+        await conn.execute(sql)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        user = await conn.fetchval("SELECT current_user")
+        raise MigrationError(
+            f"migration {name} cannot be applied as {user}: {exc}. Run `recoveryctl migrate` "
+            "with DATABASE_MIGRATION_URL naming the owner of the schema"
+        ) from exc
+
+
+async def grant_login(conn: asyncpg.Connection, user: str, password: str | None) -> None:
+    """Let ``user`` (the user of the services' ``DATABASE_URL``) log in with ``password``
+    and hold the privileges of ``recovery_app``; made if missing.
+
+    Needs a connection that may manage roles (CREATEROLE). The password reaches the server
+    as a SCRAM verifier, so it is in no statement a server log could record.
+    """
+    if user == await conn.fetchval("SELECT current_user"):
+        return  # one role for everything: it logs in already
+    verifier = scram_verifier(password) if password else None
+    statement = await conn.fetchval(
+        "SELECT format(CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = $1)"
+        " THEN 'ALTER ROLE %I LOGIN' ELSE 'CREATE ROLE %I LOGIN' END"
+        " || CASE WHEN $2::text IS NULL THEN '' ELSE ' PASSWORD %L' END, $1, $2::text)",
+        user,
+        verifier,
+    )
+    await conn.execute(statement)
+    if user != APP_ROLE:
+        await conn.execute(await conn.fetchval("SELECT format('GRANT %I TO %I', $1::text, $2::text)", APP_ROLE, user))
+
+
+def scram_verifier(password: str, *, iterations: int = 4096, salt: bytes | None = None) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5803, as libpq's
+    ``PQencryptPasswordConn`` makes it; a random salt unless one is given)."""
+    salt = salt or os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    b64 = base64.b64encode
+    return f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}${b64(stored_key).decode()}:{b64(server_key).decode()}"

@@ -22,6 +22,9 @@ class CommonSettings(BaseSettings):
     # --- where things are (docs/contract.md: unset, the local commands start the bundled servers)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/recovery")
+    # The owner of the schema, for `recoveryctl migrate` and `replay rebuild` (DDL); unset,
+    # they use DATABASE_URL. The services never need it: give it to the init job only.
+    database_migration_url: SecretStr | None = None
 
     # --- topic names (docs/contract.md defaults; each can be overridden)
     topic_charges: str = "billing.charges"
@@ -133,6 +136,11 @@ class CommonSettings(BaseSettings):
 
     def database_dsn(self) -> str:
         return self.database_url.get_secret_value()
+
+    def database_migration_dsn(self) -> str:
+        """The owner's DSN (``DATABASE_MIGRATION_URL``), or the services' when it is unset."""
+        url = self.database_migration_url or self.database_url
+        return url.get_secret_value()
 
     def database_ssl(self) -> ssl.SSLContext | None:
         """A TLS context when a root certificate is configured (``sslmode`` in the URL works too)."""

@@ -28,6 +28,18 @@ async def _seq_scans_of_events(conn: asyncpg.Connection) -> int:
     return scans
 
 
+async def _as_owner(settings: CommonSettings, *statements: str) -> None:
+    """Run ``statements`` as the owner of the test's database; the pool is the services' role,
+    which may neither alter tables nor flush statistics (so it is granted that here)."""
+    conn = await asyncpg.connect(settings.database_migration_dsn())
+    try:
+        await conn.execute("GRANT EXECUTE ON FUNCTION pg_stat_force_next_flush() TO recovery_app")
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 async def _append_batches(pool: asyncpg.Pool, batches: int, size: int) -> None:
     for _ in range(batches):
         async with pool.acquire() as conn, conn.transaction():
@@ -52,6 +64,7 @@ async def test_appends_keep_using_the_index_while_the_store_grows_from_empty(com
     """A new deployment's first backlog: the append's look-up of existing event ids must not
     settle on a whole-table scan planned while the table was small (it did, on a generic
     plan: 14 ms a batch at 15,000 events, growing with the table)."""
+    await _as_owner(common_settings)
     pool = await create_pool(common_settings.model_copy(update={"database_pool_max": 1, "database_pool_min": 1}))
     try:
         await _append_batches(pool, batches=8, size=40)  # a young table, and past the five custom plans
@@ -71,9 +84,9 @@ async def test_an_append_of_many_streams_reads_their_heads_by_index_while_the_st
     """A backlog's batch appends to hundreds of streams. Planned for its parameters on a
     table with no statistics yet, ``stream_id = ANY(<500 streams>)`` is a scan of the whole
     events table, 30 ms a batch at 100,000 events and growing; a probe per stream is not."""
+    await _as_owner(common_settings, "ALTER TABLE events SET (autovacuum_enabled = false)")  # young: no statistics
     pool = await create_pool(common_settings.model_copy(update={"database_pool_max": 1, "database_pool_min": 1}))
     try:
-        await pool.execute("ALTER TABLE events SET (autovacuum_enabled = false)")  # young: no statistics
         await _append_batches(pool, batches=10, size=2000)
         async with pool.acquire() as conn:
             streams = [r[0] for r in await conn.fetch("SELECT DISTINCT stream_id FROM events LIMIT 500")]

@@ -94,19 +94,40 @@ def demo(
 
 
 @app.command()
-def migrate() -> None:
-    """Apply the database migrations (DATABASE_URL)."""
-    from services.common.db import connect
+def migrate(
+    grant_login: Annotated[
+        bool,
+        typer.Option(
+            "--grant-login",
+            help="also let DATABASE_URL's user log in with its password and hold the services' privileges"
+            " (made if missing; needs CREATEROLE)",
+        ),
+    ] = False,
+) -> None:
+    """Apply the database migrations as the owner of the schema (DATABASE_MIGRATION_URL, else
+    DATABASE_URL)."""
+    from services.common.db import connect, dsn_login
+    from services.common.migrate import MigrationError
+    from services.common.migrate import grant_login as grant
     from services.common.migrate import migrate as run_migrations
 
+    settings = RecoverySettings()
+
     async def go() -> list[str]:
-        conn = await connect(RecoverySettings())
+        conn = await connect(settings, owner=True)
         try:
-            return await run_migrations(conn)
+            applied = await run_migrations(conn)
+            if grant_login:
+                await grant(conn, *dsn_login(settings.database_dsn()))
+            return applied
         finally:
             await conn.close()
 
-    applied = asyncio.run(go())
+    try:
+        applied = asyncio.run(go())
+    except MigrationError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise SystemExit(2) from None
     console.print(f"applied: {', '.join(applied) if applied else 'nothing, already current'}")
 
 

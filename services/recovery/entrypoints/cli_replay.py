@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Annotated
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -40,8 +41,9 @@ def rebuild(
     restart: Annotated[bool, typer.Option(help="discard an interrupted rebuild instead of resuming it")] = False,
     page_size: Annotated[int, typer.Option(min=1, help="events read and written per checkpoint")] = 5000,
 ) -> None:
-    """Rebuild the read models from the event store into fresh tables and swap them in.
-    The services keep running; an interrupted rebuild resumes where it was checkpointed."""
+    """Rebuild the read models from the event store into fresh tables and swap them in, as the
+    owner of the schema (DATABASE_MIGRATION_URL, else DATABASE_URL). The services keep
+    running; an interrupted rebuild resumes where it was checkpointed."""
     from services.recovery.domain.policy import load_policy
     from services.recovery.replay.rebuild import Progress as Step
     from services.recovery.replay.rebuild import Rebuild, RebuildError, parse_projections
@@ -65,8 +67,8 @@ def rebuild(
             def step(p: Step) -> None:
                 bar.update(task, completed=p.position, total=max(head, p.head))
 
-            outcome = await Rebuild(lambda: connect(settings), load_policy(settings.recovery_policy_file), chosen,
-                                    page_size=page_size, restart=restart, on_page=step).run()  # fmt: skip
+            outcome = await Rebuild(lambda: connect(settings, owner=True), load_policy(settings.recovery_policy_file),
+                                    chosen, page_size=page_size, restart=restart, on_page=step).run()  # fmt: skip
         seconds = time.perf_counter() - started
         table = Table(title="Rebuilt and swapped in")
         table.add_column("table")
@@ -83,6 +85,9 @@ def rebuild(
         asyncio.run(go())
     except RebuildError as exc:
         raise _fail(str(exc)) from None
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise _fail(f"{exc}: a rebuild creates and swaps tables, so it runs as the owner of the schema;"
+                    " set DATABASE_MIGRATION_URL") from None  # fmt: skip
 
 
 @replay_app.command("publish")

@@ -27,9 +27,10 @@ from typing import Any
 import asyncpg
 from rich.console import Console
 
+from services.common.db import dsn_login
 from services.common.devstack import BundledKafka, BundledPostgres, StackError, free_port, local_voucher_secret
 from services.common.kafka import create_topics
-from services.common.migrate import migrate
+from services.common.migrate import APP_ROLE, grant_login, migrate
 from services.recovery.settings import RecoverySettings
 
 console = Console(stderr=True)
@@ -150,10 +151,14 @@ def bring_up(data_dir: Path, kafka_port: int | None, partitions: int) -> DevStac
             console.print(f"Kafka: bundled broker on [bold]{kafka.bootstrap}[/] (memory storage)")
         if "database_url" in settings.model_fields_set:
             env["DATABASE_URL"] = settings.database_dsn()
+            if settings.database_migration_url is not None:
+                env["DATABASE_MIGRATION_URL"] = settings.database_migration_dsn()
             console.print("PostgreSQL: from DATABASE_URL")
         else:
+            # Migrations as the superuser, the services as the restricted role.
             pg = BundledPostgres(data_dir / "pg")
-            env["DATABASE_URL"] = pg.start()
+            env["DATABASE_MIGRATION_URL"] = pg.start()
+            env["DATABASE_URL"] = pg.url(pg.database, APP_ROLE)
             stack.exit.callback(pg.stop)
             console.print(f"PostgreSQL: bundled server, data in [bold]{pg.data_dir}[/]")
     except StackError as exc:
@@ -174,9 +179,11 @@ def bring_up(data_dir: Path, kafka_port: int | None, partitions: int) -> DevStac
 
 async def _prepare(settings: RecoverySettings) -> None:
     await create_topics(settings)
-    conn = await asyncpg.connect(settings.database_dsn())
+    conn = await asyncpg.connect(settings.database_migration_dsn())
     try:
         applied = await migrate(conn)
+        if settings.database_migration_url is not None:
+            await grant_login(conn, *dsn_login(settings.database_dsn()))
     finally:
         await conn.close()
     console.print(f"Migrations applied: {', '.join(applied) if applied else 'already current'}")
@@ -223,7 +230,8 @@ def start_services(stack: DevStack, data_dir: Path) -> None:
             console.print(f"[yellow]{script} is not available in this build; skipped[/]")
             continue
         log = (logs / f"{script}.log").open("ab")
-        env = {**os.environ, **stack.env, **extra}
+        # The services connect as DATABASE_URL's user; the owner's URL stays with recoveryctl.
+        env = {k: v for k, v in {**os.environ, **stack.env, **extra}.items() if k != "DATABASE_MIGRATION_URL"}
         stack.procs.append(
             subprocess.Popen([str(exe)], env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - our own console script
         )
@@ -247,5 +255,6 @@ def _importable(script: str) -> bool:
 
 def print_exports(stack: DevStack) -> None:
     console.print("\nPoint a client at it:")
-    for k in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"):
-        console.print(f"  export {k}='{stack.env[k]}'")
+    for k in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "DATABASE_MIGRATION_URL"):
+        if k in stack.env:
+            console.print(f"  export {k}='{stack.env[k]}'")

@@ -276,16 +276,30 @@ class Rebuild:
         )
 
     async def _move(self, conn: asyncpg.Connection, table: str) -> None:
-        """Replace the live ``table`` by the rebuilt one, renaming its indexes to the old names."""
+        """Replace the live ``table`` by the rebuilt one, renaming its indexes to the old names
+        and granting what was granted on it (the services' role reads and writes it)."""
         q = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2"
         old = {_shape(r[1]): r[0] for r in await conn.fetch(q, self.live_schema, table)}
         new = [(r[0], _shape(r[1])) for r in await conn.fetch(q, SCHEMA, table)]
+        grants = await conn.fetch(_GRANTS, self.live_schema, table)
         await conn.execute(f"DROP TABLE {self.live_schema}.{table}")
         await conn.execute(f"ALTER TABLE {SCHEMA}.{table} SET SCHEMA {self.live_schema}")
+        for (grant,) in grants:
+            await conn.execute(grant)
         for name, shape in new:
             wanted = old.get(shape)
             if wanted is not None and wanted != name:
                 await conn.execute(f'ALTER INDEX {self.live_schema}."{name}" RENAME TO "{wanted}"')
+
+
+# The table's grants as GRANT statements, but the current user's (it owns the new table).
+_GRANTS = (
+    "SELECT format('GRANT %s ON %I.%I TO %s', a.privilege_type, $1::text, $2::text,"
+    " CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END)"
+    " FROM pg_class c, aclexplode(c.relacl) AS a"
+    " WHERE c.oid = format('%I.%I', $1::text, $2::text)::regclass"
+    " AND a.grantee <> (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+)
 
 
 def _shape(indexdef: str) -> str:

@@ -84,6 +84,14 @@ def test_every_service_is_told_where_kafka_and_postgres_are():
         assert "@postgres:" in env["DATABASE_URL"], name
 
 
+def test_the_services_log_in_as_the_restricted_role_and_only_init_as_the_owner():
+    for name, svc in app_services().items():
+        env = compose_env(svc)
+        assert env["DATABASE_URL"].startswith("postgresql://recovery_app:"), name
+        assert ("DATABASE_MIGRATION_URL" in env) == (name == "init"), name
+    assert "recoveryctl migrate --grant-login" in " ".join(compose()["services"]["init"]["command"])
+
+
 def test_the_environment_parses_into_the_settings_with_production_producer_options():
     for name, svc in app_services().items():
         values: dict[str, Any] = {k.lower(): v for k, v in compose_env(svc).items()}

@@ -114,8 +114,16 @@ def test_every_command_is_a_console_script():
 
 def test_the_init_job_migrates_before_it_creates_topics():
     spec = k8s_object("Job", "service-recovery-init")["spec"]["template"]["spec"]
-    assert [c["command"] for c in spec["initContainers"]] == [["recoveryctl", "migrate"]]
+    assert [c["command"] for c in spec["initContainers"]] == [["recoveryctl", "migrate", "--grant-login"]]
     assert [c["command"] for c in spec["containers"]] == [["recoveryctl", "topics", "create"]]
+
+
+def test_only_the_migrations_get_the_owner_of_the_schema():
+    # The services connect as the restricted role; the owner's URL is the migrations' alone.
+    for workload, spec in pod_specs():
+        for container in containers(spec):
+            owner = "DATABASE_MIGRATION_URL" in container_env(container)
+            assert owner == (container.get("command") == ["recoveryctl", "migrate", "--grant-login"]), workload
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS)
