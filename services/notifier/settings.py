@@ -43,6 +43,10 @@ class NotifierSettings(CommonSettings):
     # claims kept alive), so a backlog does not open thousands of connections to the server.
     delivery_max_connections: int = Field(default=16, ge=1)
 
+    # The delivery worker deletes an email's delivery row this many days after its outcome
+    # (delivered or failed for good): see services/notifier/retention.py. 0 keeps them.
+    notification_retention_days: int = Field(default=30, ge=0)
+
     @model_validator(mode="after")
     def _no_smtp_password_in_clear(self) -> NotifierSettings:
         password = self.smtp_password
