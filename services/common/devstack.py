@@ -23,17 +23,28 @@ class StackError(RuntimeError):
     """The bundled stack could not start; the message says why and what to do."""
 
 
-def local_voucher_secret(data_dir: Path) -> Path:
-    """The file holding the local stack's voucher secret (``RECOVERY_VOUCHER_SECRET``),
-    made once per data directory, readable by its owner only, and kept: the event store
-    there holds codes issued under it, which a replay must issue again. Local runs only."""
-    path = data_dir / "voucher-secret"
+def local_secret(data_dir: Path, name: str) -> Path:
+    """The file ``name`` in ``data_dir`` holding a random secret (48 bytes, URL-safe base64:
+    strong by ``services.common.settings.secret_weakness``), made once, readable by its owner
+    only, and kept across runs. Local runs only."""
+    path = data_dir / name
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(48))
     return path
+
+
+def local_voucher_secret(data_dir: Path) -> Path:
+    """The local stack's voucher secret (``RECOVERY_VOUCHER_SECRET``), kept: the event store
+    there holds codes issued under it, which a replay must issue again."""
+    return local_secret(data_dir, "voucher-secret")
+
+
+def local_ops_token(data_dir: Path) -> Path:
+    """The local stack's ops API token (``OPS_API_TOKEN``), kept so that a client's copy stays good."""
+    return local_secret(data_dir, "ops-api-token")
 
 
 @dataclass(frozen=True)

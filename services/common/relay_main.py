@@ -18,7 +18,7 @@ from services.common.db import create_pool
 from services.common.kafka import make_producer
 from services.common.logging import configure_logging, get_logger, secrets_of
 from services.common.relay import OutboxRelay
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, load_settings
 
 log = get_logger(__name__)
 
@@ -70,7 +70,7 @@ async def serve(
 
 
 async def _main(args: argparse.Namespace) -> int:
-    settings = CommonSettings()
+    settings = load_settings(CommonSettings)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -22,7 +22,7 @@ from services.common.clock import Clock
 from services.common.db import create_pool
 from services.common.gauges import GaugeUpdater
 from services.common.gc_tuning import tune_for_throughput
-from services.common.http import probes_app, serve
+from services.common.http import HttpOptions, probes_app, serve
 from services.common.kafka import make_producer
 from services.common.migrate import migrate
 from services.common.outbox import prune_inbox_every
@@ -63,6 +63,10 @@ class ServiceRuntime:
     def extend_http(self, app: FastAPI) -> None:
         """Add routes beside the probes."""
 
+    def http_options(self) -> HttpOptions:
+        """The HTTP app's docs and body limit, from the settings (no token guards the docs)."""
+        return HttpOptions.of(self.settings)
+
     def background(self) -> list[Coroutine[Any, Any, None]]:
         """Extra tasks that run until ``stop`` is set."""
         return []
@@ -88,7 +92,7 @@ class ServiceRuntime:
             poll_s=s.relay_poll_s,
             max_request_size=s.kafka_max_request_size,
         )
-        app = probes_app(self.ready, self.name, version("service-recovery"))
+        app = probes_app(self.ready, self.name, version("service-recovery"), self.http_options())
         self.extend_http(app)
         self.tasks = [
             asyncio.create_task(self.relay.run(self.stop)),

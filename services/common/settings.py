@@ -7,13 +7,71 @@ the environment variable names (case-insensitive).
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from services.common.kafka import DeadLetterLimits
+
+SECRET_MIN_LENGTH = 32
+SECRET_MIN_DISTINCT = 8
+# Named in every refusal to send a password in clear.
+CLEARTEXT_ESCAPE = "or set ALLOW_CLEARTEXT_CREDENTIALS=true (local use only)"
+
+
+def secret_weakness(value: str) -> str | None:
+    """Why ``value`` is too weak for a locally issued token or key, or None.
+
+    At least 32 characters, at least 8 different ones, and not a shorter piece repeated:
+    a rough floor that refuses the guessable ("x" * 32, "password" four times) without
+    measuring entropy. Every value of ``secrets.token_urlsafe(24)`` or ``token_hex(16)``
+    passes. The message never quotes the value.
+    """
+    if len(value) < SECRET_MIN_LENGTH:
+        return f"must be at least {SECRET_MIN_LENGTH} characters (a random one: `openssl rand -base64 32`)"
+    if len(set(value)) < SECRET_MIN_DISTINCT or value in (value + value)[1:-1]:
+        return "is too guessable: a repeated pattern or too few different characters (use a random one)"
+    return None
+
+
+def _strong(secret: SecretStr) -> SecretStr:
+    weakness = secret_weakness(secret.get_secret_value())
+    if weakness is not None:
+        raise ValueError(weakness)
+    return secret
+
+
+# A token or key this system checks itself (a bearer token, an HMAC key): refused at start
+# when :func:`secret_weakness` finds it weak.
+StrongSecret = Annotated[SecretStr, AfterValidator(_strong)]
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class SettingsError(SystemExit):
+    """A setting refused at start: exits the process with one line naming the settings at
+    fault (never their values)."""
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line for a refused set of settings: ``NAME: why; ...`` (no input value)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        why = str(err["msg"]).removeprefix("Value error, ")
+        names = [str(part).upper() for part in err["loc"] if isinstance(part, str)]
+        parts.append(f"{names[0]}: {why}" if names else why)
+    return "configuration error: " + "; ".join(parts)
+
+
+def load_settings(cls: type[S]) -> S:
+    """``cls`` read from the environment; a refused setting raises :class:`SettingsError`,
+    which stops the process with a one-line message rather than a traceback."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        raise SettingsError(describe_settings_error(exc)) from None
 
 
 class CommonSettings(BaseSettings):
@@ -77,6 +135,20 @@ class CommonSettings(BaseSettings):
     # server: 2.2 ms of PostgreSQL CPU per complaint in small batches, against 0.4 ms.
     # "auto" sends nothing (for a pooler that refuses the startup parameter).
     database_plan_cache_mode: Literal["force_custom_plan", "auto"] = "force_custom_plan"
+
+    # --- HTTP (probes, /metrics and, for recovery, the ops API)
+    # The interactive docs (/docs, /redoc) and /openapi.json: "off"; "token", behind the ops
+    # API's bearer token (also as the password of HTTP Basic, for a browser; a service without
+    # a token serves none); "public", for anyone (the local stack).
+    http_docs: Literal["off", "token", "public"] = "off"
+    # A request body larger than this is refused with 413 before it is read further.
+    http_max_body_bytes: int = Field(default=64 * 1024, ge=0)
+
+    # --- credentials in clear
+    # True lets a password go over a connection without TLS (SASL_PLAINTEXT with a
+    # password, SMTP_PASSWORD without SMTP_USE_TLS or SMTP_START_TLS): for a local broker
+    # or mail sink only. False, such settings are refused at start.
+    allow_cleartext_credentials: bool = False
 
     # --- logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -166,6 +238,15 @@ class CommonSettings(BaseSettings):
     # random part of up to half; a poison message's tries are spaced the same way.
     retry_base_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _no_kafka_password_in_clear(self) -> CommonSettings:
+        password = self.kafka_sasl_password
+        if (self.kafka_security_protocol == "SASL_PLAINTEXT" and password is not None
+                and password.get_secret_value() and not self.allow_cleartext_credentials):  # fmt: skip
+            raise ValueError("KAFKA_SASL_PASSWORD would be sent without TLS (KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT):"
+                             f" use SASL_SSL, {CLEARTEXT_ESCAPE}")  # fmt: skip
+        return self
 
     @model_validator(mode="after")
     def _room_for_a_dead_letter(self) -> CommonSettings:

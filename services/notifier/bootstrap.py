@@ -6,7 +6,7 @@ on, built from the settings in one place. Their Kafka entrypoints
   is made (the templates and the SMTP sender loaded from the settings).
 - :class:`NotifierRuntime` and :class:`DeliveryRuntime` are the processes: the pool,
   producer, relay and probes of :class:`ServiceRuntime`, the application and its poison
-  quarantine.
+  quarantine; the delivery worker's also prunes its finished delivery rows (:mod:`.retention`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from services.common.isolate import Quarantine, isolate
 from services.common.logging import get_logger
 from services.common.records import InboundRecord
 from services.common.runtime import ServiceRuntime
-from services.notifier import metrics
+from services.notifier import metrics, retention
 from services.notifier.adapters.smtp import SmtpSender
 from services.notifier.application import CONSUMER, RELAY, NotifierService
 from services.notifier.domain.templates import load_templates
@@ -75,7 +75,10 @@ class NotifierRuntime(ServiceRuntime):
 
 
 class DeliveryRuntime(ServiceRuntime):
-    """The delivery worker's process: the worker with its SMTP sender."""
+    """The delivery worker's process: the worker with its SMTP sender, and the retention of
+    its delivery rows."""
+
+    retention_interval_s = 3600.0  # how often rows past NOTIFICATION_RETENTION_DAYS are pruned
 
     def __init__(self, settings: NotifierSettings, clock: Clock = system_clock) -> None:
         super().__init__(settings, clock, name=DELIVERY, relay=DELIVERY_RELAY,
@@ -102,7 +105,14 @@ class DeliveryRuntime(ServiceRuntime):
         await isolate(records, self.require_worker().handle_records, self.quarantine)
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
-        return [self.require_worker().run(self.stop)]
+        return [self.require_worker().run(self.stop), *self.retention()]
+
+    def retention(self) -> list[Coroutine[Any, Any, None]]:
+        """The pruning of delivery rows past their retention (none when it is 0)."""
+        days = self.notifier_settings.notification_retention_days
+        if not days:
+            return []
+        return [retention.prune_every(self.require_pool(), days, self.clock, self.retention_interval_s, self.stop)]
 
     async def close(self) -> None:
         """Release the claims in flight (the subscriber has stopped), then close as usual."""

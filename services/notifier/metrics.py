@@ -12,3 +12,7 @@ TRANSIENT_RETRIES = Counter(
     "Batches read again after a transient failure (a lost database, a deadlock)",
     ["consumer"],
 )
+DELIVERIES_PRUNED = Counter(
+    "notifier_deliveries_pruned_total",
+    "Delivery rows deleted NOTIFICATION_RETENTION_DAYS after their outcome",
+)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
-from services.common.settings import CommonSettings
+from services.common.settings import CLEARTEXT_ESCAPE, CommonSettings
 
 
 class NotifierSettings(CommonSettings):
@@ -42,3 +42,16 @@ class NotifierSettings(CommonSettings):
     # SMTP attempts one worker makes at once; the other emails it holds wait for a turn (their
     # claims kept alive), so a backlog does not open thousands of connections to the server.
     delivery_max_connections: int = Field(default=16, ge=1)
+
+    # The delivery worker deletes an email's delivery row this many days after its outcome
+    # (delivered or failed for good): see services/notifier/retention.py. 0 keeps them.
+    notification_retention_days: int = Field(default=30, ge=0)
+
+    @model_validator(mode="after")
+    def _no_smtp_password_in_clear(self) -> NotifierSettings:
+        password = self.smtp_password
+        tls = self.smtp_use_tls or self.smtp_start_tls
+        if password is not None and password.get_secret_value() and not tls and not self.allow_cleartext_credentials:
+            raise ValueError("SMTP_PASSWORD would be sent without TLS (SMTP_USE_TLS and SMTP_START_TLS are false):"
+                             f" set one, {CLEARTEXT_ESCAPE}")  # fmt: skip
+        return self

@@ -27,6 +27,7 @@ from services.common.clock import Clock, system_clock
 from services.common.db import create_pool
 from services.common.failures import Backoff
 from services.common.gc_tuning import paused_for_batch
+from services.common.http import HttpOptions
 from services.common.isolate import Quarantine, isolate
 from services.common.logging import get_logger
 from services.common.offsets import OffsetCommitter
@@ -138,6 +139,10 @@ class Runtime(ServiceRuntime):
 
     def extend_http(self, app: FastAPI) -> None:
         app.include_router(ops_router(self.require_pool, self.require_service, self.recovery_settings.ops_api_token))
+
+    def http_options(self) -> HttpOptions:
+        """The docs, when behind a token, are behind the ops API's."""
+        return HttpOptions.of(self.recovery_settings, docs_token=self.recovery_settings.ops_api_token)
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
         return [self._timers()]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, StrongSecret
 
 
 class RecoverySettings(CommonSettings):
@@ -33,12 +33,13 @@ class RecoverySettings(CommonSettings):
     # Health, readiness, metrics and (recovery only) the ops API.
     http_host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on all interfaces
     http_port: int = Field(default=8080, ge=0, le=65535)
-    # Bearer token for the ops API (everything but the probes). Unset: the ops API refuses all.
-    ops_api_token: SecretStr | None = None
+    # Bearer token for the ops API (everything but the probes). Unset: the ops API refuses all;
+    # set, it must be strong (services.common.settings.secret_weakness) or the service stops.
+    ops_api_token: StrongSecret | None = None
     # The secret voucher codes are derived under (HMAC-SHA256 of the case id and the
-    # voucher's number in the case; see docs/ledger.md), at least 32 characters. Unset, the
+    # voucher's number in the case; see docs/ledger.md), strong like OPS_API_TOKEN. Unset, the
     # recovery service and `recoveryctl cases decide` refuse to start. A new secret changes
     # the codes of vouchers issued from then on; those issued are recorded as they were.
-    recovery_voucher_secret: SecretStr | None = Field(default=None, min_length=32)
+    recovery_voucher_secret: StrongSecret | None = None
     # A setting refused at start is named without the value given (secrets among them).
     model_config = SettingsConfigDict(hide_input_in_errors=True)

@@ -29,7 +29,7 @@ from tests.helpers import ROOT, VOUCHERS, cloudevent
 NOW = datetime.now(UTC)
 # Billing's ids are any text; brackets in one must reach the terminal as they are.
 LAMP = "ch-[lamp]"
-TOKEN = "ledger-ops-token"
+TOKEN = "ledger-ops-token-52e8c1f0a93d7b46"
 GOOD = {"Authorization": f"Bearer {TOKEN}"}
 
 

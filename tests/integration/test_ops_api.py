@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from services.common.clock import ManualClock
-from services.common.http import probes_app
+from services.common.http import HttpOptions, probes_app
 from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
 from services.recovery.application import RecoveryService
@@ -30,7 +30,7 @@ from services.recovery.settings import RecoverySettings
 from tests.helpers import cloudevent
 
 NOW = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)
-TOKEN = "s3cret-ops-token"
+TOKEN = "s3cret-ops-token-7c1e9a40b2d85f36"
 GOOD = {"Authorization": f"Bearer {TOKEN}"}
 EMAIL = "ana.private@example.com"
 
@@ -78,7 +78,7 @@ def _app(pool: asyncpg.Pool, service: RecoveryService, token: SecretStr | None) 
     async def ready() -> bool:
         return True
 
-    app = probes_app(ready, "recovery-service", "test")
+    app = probes_app(ready, "recovery-service", "test", HttpOptions(docs="token", docs_token=token))
     app.include_router(ops_router(lambda: pool, lambda: service, token))
     return app
 
@@ -131,13 +131,17 @@ async def test_a_server_without_a_token_refuses_everything_but_the_probes(
             assert r.status_code == 503
             assert r.json()["detail"] == "ops API disabled: set OPS_API_TOKEN"
         assert (await client.get("/healthz")).status_code == 200
-        assert (await client.get("/openapi.json")).status_code == 200
+        # The docs are behind the same token: with none set, they are off.
+        assert (await client.get("/openapi.json", headers=GOOD)).status_code == 404
 
 
-async def test_probes_and_the_openapi_document_are_public_and_describe_the_api(desk: Desk) -> None:
+async def test_the_probes_are_public_and_the_openapi_document_behind_the_token_describes_the_api(
+    desk: Desk,
+) -> None:
     assert (await desk.client.get("/healthz")).json() == {"status": "ok"}
     assert (await desk.client.get("/readyz")).status_code == 200
-    doc = (await desk.client.get("/openapi.json")).json()
+    assert (await desk.client.get("/openapi.json")).status_code == 401
+    doc = (await desk.client.get("/openapi.json", headers=GOOD)).json()
     assert doc["components"]["securitySchemes"]["HTTPBearer"] == {
         "type": "http", "scheme": "bearer", "description": "OPS_API_TOKEN"
     }  # fmt: skip
@@ -236,7 +240,8 @@ async def test_the_recovery_process_serves_the_ops_api_next_to_its_probes(settin
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k.lower(): v for k, v in settings_env.items()}
-    settings = RecoverySettings(**env, http_host="127.0.0.1", http_port=port, ops_api_token=TOKEN)  # type: ignore[arg-type]
+    settings = RecoverySettings(**env, http_host="127.0.0.1", http_port=port, ops_api_token=TOKEN,  # type: ignore[arg-type]
+                                http_docs="token")  # fmt: skip
     runtime = Runtime(settings)
     await runtime.start()
     try:
@@ -252,6 +257,13 @@ async def test_the_recovery_process_serves_the_ops_api_next_to_its_probes(settin
             r = await client.get("/api/v1/escalations", headers=GOOD)
             assert r.status_code == 200
             assert r.json() == []
-            assert "/api/v1/cases/{case_id}/decision" in (await client.get("/openapi.json")).json()["paths"]
+            assert (await client.get("/openapi.json")).status_code == 401
+            doc = (await client.get("/openapi.json", headers=GOOD)).json()
+            assert "/api/v1/cases/{case_id}/decision" in doc["paths"]
+            # A decision larger than HTTP_MAX_BODY_BYTES is refused before it is parsed.
+            big = {"agent_id": "maria", "note": "x" * (settings.http_max_body_bytes + 1)}
+            r = await client.post("/api/v1/cases/none/decision", json=big, headers=GOOD)
+            assert r.status_code == 413
+            assert r.json()["detail"].startswith("request body too large")
     finally:
         await runtime.close()

@@ -14,7 +14,7 @@ from services.recovery import bootstrap
 from services.recovery.domain.errors import ConfigError
 from services.recovery.settings import RecoverySettings
 
-SECRET = "s" * 32
+SECRET = "bootstrap-test-secret-0123456789abcdef"
 
 
 def test_configure_fails_without_the_voucher_secret_naming_the_setting() -> None:

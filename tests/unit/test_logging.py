@@ -26,6 +26,7 @@ from tests.helpers import VOUCHERS
 from tests.replay_world import T0, charge, complaint, records
 
 SECRET = "s3cret-database-password"
+TOKEN = "ops-token-7c1e9a04b2d85f36e0a9"
 
 
 @pytest.fixture
@@ -84,10 +85,10 @@ def test_personal_keys_and_addresses_in_any_value_are_masked(lines: Any) -> None
 
 def test_the_settings_secrets_are_known_with_a_urls_password() -> None:
     settings = RecoverySettings(database_url=SecretStr(f"postgresql://svc:{SECRET}@db:5432/x"),
-                                ops_api_token=SecretStr("token-0123456789"))  # fmt: skip
+                                ops_api_token=SecretStr(TOKEN))  # fmt: skip
     found = secrets_of(settings)
     assert SECRET in found
-    assert "token-0123456789" in found
+    assert TOKEN in found
     set_secrets(found)
     try:
         assert redact_text(f"password {SECRET} refused") == "password [redacted] refused"

@@ -95,7 +95,8 @@ class SmtpSender:
 
     ``use_tls`` connects over TLS (port 465 style); ``start_tls`` upgrades a plain
     connection with STARTTLS (port 587 style) and fails if the server cannot. Both off
-    sends in clear: for a local sink only.
+    sends in clear: for a local sink only (the settings refuse a password then, unless
+    ``ALLOW_CLEARTEXT_CREDENTIALS``).
     """
 
     def __init__(

@@ -26,6 +26,7 @@ from services.common.failures import Backoff, backed_off
 from services.common.hooks import attach
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger, secrets_of
+from services.common.settings import load_settings
 from services.notifier import metrics
 from services.notifier.bootstrap import DELIVERY, DeliveryRuntime
 from services.notifier.settings import NotifierSettings
@@ -70,7 +71,7 @@ def main() -> None:
             'Configuration comes from the environment; see docs/operations.md, "Configuration".'
         )
         return
-    settings = NotifierSettings()
+    settings = load_settings(NotifierSettings)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     asyncio.run(build_app(settings).run())
 

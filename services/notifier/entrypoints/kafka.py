@@ -25,6 +25,7 @@ from services.common.failures import Backoff, backed_off
 from services.common.hooks import attach
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger, secrets_of
+from services.common.settings import load_settings
 from services.notifier import metrics
 from services.notifier.bootstrap import NOTIFIER, NotifierRuntime
 from services.notifier.settings import NotifierSettings
@@ -70,6 +71,6 @@ def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastSt
 
 
 def run() -> None:
-    settings = NotifierSettings()
+    settings = load_settings(NotifierSettings)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     asyncio.run(build_app(settings).run())

@@ -28,7 +28,14 @@ import asyncpg
 from rich.console import Console
 
 from services.common.db import dsn_login
-from services.common.devstack import BundledKafka, BundledPostgres, StackError, free_port, local_voucher_secret
+from services.common.devstack import (
+    BundledKafka,
+    BundledPostgres,
+    StackError,
+    free_port,
+    local_ops_token,
+    local_voucher_secret,
+)
 from services.common.kafka import create_topics
 from services.common.migrate import APP_ROLE, grant_login, migrate
 from services.recovery.settings import RecoverySettings
@@ -170,6 +177,12 @@ def bring_up(data_dir: Path, kafka_port: int | None, partitions: int) -> DevStac
         env["RECOVERY_VOUCHER_SECRET"] = secret.read_text().strip()
         console.print(f"Voucher codes: under the local secret in [bold]{secret}[/] (for recoveryctl:"
                       f" export RECOVERY_VOUCHER_SECRET=\"$(cat '{secret}')\")")  # fmt: skip
+    if "ops_api_token" not in settings.model_fields_set:
+        token = local_ops_token(data_dir)
+        env["OPS_API_TOKEN"] = token.read_text().strip()
+        console.print(f"Ops API: bearer token in [bold]{token}[/]")
+    if "http_docs" not in settings.model_fields_set:
+        env["HTTP_DOCS"] = "public"  # the interactive docs on /docs, for this machine's user
     stack.env = env
     merged = RecoverySettings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
     asyncio.run(_prepare(merged))

@@ -29,6 +29,7 @@ from services.common.contract.events import (
 from services.common.hooks import attach
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger, secrets_of
+from services.common.settings import load_settings
 from services.recovery.bootstrap import Runtime
 from services.recovery.settings import RecoverySettings
 
@@ -78,6 +79,6 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
 
 
 def run() -> None:
-    settings = RecoverySettings()
+    settings = load_settings(RecoverySettings)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     asyncio.run(build_app(settings).run())

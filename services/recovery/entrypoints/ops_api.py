@@ -2,7 +2,8 @@
 
 Mounted on the recovery service's probes app under ``/api/v1``. Every route needs the bearer
 token ``OPS_API_TOKEN``; with no token configured the API answers 503 to everything. The
-probes and ``/openapi.json`` stay public. Timelines carry no customer name or email: the
+probes stay public; ``/openapi.json`` and the docs are off, or behind the same token, or public
+as ``HTTP_DOCS`` says (services/common/http.py). Timelines carry no customer name or email: the
 ``customer`` objects in event data are reduced to ``{"id": ...}``.
 """
 
