@@ -26,7 +26,7 @@ from tests.helpers import VOUCHERS
 from tests.replay_world import T0, charge, complaint, records
 
 SECRET = "s3cret-database-password"
-TOKEN = "ops-token-7c1e9a04b2d85f36e0a9"
+TOKEN = "ops-token-7c1e9a04b2d85f36e0a9d41b6c"
 
 
 @pytest.fixture
