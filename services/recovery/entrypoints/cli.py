@@ -18,6 +18,7 @@ from rich.table import Table
 from services.notifier.queries import Apology, apologies
 from services.recovery import queries
 from services.recovery.bootstrap import connected, service_for
+from services.recovery.entrypoints.cli_agents import agents_app
 from services.recovery.entrypoints.cli_dlq import dlq_app
 from services.recovery.entrypoints.cli_outbox import outbox_app
 from services.recovery.entrypoints.cli_replay import replay_app
@@ -33,6 +34,7 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(replay_app, name="replay")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(agents_app, name="agents")
 app.command()(whatif)
 console = Console()
 
@@ -185,10 +187,13 @@ def _summary(kind: str, d: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in d.items() if isinstance(v, str | int | bool))[:200]
 
 
+AS_HELP = "the deciding person's id (`agents list`): enabled, with a role that decides"
+
+
 @cases_app.command("decide")
 def cases_decide(
     case_id: str,
-    agent: Annotated[str, typer.Option(help="the agent's id")],
+    person: Annotated[str, typer.Option("--as", "--agent", help=AS_HELP)],
     refund: Annotated[str | None, typer.Option(help="grant a refund: AMOUNT CURRENCY, e.g. '12.50 USD'")] = None,
     voucher: Annotated[str | None, typer.Option(help="grant a voucher: AMOUNT CURRENCY")] = None,
     replacement: bool = False,
@@ -197,11 +202,13 @@ def cases_decide(
     decline: Annotated[str | None, typer.Option(help="decline, with this reason for the customer")] = None,
     note: str | None = None,
 ) -> None:
-    """Decide an escalated case as a person: grant remedies or decline with a reason."""
+    """Decide an escalated case as a person: grant remedies or decline with a reason. The
+    person must exist, be enabled and hold a role that decides, as on the ops API."""
     from datetime import UTC, datetime, timedelta
 
     from services.common.contract.events import Reason, Remedy
     from services.recovery.errors import CaseNotFound, CommandRejected, ConfigError, RetriesExhausted
+    from services.recovery.identity import Forbidden, People, Unauthenticated
 
     remedies: list[Remedy] = []
     if refund:
@@ -223,11 +230,12 @@ def cases_decide(
 
     async def go() -> Any:
         async with service_for(settings) as svc:
-            return await svc.agent_decide(case_id, agent, remedies, reason, note)
+            who = await People(svc.pool).acting(person, "decide")
+            return await svc.agent_decide(case_id, who.require("decide"), remedies, reason, note)
 
     try:
         decision = asyncio.run(go())
-    except (CommandRejected, ConfigError, CaseNotFound, RetriesExhausted) as exc:
+    except (CommandRejected, ConfigError, CaseNotFound, RetriesExhausted, Unauthenticated, Forbidden) as exc:
         # One line whatever the terminal's width, brackets kept (a refused remedy's message
         # names its field: remedies[0].amount).
         console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)

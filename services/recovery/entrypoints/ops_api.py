@@ -1,14 +1,17 @@
 """The ops API: the escalation desk over HTTP (cases, timelines, agent decisions).
 
-Mounted on the recovery service's probes app under ``/api/v1``. Every route needs the bearer
-token ``OPS_API_TOKEN``; with no token configured the API answers 503 to everything. The
-probes and ``/openapi.json`` stay public. Timelines carry no customer name or email: the
-``customer`` objects in event data are reduced to ``{"id": ...}``.
+Mounted on the recovery service's probes app under ``/api/v1``. Every route needs a bearer
+token that verifies as an identity (:mod:`services.recovery.identity`): a person's, from the
+built-in issuer or the identity provider, or the read-only service credential
+``OPS_API_TOKEN``. Reading needs any of them; deciding a person whose role decides (the
+decision's ``decided_by`` is that person, whatever the request says). With no way to sign in
+configured the API answers 503 to everything. The probes and ``/openapi.json`` stay public.
+Timelines carry no customer name or email: the ``customer`` objects in event data are
+reduced to ``{"id": ...}``.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -17,19 +20,20 @@ import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.contract.events import DecisionMade, Reason, Remedy
 from services.recovery import queries
 from services.recovery.application import RecoveryService
 from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected
 from services.recovery.errors import CaseNotFound
+from services.recovery.identity import Action, Authenticator, Forbidden, Identity, IdentityUnavailable, Unauthenticated
 from services.recovery.queries import CaseDetail, CaseSummary
 
-DISABLED = "ops API disabled: set OPS_API_TOKEN"
+DISABLED = "ops API disabled: no sign-in configured (see docs/security.md)"
 
 # Module level: the routes' annotations are resolved against this module's globals.
-_bearer = HTTPBearer(auto_error=False, description="OPS_API_TOKEN")
+_bearer = HTTPBearer(auto_error=False, description="a person's sign-in token or JWT, or OPS_API_TOKEN (read-only)")
 
 
 class DecisionRequest(BaseModel):
@@ -37,7 +41,13 @@ class DecisionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: str = Field(min_length=1, max_length=128, pattern=r"^\S+$")
+    agent_id: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=r"^\S+$",
+        deprecated=True,
+        description="deprecated and ignored: the decision is the signed-in person's",
+    )
     remedies: list[Remedy] = Field(default_factory=list)
     decline_reason: Reason | None = None
     note: str | None = Field(default=None, max_length=2000)
@@ -70,28 +80,46 @@ class Problem(BaseModel):
 def ops_router(
     get_pool: Callable[[], asyncpg.Pool],
     get_service: Callable[[], RecoveryService],
-    token: SecretStr | None,
+    signin: Authenticator | None,
 ) -> APIRouter:
-    """The ops API routes under ``/api/v1``, all behind the bearer ``token``."""
-    expected = token.get_secret_value().encode() if token is not None and token.get_secret_value() else None
+    """The ops API routes under ``/api/v1``, each behind a verified identity from ``signin``
+    (None, or one with no way to sign in: every route answers 503)."""
 
-    async def authorized(
+    async def identity(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        if expected is None:
+    ) -> Identity:
+        if signin is None or not signin.enabled:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, DISABLED)
-        given = credentials.credentials.encode() if credentials is not None else b""
-        if credentials is None or not hmac.compare_digest(given, expected):
+        try:
+            if credentials is None or not credentials.credentials:
+                raise Unauthenticated("missing bearer token")
+            return await signin.authenticate(credentials.credentials)
+        except Unauthenticated:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+                                headers={"WWW-Authenticate": "Bearer"}) from None  # fmt: skip
+        except Forbidden as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+        except IdentityUnavailable as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+
+    def allowed(action: Action) -> Callable[[Identity], Any]:
+        # Defaults, not Annotated: the annotations are resolved against the module's globals.
+        async def check(who: Identity = Depends(identity)) -> Identity:
+            if not who.can(action):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {who.role} may not {action}")
+            return who
+
+        return check
 
     errors: dict[int | str, dict[str, Any]] = {
-        401: {"model": Problem, "description": "missing or invalid bearer token"},
+        401: {"model": Problem, "description": "missing or invalid bearer token, or a disabled person's"},
+        403: {"model": Problem, "description": "the signed-in role may not do this"},
         503: {"model": Problem, "description": DISABLED},
     }
-    router = APIRouter(prefix="/api/v1", tags=["ops"], dependencies=[Depends(authorized)], responses=errors)
+    reader = Depends(allowed("read"))
+    router = APIRouter(prefix="/api/v1", tags=["ops"], responses=errors)
 
-    @router.get("/cases", response_model=list[CaseSummary])
+    @router.get("/cases", response_model=list[CaseSummary], dependencies=[reader])
     async def list_cases(
         status_: Annotated[str | None, Query(alias="status", max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -99,12 +127,13 @@ def ops_router(
         """Cases, most recently updated first (optionally only those with ``status``)."""
         return await queries.cases(get_pool(), status_, limit)
 
-    @router.get("/escalations", response_model=list[CaseSummary])
+    @router.get("/escalations", response_model=list[CaseSummary], dependencies=[reader])
     async def escalations(limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[CaseSummary]:
         """Open escalations: urgent first, then high, then by due time."""
         return await queries.by_urgency(get_pool(), limit)
 
-    @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}})
+    @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}},
+                dependencies=[reader])  # fmt: skip
     async def show_case(case_id: str) -> CaseDetail:
         """The case and its timeline (every event on its stream), with the apology's status."""
         detail = await queries.case_detail(get_pool(), case_id)
@@ -125,11 +154,14 @@ def ops_router(
             },
         },
     )
-    async def decide(case_id: str, body: DecisionRequest) -> DecisionSummary | JSONResponse:
-        """Decide an escalated case as a person: grant remedies, or decline with a reason."""
+    async def decide(
+        case_id: str, body: DecisionRequest, who: Identity = Depends(allowed("decide"))
+    ) -> DecisionSummary | JSONResponse:
+        """Decide an escalated case as the signed-in person: grant remedies, or decline with a
+        reason (``agent_id`` in the body is ignored)."""
         try:
-            made = await get_service().agent_decide(case_id, body.agent_id, body.remedies, body.decline_reason,
-                                                    body.note)  # fmt: skip
+            person = who.require("decide")
+            made = await get_service().agent_decide(case_id, person, body.remedies, body.decline_reason, body.note)
         except CaseNotFound:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}") from None
         except RemedyRejected as exc:
@@ -137,6 +169,8 @@ def ops_router(
             return JSONResponse(problem.model_dump(), status_code=422)
         except InvalidAgentDecision as exc:
             raise HTTPException(422, str(exc)) from None
+        except Forbidden as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
         except CommandRejected as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         return DecisionSummary.of(made)
