@@ -83,6 +83,11 @@ class Identity:
     def can(self, action: Action) -> bool:
         return action in PERMISSIONS[self.role]
 
+    @property
+    def decides_as(self) -> Literal["agent", "supervisor"]:
+        """``supervisor`` for a supervisor; anyone else's decision is held to the approval limits."""
+        return "supervisor" if self.role == "supervisor" else "agent"
+
     def require(self, action: Action) -> str:
         """The id of the person, if their role allows ``action``; else raise :class:`Forbidden`
         (the service credential only reads: it is no person)."""

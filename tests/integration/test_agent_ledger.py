@@ -133,3 +133,33 @@ async def test_recoveryctl_refuses_a_remedy_the_ledger_refuses_in_one_line_namin
     done = _recoveryctl(settings_env, "cases", "decide", case_id, "--agent", "maria", "--refund", "25.00 USD")
     assert done.returncode == 0, done.stdout + done.stderr
     assert await _decisions(pool) == 1
+
+
+async def test_recoveryctl_holds_an_agent_over_the_limit_for_a_different_supervisor(
+    pool: asyncpg.Pool, settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    case_id = await _escalated_dispute(pool)
+    policy = tmp_path / "policy.toml"
+    shipped = (ROOT / "services/recovery/policy/default.toml").read_text()
+    policy.write_text(shipped.replace('USD = "500.00"', 'USD = "10.00"', 1))
+    env = {**settings_env, "RECOVERY_POLICY_FILE": str(policy)}
+    assert _recoveryctl(env, "agents", "add", "maria", "--role", "agent").returncode == 0
+    assert _recoveryctl(env, "agents", "add", "sam", "--role", "supervisor").returncode == 0
+    assert _recoveryctl(env, "agents", "add", "audrey", "--role", "auditor").returncode == 0
+    audit = _recoveryctl(env, "cases", "decide", case_id, "--as", "audrey", "--refund", "5.00 USD")
+    assert (audit.returncode, audit.stdout.strip()) == (1, "role auditor may not decide")
+    held = _recoveryctl(env, "cases", "decide", case_id, "--as", "maria", "--refund", "20.00 USD")
+    assert held.returncode == 0, held.stdout + held.stderr
+    assert held.stdout.startswith("pending approval by a supervisor")
+    assert await _decisions(pool) == 0
+    own = _recoveryctl(env, "cases", "approve", case_id, "--as", "maria")
+    assert (own.returncode, own.stdout.strip()) == (1, "role agent may not approve")
+    approved = _recoveryctl(env, "cases", "approve", case_id, "--as", "sam")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert "by agent:maria" in approved.stdout
+    assert await _decisions(pool) == 1
+    listed = _recoveryctl(env, "agents", "list")
+    assert "audrey" in listed.stdout
+    assert _recoveryctl(env, "agents", "disable", "sam").returncode == 0
+    token = _recoveryctl(env, "agents", "token", "sam")
+    assert token.returncode == 1  # a disabled person gets no sign-in

@@ -12,9 +12,9 @@ reduced to ``{"id": ...}``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -25,11 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.common.contract.events import DecisionMade, Reason, Remedy
 from services.recovery import queries
 from services.recovery.application import RecoveryService
-from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected
+from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected, SelfApproval
+from services.recovery.domain.events import DecisionProposed, DecisionRejected
 from services.recovery.errors import CaseNotFound
 from services.recovery.identity import Action, Authenticator, Forbidden, Identity, IdentityUnavailable, Unauthenticated
-from services.recovery.queries import CaseDetail, CaseSummary
+from services.recovery.queries import CaseDetail, CaseSummary, PendingDecision
 
+T = TypeVar("T")
 DISABLED = "ops API disabled: no sign-in configured (see docs/security.md)"
 
 # Module level: the routes' annotations are resolved against this module's globals.
@@ -64,12 +66,27 @@ class DecisionSummary(BaseModel):
     decided_at: datetime
     sla_deadline: datetime
     within_sla: bool
+    approved_by: str | None = Field(default=None, description="the supervisor who approved it, if it needed one")
 
     @classmethod
     def of(cls, d: DecisionMade) -> DecisionSummary:
         return cls(case_id=d.case_id, complaint_id=d.complaint_id, outcome=d.outcome, decided_by=d.decided_by,
                    remedies=list(d.remedies), reasons=list(d.reasons), rule=d.policy.rule,
                    decided_at=d.decided_at, sla_deadline=d.sla_deadline, within_sla=d.within_sla)  # fmt: skip
+
+
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=2000, description="why, for the proposer")
+
+
+class Rejection(BaseModel):
+    case_id: str
+    proposed_by: str
+    rejected_by: str
+    note: str | None
+    rejected_at: datetime
 
 
 class Problem(BaseModel):
@@ -145,8 +162,9 @@ def ops_router(
         "/cases/{case_id}/decision",
         response_model=DecisionSummary,
         responses={
+            202: {"model": PendingDecision, "description": "an agent's decision that awaits a supervisor's approval"},
             404: {"model": Problem, "description": "no such case"},
-            409: {"model": Problem, "description": "the case is not awaiting an agent's decision"},
+            409: {"model": Problem, "description": "the case is not awaiting a decision, or one awaits approval"},
             422: {
                 "model": Problem,
                 "description": "neither (or both) remedies and a decline reason; or a remedy the case's charge"
@@ -158,21 +176,93 @@ def ops_router(
         case_id: str, body: DecisionRequest, who: Identity = Depends(allowed("decide"))
     ) -> DecisionSummary | JSONResponse:
         """Decide an escalated case as the signed-in person: grant remedies, or decline with a
-        reason (``agent_id`` in the body is ignored)."""
-        try:
-            person = who.require("decide")
-            made = await get_service().agent_decide(case_id, person, body.remedies, body.decline_reason, body.note)
-        except CaseNotFound:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}") from None
-        except RemedyRejected as exc:
-            problem = Problem(detail=str(exc), field=exc.field)
-            return JSONResponse(problem.model_dump(), status_code=422)
-        except InvalidAgentDecision as exc:
-            raise HTTPException(422, str(exc)) from None
-        except Forbidden as exc:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-        except CommandRejected as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        return DecisionSummary.of(made)
+        reason (``agent_id`` in the body is ignored). An agent's decision over the approval
+        limits, or on an urgent case, is answered 202 with the pending decision: nothing is
+        granted until a different supervisor approves it."""
+
+        async def run() -> DecisionMade | DecisionProposed:
+            return await get_service().agent_decide(case_id, who.require("decide"), body.remedies,
+                                                    body.decline_reason, body.note, role=who.decides_as)  # fmt: skip
+
+        done = await _answer(case_id, run)
+        if isinstance(done, DecisionProposed):
+            return JSONResponse(_pending(done).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+        return done if isinstance(done, JSONResponse) else DecisionSummary.of(done)
+
+    @router.post(
+        "/cases/{case_id}/decision/approve",
+        response_model=DecisionSummary,
+        responses={
+            403: {"model": Problem, "description": "not a supervisor, or the decision's own proposer (four eyes)"},
+            404: {"model": Problem, "description": "no such case"},
+            409: {"model": Problem, "description": "no decision of the case awaits approval"},
+            422: {"model": Problem, "description": "a remedy the charge's ledger now refuses, with its field"},
+        },
+    )
+    async def approve(case_id: str, who: Identity = Depends(allowed("approve"))) -> DecisionSummary | JSONResponse:
+        """Approve the case's pending decision (someone else's): its ``DecisionMade``, in the
+        proposer's name, on the charge's ledger as it is now."""
+
+        async def run() -> DecisionMade:
+            return await get_service().approve_decision(case_id, who.require("approve"))
+
+        done = await _answer(case_id, run)
+        if isinstance(done, JSONResponse):
+            return done
+        return DecisionSummary.of(done).model_copy(update={"approved_by": f"agent:{who.person_id}"})
+
+    @router.post(
+        "/cases/{case_id}/decision/reject",
+        response_model=Rejection,
+        responses={
+            403: {"model": Problem, "description": "not a supervisor"},
+            404: {"model": Problem, "description": "no such case"},
+            409: {"model": Problem, "description": "no decision of the case awaits approval"},
+        },
+    )
+    async def reject(
+        case_id: str, body: RejectRequest, who: Identity = Depends(allowed("approve"))
+    ) -> Rejection | JSONResponse:
+        """Reject the case's pending decision: the case waits for a decision again."""
+
+        async def run() -> DecisionRejected:
+            return await get_service().reject_decision(case_id, who.require("approve"), body.note)
+
+        done = await _answer(case_id, run)
+        if isinstance(done, JSONResponse):
+            return done
+        return Rejection(case_id=done.case_id, proposed_by=done.proposed_by, rejected_by=done.rejected_by,
+                         note=done.note, rejected_at=done.rejected_at)  # fmt: skip
+
+    @router.get("/approvals", response_model=list[PendingDecision], dependencies=[reader])
+    async def approvals(limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[PendingDecision]:
+        """Agents' decisions waiting for a supervisor's approval, oldest first."""
+        return await queries.pending_decisions(get_pool(), limit)
 
     return router
+
+
+def _pending(p: DecisionProposed) -> PendingDecision:
+    return PendingDecision(case_id=p.case_id, proposed_by=p.proposed_by, proposed_at=p.proposed_at,
+                           needs_approval=p.needs_approval.model_dump(mode="json"),
+                           remedies=[r.model_dump(mode="json", exclude_none=True) for r in p.remedies],
+                           decline_reason=p.decline_reason.model_dump(mode="json") if p.decline_reason else None,
+                           note=p.note, version=0)  # fmt: skip
+
+
+async def _answer(case_id: str, run: Callable[[], Awaitable[T]]) -> T | JSONResponse:
+    """``run()``'s result, or the answer to what the domain refused: 404 for no case, 403 for
+    a role or four eyes, 422 for a refused remedy (naming its field) or decision, else 409."""
+    try:
+        return await run()
+    except CaseNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}") from None
+    except RemedyRejected as exc:
+        problem = Problem(detail=str(exc), field=exc.field)
+        return JSONResponse(problem.model_dump(), status_code=422)
+    except InvalidAgentDecision as exc:
+        raise HTTPException(422, str(exc)) from None
+    except (Forbidden, SelfApproval) as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    except CommandRejected as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
