@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.recovery.domain import VoucherKey
+from services.recovery.identity import People, Role
 
 ROOT = Path(__file__).resolve().parent.parent
 # The voucher secret of every test (the services refuse to start without one).
@@ -46,6 +47,15 @@ async def empty_tables(pool: Any) -> None:
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
         )
         await conn.execute(f"TRUNCATE {', '.join(t[0] for t in tables)}")
+
+
+async def sign_in(pool: Any, person_id: str, role: Role) -> dict[str, str]:
+    """The headers of a person of the built-in issuer (added with ``role`` if new), signed in
+    with a fresh token."""
+    people = People(pool)
+    if await people.get(person_id) is None:
+        await people.add(person_id, role)
+    return {"Authorization": f"Bearer {await people.issue_token(person_id)}"}
 
 
 async def produce(bootstrap: str, topic: str, items: Iterable[tuple[str | None, bytes]]) -> None:

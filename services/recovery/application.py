@@ -1,5 +1,6 @@
 """The recovery application: load state, decide, append, project, queue — one transaction
-per batch of Kafka records (or of due timers, or of one agent's decision).
+per batch of Kafka records (or of due timers, or of one person's decision, approval or
+rejection).
 
 A batch reads what it needs up front, in a few round trips whatever its size (the inbox,
 the streams of its cases and charges with those of the cases waiting for its charges, the
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
@@ -59,8 +60,22 @@ from services.recovery.bookkeeping import Histories, decide_and_record
 from services.recovery.domain.anomaly import assess_charge
 from services.recovery.domain.case import Case, apply, case_id_for
 from services.recovery.domain.charge_record import ChargeRecord, charge_record
-from services.recovery.domain.commands import AgentDecide, AnyCommand, ChargeArrived, FileComplaint, FireTimer
-from services.recovery.domain.events import INTERNAL, INTERNAL_EVENT_TYPES, ChargeAssessed
+from services.recovery.domain.commands import (
+    AgentDecide,
+    AnyCommand,
+    ApproveDecision,
+    ChargeArrived,
+    FileComplaint,
+    FireTimer,
+    RejectDecision,
+)
+from services.recovery.domain.events import (
+    INTERNAL,
+    INTERNAL_EVENT_TYPES,
+    ChargeAssessed,
+    DecisionProposed,
+    DecisionRejected,
+)
 from services.recovery.domain.facts import ChargeFacts
 from services.recovery.domain.policy import Policy
 from services.recovery.domain.remedies import VoucherCodes, VoucherKey
@@ -470,29 +485,62 @@ class RecoveryService:
         remedies: Sequence[Remedy],
         decline_reason: Reason | None,
         note: str | None = None,
-    ) -> DecisionMade:
+        *,
+        role: Literal["agent", "supervisor"] = "supervisor",
+    ) -> DecisionMade | DecisionProposed:
         """A person's decision on an escalated case, on the case's charge's ledger as it is
-        now (raises :class:`CaseNotFound`, the domain's CommandRejected (RemedyRejected names
-        the remedy's field), or :class:`RetriesExhausted` when the case kept changing)."""
+        now: made, or (an ``agent``'s over the approval limits or on an urgent case) proposed
+        for a supervisor's approval. Raises :class:`CaseNotFound`, the domain's
+        CommandRejected (RemedyRejected names the remedy's field), or
+        :class:`RetriesExhausted` when the case kept changing."""
+
+        def command(charge: ChargeFacts | None) -> AgentDecide:
+            return AgentDecide(agent_id=agent_id, role=role, remedies=tuple(remedies), decline_reason=decline_reason,
+                               note=note, charge=charge)  # fmt: skip
+
         with bound_contextvars(case_id=case_id, agent_id=agent_id):
-            for _ in range(MAX_RETRIES):
-                try:
-                    async with self.uow.transaction() as tx:
-                        w = _Work(now=self.clock())
-                        await self._load(tx, w, [case_id])
-                        case = w.cases.get(case_id)
-                        if case is None:
-                            raise CaseNotFound(case_id)
-                        if case.charge_id:
-                            await self._load(tx, w, (), [case.charge_id])
-                        cmd = AgentDecide(agent_id=agent_id, remedies=tuple(remedies), decline_reason=decline_reason,
-                                          note=note, charge=w.charge(case.charge_id))  # fmt: skip
-                        cause = f"agent:{agent_id}:{case_id}:{w.versions[case_id]}"
-                        produced = self._decide(w, case_id, cmd, cause)
-                        await self._commit(tx, w)
-                        return next(d for d in produced if isinstance(d, DecisionMade))
-                except ConcurrencyConflict:
-                    continue
+            produced = await self._by_person(case_id, command, f"agent:{agent_id}")
+        return next(d for d in produced if isinstance(d, DecisionMade | DecisionProposed))
+
+    async def approve_decision(self, case_id: str, supervisor_id: str) -> DecisionMade:
+        """A supervisor approves the case's pending decision (not their own): its
+        ``DecisionMade``, on the charge's ledger as it is now."""
+        with bound_contextvars(case_id=case_id, agent_id=supervisor_id):
+            produced = await self._by_person(
+                case_id, lambda charge: ApproveDecision(supervisor_id=supervisor_id, charge=charge),
+                f"approve:{supervisor_id}",
+            )  # fmt: skip
+        return next(d for d in produced if isinstance(d, DecisionMade))
+
+    async def reject_decision(self, case_id: str, supervisor_id: str, note: str | None = None) -> DecisionRejected:
+        """A supervisor rejects the case's pending decision: the case waits for another."""
+        with bound_contextvars(case_id=case_id, agent_id=supervisor_id):
+            produced = await self._by_person(
+                case_id, lambda _: RejectDecision(supervisor_id=supervisor_id, note=note), f"reject:{supervisor_id}"
+            )
+        return next(d for d in produced if isinstance(d, DecisionRejected))
+
+    async def _by_person(
+        self, case_id: str, command: Callable[[ChargeFacts | None], AnyCommand], by: str
+    ) -> list[EventData]:
+        """Decide a person's command on the case, made with its charge as read now, in one
+        transaction (tried again on fresh state when another writer changed the case)."""
+        for _ in range(MAX_RETRIES):
+            try:
+                async with self.uow.transaction() as tx:
+                    w = _Work(now=self.clock())
+                    await self._load(tx, w, [case_id])
+                    case = w.cases.get(case_id)
+                    if case is None:
+                        raise CaseNotFound(case_id)
+                    if case.charge_id:
+                        await self._load(tx, w, (), [case.charge_id])
+                    cause = f"{by}:{case_id}:{w.versions[case_id]}"
+                    produced = self._decide(w, case_id, command(w.charge(case.charge_id)), cause)
+                    await self._commit(tx, w)
+                    return produced
+            except ConcurrencyConflict:
+                continue
         raise RetriesExhausted(case_stream(case_id), f"case {case_id} kept changing; try again")
 
 

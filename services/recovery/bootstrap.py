@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -41,6 +41,7 @@ from services.recovery.domain.policy import Policy, load_policy
 from services.recovery.domain.remedies import VoucherCodes
 from services.recovery.domain.roster import Roster, load_roster
 from services.recovery.entrypoints.ops_api import ops_router
+from services.recovery.identity import Authenticator, Db, OidcConfig, OidcVerifier
 from services.recovery.settings import RecoverySettings
 
 log = get_logger(__name__)
@@ -70,6 +71,18 @@ def recovery_service(pool: asyncpg.Pool, c: Configured, pace: Pace | None = None
     deciding (the pipeline's :class:`Pacer`; none for a command's single decision)."""
     s = c.settings
     return RecoveryService(pool, s, c.policy, c.roster, c.clock, s.recovery_source, vouchers=c.vouchers, pace=pace)
+
+
+def authenticator(settings: RecoverySettings, get_db: Callable[[], Db]) -> Authenticator:
+    """Who may sign in to the ops API, as the settings say: the service credential, the
+    built-in issuer's people (on ``get_db``) and an identity provider's JWTs."""
+    oidc = None
+    if settings.oidc_issuer and settings.oidc_audience and settings.oidc_jwks_url:
+        config = OidcConfig(settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url,
+                            settings.oidc_roles_claim, settings.oidc_leeway_s,
+                            tuple(settings.oidc_algorithms.split(",")))  # fmt: skip
+        oidc = OidcVerifier(config)
+    return Authenticator(get_db, local=settings.identity_local, service_token=settings.ops_api_token, oidc=oidc)
 
 
 @contextlib.asynccontextmanager
@@ -138,7 +151,8 @@ class Runtime(ServiceRuntime):
         return results[0] if len(results) == 1 else _merged(results)
 
     def extend_http(self, app: FastAPI) -> None:
-        app.include_router(ops_router(self.require_pool, self.require_service, self.recovery_settings.ops_api_token))
+        signin = authenticator(self.recovery_settings, self.require_pool)
+        app.include_router(ops_router(self.require_pool, self.require_service, signin))
 
     def http_options(self) -> HttpOptions:
         """The docs, when behind a token, are behind the ops API's."""

@@ -104,6 +104,48 @@ async def timeline(db: Db, case_id: str) -> list[TimelineEntry]:
             for r in rows]  # fmt: skip
 
 
+class PendingDecision(BaseModel):
+    """An agent's decision waiting for a supervisor's approval."""
+
+    case_id: str
+    proposed_by: str
+    proposed_at: datetime
+    needs_approval: dict[str, Any] = Field(description="why: {code: over_approval_limit | urgent_case, text}")
+    remedies: list[dict[str, Any]]
+    decline_reason: dict[str, Any] | None = None
+    note: str | None = None
+    version: int = Field(description="the proposal's place on the case's stream")
+
+
+_PROPOSED = "recovery.decision.proposed.v1"
+# What ends a proposal: its approval (with the decision), its rejection, or any decision.
+_SETTLED = ["recovery.decision.approved.v1", "recovery.decision.rejected.v1", "recovery.decision.made.v1"]
+
+
+async def pending_decisions(db: Db, limit: int, case_id: str | None = None) -> list[PendingDecision]:
+    """Agents' decisions waiting for a supervisor's approval, oldest first (or the one of
+    ``case_id``): each proposal with nothing after it on its case that settles it."""
+    rows = await db.fetch(
+        "SELECT p.stream_id, p.version, p.data FROM events p WHERE p.event_type = $1"
+        " AND ($3::text IS NULL OR p.stream_id = $3)"
+        " AND NOT EXISTS (SELECT 1 FROM events q WHERE q.stream_id = p.stream_id AND q.version > p.version"
+        "                 AND q.event_type = ANY($2::text[]))"
+        " ORDER BY p.occurred_at, p.stream_id LIMIT $4",
+        _PROPOSED,
+        _SETTLED,
+        None if case_id is None else case_stream(case_id),
+        limit,
+    )
+    out = []
+    for r in rows:
+        d = _data(r["data"])
+        out.append(PendingDecision(case_id=d["case_id"], proposed_by=d["proposed_by"], proposed_at=d["proposed_at"],
+                                   needs_approval=d["needs_approval"], remedies=d.get("remedies") or [],
+                                   decline_reason=d.get("decline_reason"), note=d.get("note"),
+                                   version=r["version"]))  # fmt: skip
+    return out
+
+
 async def case_detail(db: Db, case_id: str) -> CaseDetail | None:
     """The case, its timeline and its apologies' status (None: no such case)."""
     summary = await case(db, case_id)

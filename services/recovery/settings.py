@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import CommonSettings, StrongSecret
+from services.recovery.identity import ALLOWED_ALGORITHMS
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class RecoverySettings(CommonSettings):
@@ -33,13 +37,48 @@ class RecoverySettings(CommonSettings):
     # Health, readiness, metrics and (recovery only) the ops API.
     http_host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on all interfaces
     http_port: int = Field(default=8080, ge=0, le=65535)
-    # Bearer token for the ops API (everything but the probes). Unset: the ops API refuses all;
-    # set, it must be strong (services.common.settings.secret_weakness) or the service stops.
+    # A service credential for read-only automation on the ops API (it never decides: a
+    # decision needs a person). Unset: no such credential; set, it must be strong
+    # (services.common.settings.secret_weakness) or the service stops.
     ops_api_token: StrongSecret | None = None
+    # Sign-in to the ops API with the tokens of the built-in issuer (`recoveryctl agents`,
+    # people in PostgreSQL). docs/security.md.
+    identity_local: bool = True
+    # An identity provider's JWTs (OIDC): all three of issuer, audience and JWKS URL, or none.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    # https, or http on a loopback address (a local test issuer).
+    oidc_jwks_url: str | None = None
+    # The claim holding the person's roles (a list, or names separated by spaces); a dotted
+    # path reaches into an object (realm_access.roles).
+    oidc_roles_claim: str = Field(default="roles", min_length=1)
+    # Clock skew allowed on exp / nbf / iat.
+    oidc_leeway_s: int = Field(default=30, ge=0, le=300)
+    # Comma-separated; only RS256, ES256 and EdDSA may be named.
+    oidc_algorithms: str = "RS256,ES256,EdDSA"
     # The secret voucher codes are derived under (HMAC-SHA256 of the case id and the
     # voucher's number in the case; see docs/ledger.md), strong like OPS_API_TOKEN. Unset, the
     # recovery service and `recoveryctl cases decide` refuse to start. A new secret changes
     # the codes of vouchers issued from then on; those issued are recorded as they were.
     recovery_voucher_secret: StrongSecret | None = None
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _algorithms(cls, value: str) -> str:
+        names = [a.strip() for a in value.split(",") if a.strip()]
+        if not names or any(a not in ALLOWED_ALGORITHMS for a in names):
+            raise ValueError(f"OIDC_ALGORITHMS: a comma-separated choice of {', '.join(ALLOWED_ALGORITHMS)}")
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _oidc(self) -> RecoverySettings:
+        given = [self.oidc_issuer, self.oidc_audience, self.oidc_jwks_url]
+        if any(given) and not all(given):
+            raise ValueError("OIDC_ISSUER, OIDC_AUDIENCE and OIDC_JWKS_URL go together")
+        url = urlsplit(self.oidc_jwks_url or "")
+        if self.oidc_jwks_url and not (url.scheme == "https" or (url.scheme == "http" and url.hostname in _LOOPBACK)):
+            raise ValueError("OIDC_JWKS_URL must be https (http only on a loopback address)")
+        return self
+
     # A setting refused at start is named without the value given (secrets among them).
     model_config = SettingsConfigDict(hide_input_in_errors=True)

@@ -99,6 +99,13 @@ async def test_an_agent_decides_an_escalated_case_with_recoveryctl(
             ctl = Path(sys.executable).parent / "recoveryctl"
             listed = subprocess.run([ctl, "cases", "list"], env=env, capture_output=True, text=True, timeout=60)
             assert case_id[:8] in listed.stdout, listed.stdout + listed.stderr
+            nobody = subprocess.run([ctl, "cases", "decide", case_id, "--as", "maria", "--refund", "15.00 USD"],
+                                    env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+            assert nobody.returncode == 1  # a decision needs a person who exists
+            assert "no enabled person maria" in nobody.stdout
+            added = subprocess.run([ctl, "agents", "add", "maria", "--role", "agent", "--name", "María"],
+                                   env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+            assert added.returncode == 0, added.stdout + added.stderr
             done = subprocess.run([ctl, "cases", "decide", case_id, "--agent", "maria", "--refund", "15.00 USD"],
                                   env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
             assert done.returncode == 0, done.stdout + done.stderr

@@ -24,7 +24,7 @@ from services.recovery.bootstrap import Runtime
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
 from services.recovery.settings import RecoverySettings
-from tests.helpers import ROOT, VOUCHERS, cloudevent
+from tests.helpers import ROOT, VOUCHERS, cloudevent, sign_in
 
 NOW = datetime.now(UTC)
 # Billing's ids are any text; brackets in one must reach the terminal as they are.
@@ -81,9 +81,10 @@ async def test_the_ops_api_refuses_a_remedy_the_ledger_refuses_with_422_and_the_
     runtime = Runtime(RecoverySettings(**env, http_host="127.0.0.1", http_port=port, ops_api_token=TOKEN))  # type: ignore[arg-type]
     await runtime.start()
     url = f"http://127.0.0.1:{port}/api/v1/cases/{case_id}/decision"
+    maria = await sign_in(pool, "maria", "agent")
 
     def body(**remedy: str) -> dict[str, Any]:
-        return {"agent_id": "maria", "remedies": [{"type": "refund", **remedy}]}
+        return {"remedies": [{"type": "refund", **remedy}]}
 
     try:
         async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(retries=20)) as client:
@@ -93,12 +94,12 @@ async def test_the_ops_api_refuses_a_remedy_the_ledger_refuses_with_422_and_the_
                 "remedies[0].charge_id": body(amount="5.00", currency="USD", charge_id="ch-other"),
             }
             for field, request in refused.items():
-                r = await client.post(url, json=request, headers=GOOD)
+                r = await client.post(url, json=request, headers=maria)
                 assert r.status_code == 422, r.text
                 assert r.json()["field"] == field
                 assert r.json()["detail"].startswith(f"{field}: ")
             assert await _decisions(pool) == 0
-            ok = await client.post(url, json=body(amount="25.00", currency="USD"), headers=GOOD)
+            ok = await client.post(url, json=body(amount="25.00", currency="USD"), headers=maria)
             assert ok.status_code == 200, ok.text
             assert [(x["charge_id"], x["amount"]) for x in ok.json()["remedies"]] == [(LAMP, "25.00")]
     finally:
@@ -115,6 +116,7 @@ async def test_recoveryctl_refuses_a_remedy_the_ledger_refuses_in_one_line_namin
     pool: asyncpg.Pool, settings_env: dict[str, str]
 ) -> None:
     case_id = await _escalated_dispute(pool)
+    await sign_in(pool, "maria", "agent")
     over = _recoveryctl(settings_env, "cases", "decide", case_id, "--agent", "maria", "--refund", "25.01 USD")
     assert over.returncode == 1, over.stdout + over.stderr
     lines = (over.stdout + over.stderr).strip().splitlines()
@@ -132,3 +134,33 @@ async def test_recoveryctl_refuses_a_remedy_the_ledger_refuses_in_one_line_namin
     done = _recoveryctl(settings_env, "cases", "decide", case_id, "--agent", "maria", "--refund", "25.00 USD")
     assert done.returncode == 0, done.stdout + done.stderr
     assert await _decisions(pool) == 1
+
+
+async def test_recoveryctl_holds_an_agent_over_the_limit_for_a_different_supervisor(
+    pool: asyncpg.Pool, settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    case_id = await _escalated_dispute(pool)
+    policy = tmp_path / "policy.toml"
+    shipped = (ROOT / "services/recovery/policy/default.toml").read_text()
+    policy.write_text(shipped.replace('USD = "500.00"', 'USD = "10.00"', 1))
+    env = {**settings_env, "RECOVERY_POLICY_FILE": str(policy)}
+    assert _recoveryctl(env, "agents", "add", "maria", "--role", "agent").returncode == 0
+    assert _recoveryctl(env, "agents", "add", "sam", "--role", "supervisor").returncode == 0
+    assert _recoveryctl(env, "agents", "add", "audrey", "--role", "auditor").returncode == 0
+    audit = _recoveryctl(env, "cases", "decide", case_id, "--as", "audrey", "--refund", "5.00 USD")
+    assert (audit.returncode, audit.stdout.strip()) == (1, "role auditor may not decide")
+    held = _recoveryctl(env, "cases", "decide", case_id, "--as", "maria", "--refund", "20.00 USD")
+    assert held.returncode == 0, held.stdout + held.stderr
+    assert held.stdout.startswith("pending approval by a supervisor")
+    assert await _decisions(pool) == 0
+    own = _recoveryctl(env, "cases", "approve", case_id, "--as", "maria")
+    assert (own.returncode, own.stdout.strip()) == (1, "role agent may not approve")
+    approved = _recoveryctl(env, "cases", "approve", case_id, "--as", "sam")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert "by agent:maria" in approved.stdout
+    assert await _decisions(pool) == 1
+    listed = _recoveryctl(env, "agents", "list")
+    assert "audrey" in listed.stdout
+    assert _recoveryctl(env, "agents", "disable", "sam").returncode == 0
+    token = _recoveryctl(env, "agents", "token", "sam")
+    assert token.returncode == 1  # a disabled person gets no sign-in

@@ -1,5 +1,6 @@
 """The ops API on real PostgreSQL: cases made by the real application from complaint
-CloudEvents, read and decided over HTTP, behind the bearer token."""
+CloudEvents, read and decided over HTTP by people signed in with the built-in issuer's
+tokens; the service credential only reads."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ from services.recovery.bootstrap import Runtime
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
 from services.recovery.entrypoints.ops_api import ops_router
+from services.recovery.identity import Authenticator, People
 from services.recovery.settings import RecoverySettings
-from tests.helpers import cloudevent
+from tests.helpers import cloudevent, sign_in
 
 NOW = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)
 TOKEN = "s3cret-ops-token-7c1e9a40b2d85f36"
@@ -72,14 +74,21 @@ class Desk:
     client: httpx.AsyncClient
     escalated: str
     decided: str
+    agent: dict[str, str]
+    auditor: dict[str, str]
 
 
-def _app(pool: asyncpg.Pool, service: RecoveryService, token: SecretStr | None) -> FastAPI:
+def _app(
+    pool: asyncpg.Pool,
+    service: RecoveryService,
+    signin: Authenticator | None,
+    docs_token: SecretStr | None = SecretStr(TOKEN),
+) -> FastAPI:
     async def ready() -> bool:
         return True
 
-    app = probes_app(ready, "recovery-service", "test", HttpOptions(docs="token", docs_token=token))
-    app.include_router(ops_router(lambda: pool, lambda: service, token))
+    app = probes_app(ready, "recovery-service", "test", HttpOptions(docs="token", docs_token=docs_token))
+    app.include_router(ops_router(lambda: pool, lambda: service, signin))
     return app
 
 
@@ -99,20 +108,23 @@ async def service(pool: asyncpg.Pool, common_settings: CommonSettings) -> Recove
 @pytest.fixture
 async def desk(pool: asyncpg.Pool, service: RecoveryService) -> AsyncIterator[Desk]:
     ids = {r["complaint_id"]: r["case_id"] for r in await pool.fetch("SELECT complaint_id, case_id FROM rm_cases")}
-    app = _app(pool, service, SecretStr(TOKEN))
+    app = _app(pool, service, Authenticator(lambda: pool, service_token=SecretStr(TOKEN)))
+    maria, audrey = await sign_in(pool, "maria", "agent"), await sign_in(pool, "audrey", "auditor")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as client:
-        yield Desk(client, ids["cmp-esc"], ids["cmp-film"])
+        yield Desk(client, ids["cmp-esc"], ids["cmp-film"], maria, audrey)
 
 
-async def test_every_route_needs_the_token(desk: Desk) -> None:
+async def test_every_route_needs_a_verified_identity(desk: Desk) -> None:
     routes = [
         ("GET", "/api/v1/cases"),
         ("GET", "/api/v1/escalations"),
         ("GET", f"/api/v1/cases/{desk.escalated}"),
         ("POST", f"/api/v1/cases/{desk.escalated}/decision"),
     ]
+    forged = "rsk_" + "A" * 43  # the shape of a sign-in token, issued to nobody
     for method, url in routes:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
+                        {"Authorization": f"Bearer {forged}"}, {"Authorization": "Bearer a.b.c"}):  # fmt: skip
             r = await desk.client.request(method, url, headers=headers, json={"agent_id": "x"})
             assert r.status_code == 401, (method, url, headers, r.text)
             assert r.headers["www-authenticate"] == "Bearer"
@@ -121,18 +133,41 @@ async def test_every_route_needs_the_token(desk: Desk) -> None:
     assert r.json()["case"]["status"] == "escalated"
 
 
-async def test_a_server_without_a_token_refuses_everything_but_the_probes(
+async def test_the_service_credential_and_an_auditor_read_but_never_decide(desk: Desk, pool: asyncpg.Pool) -> None:
+    url = f"/api/v1/cases/{desk.escalated}/decision"
+    body = {"decline_reason": {"code": "agent_declined", "text": "Not covered."}}
+    for headers in (GOOD, desk.auditor):
+        assert (await desk.client.get("/api/v1/escalations", headers=headers)).status_code == 200
+        assert (await desk.client.get(f"/api/v1/cases/{desk.escalated}", headers=headers)).status_code == 200
+        refused = await desk.client.post(url, json=body, headers=headers)
+        assert refused.status_code == 403, refused.text
+    shown = (await desk.client.get(f"/api/v1/cases/{desk.escalated}", headers=GOOD)).json()
+    assert shown["case"]["status"] == "escalated"
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE event_type = 'recovery.decision.made.v1'") == 1
+
+
+async def test_a_disabled_persons_token_stops_working(desk: Desk, pool: asyncpg.Pool) -> None:
+    assert (await desk.client.get("/api/v1/cases", headers=desk.agent)).status_code == 200
+    assert await People(pool).disable("maria")
+    for method, url in (("GET", "/api/v1/cases"), ("POST", f"/api/v1/cases/{desk.escalated}/decision")):
+        r = await desk.client.request(method, url, headers=desk.agent, json={"remedies": []})
+        assert r.status_code == 401, r.text
+    assert (await People(pool).get("maria")) is not None  # kept: past decisions name her
+
+
+async def test_a_server_without_a_way_to_sign_in_refuses_everything_but_the_probes(
     pool: asyncpg.Pool, service: RecoveryService
 ) -> None:
-    app = _app(pool, service, None)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as client:
-        for headers in ({}, GOOD, {"Authorization": "Bearer "}):
-            r = await client.get("/api/v1/escalations", headers=headers)
-            assert r.status_code == 503
-            assert r.json()["detail"] == "ops API disabled: set OPS_API_TOKEN"
-        assert (await client.get("/healthz")).status_code == 200
-        # The docs are behind the same token: with none set, they are off.
-        assert (await client.get("/openapi.json", headers=GOOD)).status_code == 404
+    for signin in (None, Authenticator(lambda: pool, local=False)):
+        app = _app(pool, service, signin, None)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as client:
+            for headers in ({}, GOOD, {"Authorization": "Bearer "}):
+                r = await client.get("/api/v1/escalations", headers=headers)
+                assert r.status_code == 503
+                assert r.json()["detail"] == "ops API disabled: no sign-in configured (see docs/security.md)"
+            assert (await client.get("/healthz")).status_code == 200
+            # The docs are behind the service credential: with none set, they are off.
+            assert (await client.get("/openapi.json", headers=GOOD)).status_code == 404
 
 
 async def test_the_probes_are_public_and_the_openapi_document_behind_the_token_describes_the_api(
@@ -143,7 +178,8 @@ async def test_the_probes_are_public_and_the_openapi_document_behind_the_token_d
     assert (await desk.client.get("/openapi.json")).status_code == 401
     doc = (await desk.client.get("/openapi.json", headers=GOOD)).json()
     assert doc["components"]["securitySchemes"]["HTTPBearer"] == {
-        "type": "http", "scheme": "bearer", "description": "OPS_API_TOKEN"
+        "type": "http", "scheme": "bearer",
+        "description": "a person's sign-in token or JWT, or OPS_API_TOKEN (read-only)",
     }  # fmt: skip
     for path in ("/api/v1/cases", "/api/v1/escalations", "/api/v1/cases/{case_id}",
                  "/api/v1/cases/{case_id}/decision"):  # fmt: skip
@@ -157,7 +193,10 @@ async def test_the_probes_are_public_and_the_openapi_document_behind_the_token_d
     assert post["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/DecisionSummary"
     }
-    assert {"404", "409", "401", "503"} <= set(post["responses"])
+    assert {"404", "409", "401", "403", "503"} <= set(post["responses"])
+    agent_id = schemas["DecisionRequest"]["properties"]["agent_id"]
+    assert agent_id["deprecated"] is True
+    assert "agent_id" not in schemas["DecisionRequest"].get("required", [])
 
 
 async def test_the_desk_lists_cases_and_escalations(desk: Desk) -> None:
@@ -197,11 +236,11 @@ async def test_the_timeline_carries_no_customer_personal_data(desk: Desk) -> Non
     assert made["data"]["remedies"][0]["amount"] == "4.99"
 
 
-async def test_an_agent_decides_an_escalated_case_once(desk: Desk) -> None:
+async def test_an_agent_decides_an_escalated_case_once_as_herself_whatever_agent_id_says(desk: Desk) -> None:
     url = f"/api/v1/cases/{desk.escalated}/decision"
     refund = {"type": "refund", "amount": "15.00", "currency": "USD", "settlement": "3-5 days"}
-    body = {"agent_id": "maria", "note": "called the customer", "remedies": [refund]}
-    r = await desk.client.post(url, json=body, headers=GOOD)
+    body = {"agent_id": "the-boss", "note": "called the customer", "remedies": [refund]}
+    r = await desk.client.post(url, json=body, headers=desk.agent)
     assert r.status_code == 200, r.text
     made = r.json()
     assert made["case_id"] == desk.escalated
@@ -212,25 +251,26 @@ async def test_an_agent_decides_an_escalated_case_once(desk: Desk) -> None:
     assert shown["case"]["status"] == "decided"
     assert shown["case"]["decided_by"] == "agent:maria"
     assert shown["timeline"][-1]["type"] == "recovery.decision.made.v1"
+    assert "the-boss" not in json.dumps(shown)
     assert (await desk.client.get("/api/v1/escalations", headers=GOOD)).json() == []
-    again = await desk.client.post(url, json=body, headers=GOOD)
+    again = await desk.client.post(url, json=body, headers=desk.agent)
     assert again.status_code == 409, again.text
-    policy_decided = await desk.client.post(f"/api/v1/cases/{desk.decided}/decision", json=body, headers=GOOD)
+    policy_decided = await desk.client.post(f"/api/v1/cases/{desk.decided}/decision", json=body,
+                                            headers=desk.agent)  # fmt: skip
     assert policy_decided.status_code == 409
 
 
 async def test_unknown_cases_and_bad_decisions(desk: Desk) -> None:
     assert (await desk.client.get("/api/v1/cases/nope", headers=GOOD)).status_code == 404
-    body = {"agent_id": "maria", "decline_reason": {"code": "agent_declined", "text": "Not covered."}}
-    r = await desk.client.post("/api/v1/cases/nope/decision", json=body, headers=GOOD)
+    body = {"decline_reason": {"code": "agent_declined", "text": "Not covered."}}
+    r = await desk.client.post("/api/v1/cases/nope/decision", json=body, headers=desk.agent)
     assert r.status_code == 404
     url = f"/api/v1/cases/{desk.escalated}/decision"
-    neither = await desk.client.post(url, json={"agent_id": "maria"}, headers=GOOD)
+    neither = await desk.client.post(url, json={}, headers=desk.agent)
     assert neither.status_code == 422
-    bad_remedy = await desk.client.post(url, json={"agent_id": "maria", "remedies": [{"type": "refund"}]},
-                                        headers=GOOD)  # fmt: skip
+    bad_remedy = await desk.client.post(url, json={"remedies": [{"type": "refund"}]}, headers=desk.agent)
     assert bad_remedy.status_code == 422
-    declined = await desk.client.post(url, json=body, headers=GOOD)
+    declined = await desk.client.post(url, json=body, headers=desk.agent)
     assert declined.status_code == 200, declined.text
     assert declined.json()["outcome"] == "declined"
 

@@ -135,8 +135,9 @@ def _cell_value(cell: str) -> str:
 def test_the_policy_page_gives_the_shipped_parameters() -> None:
     shipped = tomllib.loads(DEFAULT_POLICY_FILE.read_text())
     rows = _tables(DOCS / "policy.md")["Parameters"]
-    scalars = {k: v for k, v in shipped.items() if k != "limits"}
-    assert set(rows) == set(Policy.model_fields) - {"limits"} == set(scalars)
+    tables = {"limits", "approval_limits"}
+    scalars = {k: v for k, v in shipped.items() if k not in tables}
+    assert set(rows) == set(Policy.model_fields) - tables == set(scalars)
     for name, value in scalars.items():
         assert _cell_value(rows[name][0]) == str(value), name
 
@@ -151,6 +152,13 @@ def test_the_policy_page_gives_the_shipped_limits_per_currency() -> None:
     assert set(rows) == set(CurrencyLimits.model_fields)
     for name in CurrencyLimits.model_fields:
         assert [_cell_value(c) for c in rows[name][: len(currencies)]] == [shipped[c][name] for c in currencies], name
+
+
+def test_the_policy_page_gives_the_shipped_approval_limits() -> None:
+    shipped = tomllib.loads(DEFAULT_POLICY_FILE.read_text())["approval_limits"]
+    rows = _tables(DOCS / "policy.md")["Approval limits"]
+    assert {c: _cell_value(v[0]) for c, v in rows.items()} == shipped
+    assert {c: str(a) for c, a in Policy().approval_limits.items()} == shipped
 
 
 # --------------------------------------------------------------------------- the settings

@@ -42,6 +42,9 @@ from services.recovery.domain.events import (
     ChargeAwaited,
     ChargeLinked,
     ContactAdded,
+    DecisionApproved,
+    DecisionProposed,
+    DecisionRejected,
     EffortVoucherOwed,
 )
 from services.recovery.domain.facts import ChargeFacts
@@ -107,6 +110,8 @@ class Case(BaseModel):
     effort_voucher_owed: EffortVoucherOwed | None = None
     effort_voucher_granted: bool = False
     vouchers_issued: int = 0
+    # An agent's decision waiting for a supervisor's approval (the case stays escalated).
+    pending: DecisionProposed | None = None
 
     @property
     def first_complaint(self) -> ComplaintFiled:
@@ -213,6 +218,7 @@ def _decided(case: Case, event: DecisionMade) -> Case:
             "vouchers_issued": case.vouchers_issued + vouchers,
             "awaiting_charge_until": None,
             "effort_voucher_granted": case.effort_voucher_owed is not None,
+            "pending": None,
         },
     )
 
@@ -250,6 +256,9 @@ _STEPS: dict[type[EventData], Callable[[Case, Any], Case]] = {
     DecisionMade: _decided,
     SlaWarning: lambda case, _: _evolve(case, {"warning_sent": True}),
     SlaBreached: lambda case, _: _evolve(case, {"breached": True}),
+    DecisionProposed: lambda case, e: _evolve(case, {"pending": e}),
+    DecisionApproved: lambda case, _: _evolve(case, {"pending": None}),
+    DecisionRejected: lambda case, _: _evolve(case, {"pending": None}),
 }
 
 

@@ -56,13 +56,31 @@ class AgentDecide(Command):
     """A person's decision on an escalated case: remedies, or a reason to decline.
 
     ``charge``: the case's charge as read now (its ledger up to date), if it has one.
+    ``role``: an ``agent``'s decision over the approval limits or on an urgent case is only
+    proposed (``DecisionProposed``) until a supervisor approves it; a supervisor's is made.
     """
 
     agent_id: str = Field(min_length=1, max_length=256)
+    role: Literal["agent", "supervisor"] = "supervisor"
     remedies: tuple[Remedy, ...] = ()
     decline_reason: Reason | None = None
     note: str | None = Field(default=None, max_length=2000)
     charge: ChargeFacts | None = None
+
+
+class ApproveDecision(Command):
+    """A supervisor approves the case's pending decision (someone else's), on the charge's
+    ledger as read now."""
+
+    supervisor_id: str = Field(min_length=1, max_length=256)
+    charge: ChargeFacts | None = None
+
+
+class RejectDecision(Command):
+    """A supervisor rejects the case's pending decision: the case waits for another."""
+
+    supervisor_id: str = Field(min_length=1, max_length=256)
+    note: str | None = Field(default=None, max_length=2000)
 
 
 class FlagCharge(Command):
@@ -71,4 +89,4 @@ class FlagCharge(Command):
     charge: ChargeFacts
 
 
-AnyCommand = FileComplaint | ChargeArrived | FireTimer | AgentDecide | FlagCharge
+AnyCommand = FileComplaint | ChargeArrived | FireTimer | AgentDecide | ApproveDecision | RejectDecision | FlagCharge

@@ -23,16 +23,18 @@ from datetime import datetime
 
 from services.common.contract.events import EventData
 from services.recovery.domain import build
-from services.recovery.domain.agent import agent_decide
+from services.recovery.domain.agent import agent_decide, approve_decision, reject_decision
 from services.recovery.domain.anomaly import assess_charge
 from services.recovery.domain.case import Case, apply, case_id_for, fold
 from services.recovery.domain.commands import (
     AgentDecide,
     AnyCommand,
+    ApproveDecision,
     ChargeArrived,
     FileComplaint,
     FireTimer,
     FlagCharge,
+    RejectDecision,
 )
 from services.recovery.domain.errors import CaseMismatch
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
@@ -65,6 +67,10 @@ def decide(
             return fire_timer(case, command, now, policy, roster, codes)
         case AgentDecide():
             return agent_decide(case, command, now, policy, codes)
+        case ApproveDecision():
+            return approve_decision(case, command, now, policy, codes)
+        case RejectDecision():
+            return reject_decision(case, command, now)
         case FlagCharge():
             flagged = assess_charge(command.charge, policy)
             return [] if flagged is None else [flagged]

@@ -12,6 +12,9 @@
         ├── CaseMismatch            the command belongs to another case or charge
         ├── CaseNotAwaitingAgent    an agent decision on a case that is not escalated
         │                           and undecided
+        │   └── DecisionPending     ... or whose decision awaits a supervisor's approval
+        ├── NoPendingDecision       an approval or rejection with no decision pending
+        ├── SelfApproval            a supervisor approving their own proposal (four eyes)
         └── InvalidAgentDecision    neither (or both) remedies and a decline reason
             └── RemedyRejected      a remedy the case's charge does not allow (another
                                     charge, another currency, more than remains on it);
@@ -54,6 +57,18 @@ class CaseMismatch(CommandRejected):
 
 class CaseNotAwaitingAgent(CommandRejected):
     """An agent decision for a case that is unknown, not escalated, or already decided."""
+
+
+class DecisionPending(CaseNotAwaitingAgent):
+    """A decision for a case whose agent's decision awaits a supervisor's approval."""
+
+
+class NoPendingDecision(CommandRejected):
+    """An approval or a rejection for a case with no decision waiting for one."""
+
+
+class SelfApproval(CommandRejected):
+    """Four eyes: the person who proposed a decision may not approve it."""
 
 
 class InvalidAgentDecision(CommandRejected):

@@ -2,7 +2,8 @@
 
 They carry what a case needs to be rebuilt and that the contract's events do not: the
 full complaint of every contact, the charge facts a decision read, a wait for a charge, an
-effort voucher owed; and, on a charge's own stream, the usual amounts it is judged by.
+effort voucher owed, an agent's decision waiting for a supervisor's approval and what the
+supervisor did with it; and, on a charge's own stream, the usual amounts it is judged by.
 ``TOPIC = "internal"`` tells the outbox not to publish them. :data:`CASE_EVENT_TYPES` maps
 every type a case stream may hold to its model, for the store.
 """
@@ -19,6 +20,8 @@ from services.common.contract.events import (
     ComplaintFiled,
     DecisionMade,
     EventData,
+    Reason,
+    Remedy,
     SlaBreached,
     SlaWarning,
 )
@@ -77,6 +80,47 @@ class EffortVoucherOwed(EventData):
         return self
 
 
+class DecisionProposed(EventData):
+    """An agent's decision that needs a supervisor's approval (over the approval limits, or on
+    an urgent case): nothing is granted until a different supervisor approves it."""
+
+    TYPE: ClassVar[str] = "recovery.decision.proposed.v1"
+    TOPIC: ClassVar[str] = INTERNAL
+
+    case_id: str = Field(min_length=1)
+    proposed_by: str = Field(min_length=1, description="agent:<person id>")
+    remedies: tuple[Remedy, ...] = ()
+    decline_reason: Reason | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    needs_approval: Reason = Field(description="why: over_approval_limit or urgent_case")
+    proposed_at: AwareDatetime
+
+
+class DecisionApproved(EventData):
+    """A supervisor approved the pending decision; its ``DecisionMade`` follows at once."""
+
+    TYPE: ClassVar[str] = "recovery.decision.approved.v1"
+    TOPIC: ClassVar[str] = INTERNAL
+
+    case_id: str = Field(min_length=1)
+    proposed_by: str = Field(min_length=1)
+    approved_by: str = Field(min_length=1, description="agent:<person id>, never the proposer")
+    approved_at: AwareDatetime
+
+
+class DecisionRejected(EventData):
+    """A supervisor rejected the pending decision: the case waits for a decision again."""
+
+    TYPE: ClassVar[str] = "recovery.decision.rejected.v1"
+    TOPIC: ClassVar[str] = INTERNAL
+
+    case_id: str = Field(min_length=1)
+    proposed_by: str = Field(min_length=1)
+    rejected_by: str = Field(min_length=1)
+    note: str | None = Field(default=None, max_length=2000)
+    rejected_at: AwareDatetime
+
+
 class ChargeAssessed(EventData):
     """The usual amounts a charge is judged by, fixed when it arrived (in the charge's own
     stream, after the charge; none is recorded when there is nothing to compare it with)."""
@@ -94,6 +138,9 @@ _CASE_INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (
     ChargeAwaited,
     ChargeLinked,
     EffortVoucherOwed,
+    DecisionProposed,
+    DecisionApproved,
+    DecisionRejected,
 )
 INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (*_CASE_INTERNAL_EVENT_TYPES, ChargeAssessed)
 _PUBLISHED_CASE_EVENT_TYPES: tuple[type[EventData], ...] = (

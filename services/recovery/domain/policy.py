@@ -7,6 +7,9 @@ lets a what-if replay say which version would have decided differently.
 
 Money limits are per currency (``limits.USD.auto_refund_limit``); a currency without an
 entry has no automatic decisions that compare with a limit: such complaints escalate.
+``approval_limits`` are the people's: the most an agent's decision on a case may grant in
+money (refunds, waivers and vouchers together) without a supervisor's approval; in a
+currency without one, every agent's decision granting money needs it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ def _default_limits() -> dict[str, CurrencyLimits]:
     return {"USD": usd, "EUR": usd, "COP": cop}
 
 
+def _default_approval_limits() -> dict[str, Decimal]:
+    return {"USD": Decimal("500.00"), "EUR": Decimal("500.00"), "COP": Decimal(2000000)}
+
+
 class Policy(BaseModel):
     """Every parameter of the recovery policy, with the shipped defaults."""
 
@@ -78,12 +85,15 @@ class Policy(BaseModel):
     # that names no money at all): the voucher is still owed, so it needs some currency.
     fallback_currency: Currency = "USD"
     limits: dict[Currency, CurrencyLimits] = Field(default_factory=_default_limits)
+    approval_limits: dict[Currency, Amount] = Field(default_factory=_default_approval_limits)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
         for currency, limits in self.limits.items():
             for name, amount in limits:
                 check_minor_units(amount, currency, f"{currency}.{name}")
+        for currency, amount in self.approval_limits.items():
+            check_minor_units(amount, currency, f"approval_limits.{currency}")
         if self.fallback_currency not in self.limits:
             raise ValueError(f"fallback_currency {self.fallback_currency} has no limits")
         return self

@@ -6,22 +6,27 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from services.common.contract.events import DecisionMade
 from services.notifier.queries import Apology, apologies
 from services.recovery import queries
 from services.recovery.bootstrap import connected, service_for
+from services.recovery.domain.events import DecisionProposed, DecisionRejected
+from services.recovery.entrypoints.cli_agents import agents_app
 from services.recovery.entrypoints.cli_dlq import dlq_app
 from services.recovery.entrypoints.cli_outbox import outbox_app
 from services.recovery.entrypoints.cli_replay import replay_app
 from services.recovery.entrypoints.cli_whatif import whatif
+from services.recovery.identity import People
 from services.recovery.queries import CaseSummary, TimelineEntry
 from services.recovery.settings import RecoverySettings
 
@@ -33,8 +38,10 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(replay_app, name="replay")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(agents_app, name="agents")
 app.command()(whatif)
 console = Console()
+T = TypeVar("T")
 
 DataDir = Annotated[Path, typer.Option(help="where the bundled servers keep their data")]
 
@@ -206,10 +213,14 @@ def _summary(kind: str, d: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in d.items() if isinstance(v, str | int | bool))[:200]
 
 
+AS_HELP = "the deciding person's id (`agents list`): enabled, with a role that decides"
+SUPERVISOR_HELP = "the supervisor's id (`agents list`): enabled, not the decision's proposer"
+
+
 @cases_app.command("decide")
 def cases_decide(
     case_id: str,
-    agent: Annotated[str, typer.Option(help="the agent's id")],
+    person: Annotated[str, typer.Option("--as", "--agent", help=AS_HELP)],
     refund: Annotated[str | None, typer.Option(help="grant a refund: AMOUNT CURRENCY, e.g. '12.50 USD'")] = None,
     voucher: Annotated[str | None, typer.Option(help="grant a voucher: AMOUNT CURRENCY")] = None,
     replacement: bool = False,
@@ -218,11 +229,11 @@ def cases_decide(
     decline: Annotated[str | None, typer.Option(help="decline, with this reason for the customer")] = None,
     note: str | None = None,
 ) -> None:
-    """Decide an escalated case as a person: grant remedies or decline with a reason."""
+    """Decide an escalated case as a person: grant remedies or decline with a reason. The
+    person must exist, be enabled and hold a role that decides, as on the ops API."""
     from datetime import UTC, datetime, timedelta
 
     from services.common.contract.events import Reason, Remedy
-    from services.recovery.errors import CaseNotFound, CommandRejected, ConfigError, RetriesExhausted
 
     remedies: list[Remedy] = []
     if refund:
@@ -242,18 +253,60 @@ def cases_decide(
         raise typer.Exit(2)
     settings = RecoverySettings()
 
-    async def go() -> Any:
+    async def go() -> DecisionMade | DecisionProposed:
         async with service_for(settings) as svc:
-            return await svc.agent_decide(case_id, agent, remedies, reason, note)
+            who = await People(svc.pool).acting(person, "decide")
+            return await svc.agent_decide(case_id, who.require("decide"), remedies, reason, note, role=who.decides_as)
+
+    decision = _as_person(go)
+    if isinstance(decision, DecisionProposed):
+        console.print(f"pending approval by a supervisor ({escape(decision.needs_approval.text)}): nothing granted yet")
+        return
+    console.print(f"decided: {decision.outcome} by {decision.decided_by}, within SLA: {decision.within_sla}")
+
+
+@cases_app.command("approve")
+def cases_approve(case_id: str, person: Annotated[str, typer.Option("--as", help=SUPERVISOR_HELP)]) -> None:
+    """Approve the case's pending decision (someone else's, four eyes): it takes effect now,
+    on the charge's ledger as it is now."""
+
+    async def go() -> DecisionMade:
+        async with service_for(RecoverySettings()) as svc:
+            who = await People(svc.pool).acting(person, "approve")
+            return await svc.approve_decision(case_id, who.require("approve"))
+
+    made = _as_person(go)
+    console.print(f"approved: {made.outcome} by {made.decided_by}, within SLA: {made.within_sla}")
+
+
+@cases_app.command("reject")
+def cases_reject(
+    case_id: str,
+    person: Annotated[str, typer.Option("--as", help=SUPERVISOR_HELP)],
+    note: Annotated[str | None, typer.Option(help="why, for the proposer")] = None,
+) -> None:
+    """Reject the case's pending decision: the case waits for a decision again."""
+
+    async def go() -> DecisionRejected:
+        async with service_for(RecoverySettings()) as svc:
+            who = await People(svc.pool).acting(person, "approve")
+            return await svc.reject_decision(case_id, who.require("approve"), note)
+
+    rejected = _as_person(go)
+    console.print(f"rejected the decision proposed by {rejected.proposed_by}")
+
+
+def _as_person(go: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a person's command; what is refused is printed on one line whatever the terminal's
+    width, brackets kept (a refused remedy's message names its field: remedies[0].amount)."""
+    from services.recovery.errors import CaseNotFound, CommandRejected, ConfigError, RetriesExhausted
+    from services.recovery.identity import Forbidden, Unauthenticated
 
     try:
-        decision = asyncio.run(go())
-    except (CommandRejected, ConfigError, CaseNotFound, RetriesExhausted) as exc:
-        # One line whatever the terminal's width, brackets kept (a refused remedy's message
-        # names its field: remedies[0].amount).
+        return asyncio.run(go())
+    except (CommandRejected, ConfigError, CaseNotFound, RetriesExhausted, Unauthenticated, Forbidden) as exc:
         console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(1) from None
-    console.print(f"decided: {decision.outcome} by {decision.decided_by}, within SLA: {decision.within_sla}")
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ from services.common.devstack import (
 )
 from services.common.kafka import create_topics
 from services.common.migrate import APP_ROLE, grant_login, migrate
+from services.recovery.identity import People, Role
 from services.recovery.settings import RecoverySettings
 
 console = Console(stderr=True)
@@ -187,7 +188,26 @@ def bring_up(data_dir: Path, kafka_port: int | None, partitions: int) -> DevStac
     merged = RecoverySettings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
     asyncio.run(_prepare(merged))
     console.print(f"Topics ready ({partitions} partitions each): {', '.join(merged.all_topics())}")
+    for person, bearer in asyncio.run(_demo_sign_ins(merged)).items():
+        console.print(f"Desk sign-in for [bold]{person}[/]: Authorization: Bearer {bearer}")
     return stack
+
+
+DEMO_PEOPLE: dict[str, Role] = {"demo-agent": "agent", "demo-supervisor": "supervisor"}
+
+
+async def _demo_sign_ins(settings: RecoverySettings) -> dict[str, str]:
+    """A demo agent and a demo supervisor of the built-in issuer (added once), each with a
+    fresh sign-in token for the ops API."""
+    conn = await asyncpg.connect(settings.database_dsn())
+    try:
+        people = People(conn)
+        for person, role in DEMO_PEOPLE.items():
+            if await people.get(person) is None:
+                await people.add(person, role, person.replace("-", " ").title())
+        return {person: await people.issue_token(person) for person in DEMO_PEOPLE}
+    finally:
+        await conn.close()
 
 
 async def _prepare(settings: RecoverySettings) -> None:

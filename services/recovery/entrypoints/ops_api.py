@@ -1,36 +1,43 @@
 """The ops API: the escalation desk over HTTP (cases, timelines, agent decisions).
 
-Mounted on the recovery service's probes app under ``/api/v1``. Every route needs the bearer
-token ``OPS_API_TOKEN``; with no token configured the API answers 503 to everything. The
-probes stay public; ``/openapi.json`` and the docs are off, or behind the same token, or public
-as ``HTTP_DOCS`` says (services/common/http.py). Timelines carry no customer name or email: the
-``customer`` objects in event data are reduced to ``{"id": ...}``.
+Mounted on the recovery service's probes app under ``/api/v1``. Every route needs a bearer
+token that verifies as an identity (:mod:`services.recovery.identity`): a person's, from the
+built-in issuer or the identity provider, or the read-only service credential
+``OPS_API_TOKEN``. Reading needs any of them; deciding a person whose role decides (the
+decision's ``decided_by`` is that person, whatever the request says). With no way to sign in
+configured the API answers 503 to everything. The probes stay public; ``/openapi.json`` and
+the docs are off, or behind the service credential, or public as ``HTTP_DOCS`` says
+(services/common/http.py).
+Timelines carry no customer name or email: the ``customer`` objects in event data are
+reduced to ``{"id": ...}``.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.contract.events import DecisionMade, Reason, Remedy
 from services.recovery import queries
 from services.recovery.application import RecoveryService
-from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected
+from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected, SelfApproval
+from services.recovery.domain.events import DecisionProposed, DecisionRejected
 from services.recovery.errors import CaseNotFound
-from services.recovery.queries import CaseDetail, CaseSummary
+from services.recovery.identity import Action, Authenticator, Forbidden, Identity, IdentityUnavailable, Unauthenticated
+from services.recovery.queries import CaseDetail, CaseSummary, PendingDecision
 
-DISABLED = "ops API disabled: set OPS_API_TOKEN"
+T = TypeVar("T")
+DISABLED = "ops API disabled: no sign-in configured (see docs/security.md)"
 
 # Module level: the routes' annotations are resolved against this module's globals.
-_bearer = HTTPBearer(auto_error=False, description="OPS_API_TOKEN")
+_bearer = HTTPBearer(auto_error=False, description="a person's sign-in token or JWT, or OPS_API_TOKEN (read-only)")
 
 
 class DecisionRequest(BaseModel):
@@ -38,7 +45,13 @@ class DecisionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: str = Field(min_length=1, max_length=128, pattern=r"^\S+$")
+    agent_id: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=r"^\S+$",
+        deprecated=True,
+        description="deprecated and ignored: the decision is the signed-in person's",
+    )
     remedies: list[Remedy] = Field(default_factory=list)
     decline_reason: Reason | None = None
     note: str | None = Field(default=None, max_length=2000)
@@ -55,12 +68,27 @@ class DecisionSummary(BaseModel):
     decided_at: datetime
     sla_deadline: datetime
     within_sla: bool
+    approved_by: str | None = Field(default=None, description="the supervisor who approved it, if it needed one")
 
     @classmethod
     def of(cls, d: DecisionMade) -> DecisionSummary:
         return cls(case_id=d.case_id, complaint_id=d.complaint_id, outcome=d.outcome, decided_by=d.decided_by,
                    remedies=list(d.remedies), reasons=list(d.reasons), rule=d.policy.rule,
                    decided_at=d.decided_at, sla_deadline=d.sla_deadline, within_sla=d.within_sla)  # fmt: skip
+
+
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=2000, description="why, for the proposer")
+
+
+class Rejection(BaseModel):
+    case_id: str
+    proposed_by: str
+    rejected_by: str
+    note: str | None
+    rejected_at: datetime
 
 
 class Problem(BaseModel):
@@ -71,28 +99,46 @@ class Problem(BaseModel):
 def ops_router(
     get_pool: Callable[[], asyncpg.Pool],
     get_service: Callable[[], RecoveryService],
-    token: SecretStr | None,
+    signin: Authenticator | None,
 ) -> APIRouter:
-    """The ops API routes under ``/api/v1``, all behind the bearer ``token``."""
-    expected = token.get_secret_value().encode() if token is not None and token.get_secret_value() else None
+    """The ops API routes under ``/api/v1``, each behind a verified identity from ``signin``
+    (None, or one with no way to sign in: every route answers 503)."""
 
-    async def authorized(
+    async def identity(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        if expected is None:
+    ) -> Identity:
+        if signin is None or not signin.enabled:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, DISABLED)
-        given = credentials.credentials.encode() if credentials is not None else b""
-        if credentials is None or not hmac.compare_digest(given, expected):
+        try:
+            if credentials is None or not credentials.credentials:
+                raise Unauthenticated("missing bearer token")
+            return await signin.authenticate(credentials.credentials)
+        except Unauthenticated:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+                                headers={"WWW-Authenticate": "Bearer"}) from None  # fmt: skip
+        except Forbidden as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+        except IdentityUnavailable as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+
+    def allowed(action: Action) -> Callable[[Identity], Any]:
+        # Defaults, not Annotated: the annotations are resolved against the module's globals.
+        async def check(who: Identity = Depends(identity)) -> Identity:
+            if not who.can(action):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {who.role} may not {action}")
+            return who
+
+        return check
 
     errors: dict[int | str, dict[str, Any]] = {
-        401: {"model": Problem, "description": "missing or invalid bearer token"},
+        401: {"model": Problem, "description": "missing or invalid bearer token, or a disabled person's"},
+        403: {"model": Problem, "description": "the signed-in role may not do this"},
         503: {"model": Problem, "description": DISABLED},
     }
-    router = APIRouter(prefix="/api/v1", tags=["ops"], dependencies=[Depends(authorized)], responses=errors)
+    reader = Depends(allowed("read"))
+    router = APIRouter(prefix="/api/v1", tags=["ops"], responses=errors)
 
-    @router.get("/cases", response_model=list[CaseSummary])
+    @router.get("/cases", response_model=list[CaseSummary], dependencies=[reader])
     async def list_cases(
         status_: Annotated[str | None, Query(alias="status", max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -100,12 +146,13 @@ def ops_router(
         """Cases, most recently updated first (optionally only those with ``status``)."""
         return await queries.cases(get_pool(), status_, limit)
 
-    @router.get("/escalations", response_model=list[CaseSummary])
+    @router.get("/escalations", response_model=list[CaseSummary], dependencies=[reader])
     async def escalations(limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[CaseSummary]:
         """Open escalations: urgent first, then high, then by due time."""
         return await queries.by_urgency(get_pool(), limit)
 
-    @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}})
+    @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}},
+                dependencies=[reader])  # fmt: skip
     async def show_case(case_id: str) -> CaseDetail:
         """The case and its timeline (every event on its stream), with the apology's status."""
         detail = await queries.case_detail(get_pool(), case_id)
@@ -117,8 +164,9 @@ def ops_router(
         "/cases/{case_id}/decision",
         response_model=DecisionSummary,
         responses={
+            202: {"model": PendingDecision, "description": "an agent's decision that awaits a supervisor's approval"},
             404: {"model": Problem, "description": "no such case"},
-            409: {"model": Problem, "description": "the case is not awaiting an agent's decision"},
+            409: {"model": Problem, "description": "the case is not awaiting a decision, or one awaits approval"},
             422: {
                 "model": Problem,
                 "description": "neither (or both) remedies and a decline reason; or a remedy the case's charge"
@@ -126,20 +174,97 @@ def ops_router(
             },
         },
     )
-    async def decide(case_id: str, body: DecisionRequest) -> DecisionSummary | JSONResponse:
-        """Decide an escalated case as a person: grant remedies, or decline with a reason."""
-        try:
-            made = await get_service().agent_decide(case_id, body.agent_id, body.remedies, body.decline_reason,
-                                                    body.note)  # fmt: skip
-        except CaseNotFound:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}") from None
-        except RemedyRejected as exc:
-            problem = Problem(detail=str(exc), field=exc.field)
-            return JSONResponse(problem.model_dump(), status_code=422)
-        except InvalidAgentDecision as exc:
-            raise HTTPException(422, str(exc)) from None
-        except CommandRejected as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        return DecisionSummary.of(made)
+    async def decide(
+        case_id: str, body: DecisionRequest, who: Identity = Depends(allowed("decide"))
+    ) -> DecisionSummary | JSONResponse:
+        """Decide an escalated case as the signed-in person: grant remedies, or decline with a
+        reason (``agent_id`` in the body is ignored). An agent's decision over the approval
+        limits, or on an urgent case, is answered 202 with the pending decision: nothing is
+        granted until a different supervisor approves it."""
+
+        async def run() -> DecisionMade | DecisionProposed:
+            return await get_service().agent_decide(case_id, who.require("decide"), body.remedies,
+                                                    body.decline_reason, body.note, role=who.decides_as)  # fmt: skip
+
+        done = await _answer(case_id, run)
+        if isinstance(done, DecisionProposed):
+            return JSONResponse(_pending(done).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+        return done if isinstance(done, JSONResponse) else DecisionSummary.of(done)
+
+    @router.post(
+        "/cases/{case_id}/decision/approve",
+        response_model=DecisionSummary,
+        responses={
+            403: {"model": Problem, "description": "not a supervisor, or the decision's own proposer (four eyes)"},
+            404: {"model": Problem, "description": "no such case"},
+            409: {"model": Problem, "description": "no decision of the case awaits approval"},
+            422: {"model": Problem, "description": "a remedy the charge's ledger now refuses, with its field"},
+        },
+    )
+    async def approve(case_id: str, who: Identity = Depends(allowed("approve"))) -> DecisionSummary | JSONResponse:
+        """Approve the case's pending decision (someone else's): its ``DecisionMade``, in the
+        proposer's name, on the charge's ledger as it is now."""
+
+        async def run() -> DecisionMade:
+            return await get_service().approve_decision(case_id, who.require("approve"))
+
+        done = await _answer(case_id, run)
+        if isinstance(done, JSONResponse):
+            return done
+        return DecisionSummary.of(done).model_copy(update={"approved_by": f"agent:{who.person_id}"})
+
+    @router.post(
+        "/cases/{case_id}/decision/reject",
+        response_model=Rejection,
+        responses={
+            403: {"model": Problem, "description": "not a supervisor"},
+            404: {"model": Problem, "description": "no such case"},
+            409: {"model": Problem, "description": "no decision of the case awaits approval"},
+        },
+    )
+    async def reject(
+        case_id: str, body: RejectRequest, who: Identity = Depends(allowed("approve"))
+    ) -> Rejection | JSONResponse:
+        """Reject the case's pending decision: the case waits for a decision again."""
+
+        async def run() -> DecisionRejected:
+            return await get_service().reject_decision(case_id, who.require("approve"), body.note)
+
+        done = await _answer(case_id, run)
+        if isinstance(done, JSONResponse):
+            return done
+        return Rejection(case_id=done.case_id, proposed_by=done.proposed_by, rejected_by=done.rejected_by,
+                         note=done.note, rejected_at=done.rejected_at)  # fmt: skip
+
+    @router.get("/approvals", response_model=list[PendingDecision], dependencies=[reader])
+    async def approvals(limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[PendingDecision]:
+        """Agents' decisions waiting for a supervisor's approval, oldest first."""
+        return await queries.pending_decisions(get_pool(), limit)
 
     return router
+
+
+def _pending(p: DecisionProposed) -> PendingDecision:
+    return PendingDecision(case_id=p.case_id, proposed_by=p.proposed_by, proposed_at=p.proposed_at,
+                           needs_approval=p.needs_approval.model_dump(mode="json"),
+                           remedies=[r.model_dump(mode="json", exclude_none=True) for r in p.remedies],
+                           decline_reason=p.decline_reason.model_dump(mode="json") if p.decline_reason else None,
+                           note=p.note, version=0)  # fmt: skip
+
+
+async def _answer(case_id: str, run: Callable[[], Awaitable[T]]) -> T | JSONResponse:
+    """``run()``'s result, or the answer to what the domain refused: 404 for no case, 403 for
+    a role or four eyes, 422 for a refused remedy (naming its field) or decision, else 409."""
+    try:
+        return await run()
+    except CaseNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}") from None
+    except RemedyRejected as exc:
+        problem = Problem(detail=str(exc), field=exc.field)
+        return JSONResponse(problem.model_dump(), status_code=422)
+    except InvalidAgentDecision as exc:
+        raise HTTPException(422, str(exc)) from None
+    except (Forbidden, SelfApproval) as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    except CommandRejected as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None

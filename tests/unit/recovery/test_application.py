@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from services.common.clock import ManualClock
-from services.common.contract.events import Reason, Remedy
+from services.common.contract.events import DecisionMade, Reason, Remedy
 from services.common.settings import CommonSettings
 from services.recovery.adapters.memory import MemoryUnitOfWork
 from services.recovery.application import RELAY, RecoveryService, case_stream
@@ -122,6 +122,7 @@ async def test_a_case_over_the_automatic_limit_is_escalated_and_a_person_decides
     with pytest.raises(RemedyRejected):
         await service.agent_decide(case_id, "a1", [refund_of("2000.01")], None)
     made = await service.agent_decide(case_id, "a1", [refund_of("2000.00")], None)
+    assert isinstance(made, DecisionMade)
     assert made.decided_by == "agent:a1"
     assert made.outcome == "resolved"
     assert _uow(service).state.cases[case_id][0].status == "decided"
