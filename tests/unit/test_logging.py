@@ -16,7 +16,9 @@ from pydantic import SecretStr
 
 from services.common.clock import ManualClock
 from services.common.contract.events import ComplaintFiled, Customer
+from services.common.kafka import decode_batch
 from services.common.logging import configure_logging, secrets_of
+from services.common.records import InboundRecord
 from services.common.redact import scrub, set_secrets
 from services.common.settings import CommonSettings
 from services.recovery.adapters.memory import MemoryUnitOfWork
@@ -181,3 +183,18 @@ def test_a_libraries_line_and_its_exception_are_scrubbed(lines: Any) -> None:
     assert "plain line" in text
     assert "luis@example.com" not in text
     assert SECRET not in text
+
+
+def test_a_dead_letters_log_line_holds_where_and_why_never_the_message(lines: Any) -> None:
+    filed = complaint("cu-1", "cmp-1", "delivery_failed", T0, charge_id="ch-1")
+    filed["data"]["customer"]["name"] = "Luis Fernando"
+    filed["type"] = "complaint.unknown.v9"
+    bad = [InboundRecord("complaints", 0, 7, b"cu-1", json.dumps(filed).encode()),
+           InboundRecord("complaints", 0, 8, b"cu-1", b'{"name": "Luis Fernando", "note": "not an event"')]  # fmt: skip
+    good, dead = decode_batch(bad, frozenset({ComplaintFiled.TYPE}), source="t", now=T0)
+    assert good == []
+    assert len(dead) == 2
+    logged = lines()
+    assert [(line["event"], line["offset"]) for line in logged] == [("message.dead_lettered", 7),
+                                                                   ("message.dead_lettered", 8)]  # fmt: skip
+    assert "Luis" not in json.dumps(logged)
