@@ -4,35 +4,30 @@ Ids are bound with :func:`structlog.contextvars.bound_contextvars` (``case_id``,
 ``correlation_id``, ``event_id``, ``charge_id``): the recovery application binds them per
 batch and per message, so every line logged while a message is handled names it.
 
-Never log names, emails or free text from customers: :func:`redact` drops those keys if
-they slip into an event dict, and masks email addresses and the process's known secrets
-(:func:`secrets_of` the settings, handed to :func:`configure_logging`) in every text it
-logs, the formatted exception included. An exception is logged with its message and
-traceback (``exc_info``); a warning or an error logged inside an ``except`` block with an
-``error`` key gets the exception being handled.
+Never log names, emails or free text from customers. The last step before a line is
+rendered is :func:`redact` (see :mod:`services.common.redact`): the value of a personal
+key (``customer``, ``name``, ``email``, ``description``, ``subject``, ``text``, ...) is
+replaced at any depth of the line, and every text is scrubbed of email addresses,
+pydantic's quoted input and the process's known secrets (:func:`secrets_of` the settings,
+handed to :func:`configure_logging`), the formatted exception and stack included. Lines of
+libraries logging through the standard library (aiokafka, faststream) are scrubbed the same
+way when they are made, their exception text included. An exception is logged with its
+message and traceback (``exc_info``); a warning or an error logged inside an ``except``
+block with an ``error`` key gets the exception being handled.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 from pydantic import BaseModel, SecretStr
 
-_PERSONAL_KEYS = frozenset(
-    {"email", "name", "customer_name", "customer_email", "to", "reply_to", "description", "text",
-     "html", "password", "database_url", "dsn"}
-)  # fmt: skip
-_ADDRESS = re.compile(r"[^\s<>\"'@:/]+@[^\s<>\"'@]+\.[^\s<>\"'@]+")
-REDACTED = "[redacted]"
-# Secrets shorter than this are not masked in text (they would mask common words).
-_MIN_SECRET = 6
-_secrets: tuple[str, ...] = ()
+from services.common.redact import redact_mapping, scrub, set_secrets
 
 
 def secrets_of(settings: BaseModel) -> list[str]:
@@ -53,28 +48,30 @@ def secrets_of(settings: BaseModel) -> list[str]:
     return found
 
 
-def set_secrets(values: Iterable[str]) -> None:
-    """Mask ``values`` in every log line from now on."""
-    global _secrets
-    # Longest first: a secret that contains another is masked whole.
-    _secrets = tuple(sorted({v for v in values if len(v) >= _MIN_SECRET}, key=len, reverse=True))
-
-
-def redact_text(text: str) -> str:
-    """``text`` with email addresses and known secrets masked."""
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return _ADDRESS.sub(REDACTED, text) if "@" in text else text
-
-
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in _PERSONAL_KEYS & event_dict.keys():
-        event_dict[key] = REDACTED
-    for key, value in event_dict.items():
-        if type(value) is str:
-            event_dict[key] = redact_text(value)
-    return event_dict
+    """The line with personal keys' values replaced at any depth and every text scrubbed."""
+    return redact_mapping(event_dict)
+
+
+def _scrubbed_records(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """A log record factory: each record's message, exception and stack scrubbed as it is
+    made, so whatever handler or formatter a library brings writes them scrubbed."""
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: the logging module reports it itself
+            return record
+        record.msg, record.args = scrub(message), None
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+        return record
+
+    factory.scrubs = True  # type: ignore[attr-defined]
+    return factory
 
 
 def exception_in_hand(_: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -93,6 +90,8 @@ def exception_in_hand(_: Any, method: str, event_dict: MutableMapping[str, Any])
 def configure_logging(level: str = "INFO", fmt: str = "auto", *, secrets: Iterable[str] = ()) -> None:
     """``secrets``: values to mask in every line (see :func:`secrets_of`)."""
     set_secrets(secrets)
+    if not getattr(logging.getLogRecordFactory(), "scrubs", False):
+        logging.setLogRecordFactory(_scrubbed_records(logging.getLogRecordFactory()))
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,

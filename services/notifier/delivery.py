@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from services.common.contract.events import EmailDelivered, EmailFailed, EmailRequested
+from services.common.redact import scrub
 from services.notifier.domain.errors import PermanentDeliveryError, TemporaryDeliveryError
 from services.notifier.domain.ports import EmailSender
 from services.notifier.domain.retry import backoff_delays
@@ -50,7 +51,8 @@ async def deliver(
     """Send ``req``, retrying temporary failures after each of ``delays``.
 
     Makes ``len(delays) + 1`` attempts at most. A permanent failure ends it at once. The
-    ``error`` of an ``EmailFailed`` is the redacted delivery error: no address, no body.
+    ``error`` of an ``EmailFailed`` is the delivery error scrubbed of addresses and of this
+    email's names and subject (a server may quote them): it is stored, published and shown.
     """
     waits = iter(delays)
     attempt = 0
@@ -59,13 +61,18 @@ async def deliver(
         try:
             await sender.send(req, from_address)
         except PermanentDeliveryError as exc:
-            error = f"permanent failure on attempt {attempt}: {exc}"
+            error = _scrubbed(f"permanent failure on attempt {attempt}: {exc}", req)
             return EmailFailed(notification_id=req.notification_id, at=clock(), error=error)
         except TemporaryDeliveryError as exc:
             wait = next(waits, None)
             if wait is None:
-                error = f"gave up after {attempt} attempts: {exc}"
+                error = _scrubbed(f"gave up after {attempt} attempts: {exc}", req)
                 return EmailFailed(notification_id=req.notification_id, at=clock(), error=error)
             await sleep(wait)
         else:
             return EmailDelivered(notification_id=req.notification_id, at=clock())
+
+
+def _scrubbed(error: str, req: EmailRequested) -> str:
+    personal = (req.to.name, str(req.to.email), req.reply_to.name, str(req.reply_to.email), req.subject)
+    return scrub(error, known=personal)

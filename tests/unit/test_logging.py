@@ -1,10 +1,12 @@
 """Log lines: exceptions with their message and traceback, personal data and secrets masked
-everywhere (the formatted exception included), ids bound per message."""
+everywhere (at any depth, in the formatted exception, in the standard library's lines), ids
+bound per message."""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,8 +15,11 @@ import structlog
 from pydantic import SecretStr
 
 from services.common.clock import ManualClock
-from services.common.contract.events import ComplaintFiled
-from services.common.logging import configure_logging, redact_text, secrets_of, set_secrets
+from services.common.contract.events import ComplaintFiled, Customer
+from services.common.kafka import decode_batch
+from services.common.logging import configure_logging, secrets_of
+from services.common.records import InboundRecord
+from services.common.redact import scrub, set_secrets
 from services.common.settings import CommonSettings
 from services.recovery.adapters.memory import MemoryUnitOfWork
 from services.recovery.application import RecoveryService
@@ -91,7 +96,7 @@ def test_the_settings_secrets_are_known_with_a_urls_password() -> None:
     assert TOKEN in found
     set_secrets(found)
     try:
-        assert redact_text(f"password {SECRET} refused") == "password [redacted] refused"
+        assert scrub(f"password {SECRET} refused") == "password [redacted] refused"
     finally:
         set_secrets(())
 
@@ -118,3 +123,79 @@ async def test_a_line_logged_while_a_message_is_handled_names_the_message_and_it
     assert on_complaint["correlation_id"] == "cmp-1"
     assert on_complaint["case_id"] == case_id_for(ComplaintFiled.model_validate(filed["data"]))
     assert not {"event_id", "case_id", "correlation_id", "batch_records"} & after.keys()
+
+
+def test_personal_keys_are_masked_at_any_depth(lines: Any) -> None:
+    filed = complaint("cu-1", "cmp-1", "delivery_failed", T0, charge_id="ch-1")
+    filed["data"]["customer"]["name"] = "Luis Fernando"
+    filed["data"]["description"] = "La película no se pudo ver."
+    nested = {"batch": [({"email": {"subject": "Tu reembolso", "body": "Hola Luis"}},)], "html": "<p>Hola</p>"}
+    structlog.get_logger("t").info("x", message=filed, nested=nested, when=T0, note=("to luis@example.com",))
+    (line,) = lines()
+    text = json.dumps(line)
+    for personal in ("Luis", "luis@", "película", "reembolso", "Hola"):
+        assert personal not in text
+    assert line["message"]["data"]["customer"] == "[redacted]"
+    assert line["message"]["data"]["description"] == "[redacted]"
+    assert line["message"]["data"]["charge_id"] == "ch-1"
+    assert line["nested"]["batch"][0][0]["email"] == "[redacted]"
+    assert line["note"] == ["to [redacted]"]
+    assert line["when"] == str(T0)
+
+
+def test_a_model_in_a_line_is_logged_without_its_personal_fields(lines: Any) -> None:
+    who = Customer(id="cust-9", name="Marta Ruiz", email="marta@example.es", locale="es-ES")
+    structlog.get_logger("t").info("x", who=who, error=ValueError("no mailbox for marta@example.es"))
+    (line,) = lines()
+    assert line["who"] == {"id": "cust-9", "name": "[redacted]", "email": "[redacted]", "locale": "es-ES"}
+    assert line["error"] == "ValueError: no mailbox for [redacted]"
+
+
+def test_pydantic_input_in_a_traceback_is_masked(lines: Any) -> None:
+    # Built apart: the traceback quotes the source line that raised.
+    given = {"id": "cust-9", "name": "Marta Ruiz", "email": "not an address", "locale": 5}
+    try:
+        Customer.model_validate(given)
+    except ValueError as exc:
+        structlog.get_logger("t").warning("x.failed", error=type(exc).__name__)
+    (line,) = lines()
+    assert "ValidationError" in line["exception"]
+    assert "input_value=[redacted]" in line["exception"]
+    assert "not an address" not in line["exception"]
+
+
+def test_a_libraries_line_and_its_exception_are_scrubbed(lines: Any) -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    lib = logging.getLogger("tests.somelibrary")
+    lib.addHandler(handler)
+    try:
+        try:
+            _fail()
+        except ValueError:
+            lib.error("send to %s failed", "luis@example.com", exc_info=True)
+        lib.warning("plain %s", "line", stack_info=True)
+    finally:
+        lib.removeHandler(handler)
+    text = out.getvalue()
+    assert "send to [redacted] failed" in text
+    assert "Traceback" in text
+    assert "plain line" in text
+    assert "luis@example.com" not in text
+    assert SECRET not in text
+
+
+def test_a_dead_letters_log_line_holds_where_and_why_never_the_message(lines: Any) -> None:
+    filed = complaint("cu-1", "cmp-1", "delivery_failed", T0, charge_id="ch-1")
+    filed["data"]["customer"]["name"] = "Luis Fernando"
+    filed["type"] = "complaint.unknown.v9"
+    bad = [InboundRecord("complaints", 0, 7, b"cu-1", json.dumps(filed).encode()),
+           InboundRecord("complaints", 0, 8, b"cu-1", b'{"name": "Luis Fernando", "note": "not an event"')]  # fmt: skip
+    good, dead = decode_batch(bad, frozenset({ComplaintFiled.TYPE}), source="t", now=T0)
+    assert good == []
+    assert len(dead) == 2
+    logged = lines()
+    assert [(line["event"], line["offset"]) for line in logged] == [("message.dead_lettered", 7),
+                                                                   ("message.dead_lettered", 8)]  # fmt: skip
+    assert "Luis" not in json.dumps(logged)

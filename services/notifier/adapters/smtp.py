@@ -18,6 +18,7 @@ from email.utils import format_datetime
 import aiosmtplib
 
 from services.common.contract.events import EmailRequested
+from services.common.redact import scrub
 from services.notifier.domain.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -66,7 +67,8 @@ def build_message(req: EmailRequested, sender: str, now: datetime) -> EmailMessa
 
 
 def _server_text(message: str) -> str:
-    return " ".join(message.split())[:_MAX_SERVER_TEXT]
+    # Scrubbed before it is cut: a cut address would no longer look like one.
+    return scrub(" ".join(message.split()))[:_MAX_SERVER_TEXT]
 
 
 def convert_error(exc: Exception) -> DeliveryError:

@@ -7,19 +7,13 @@
         └── PermanentDeliveryError    5xx: retrying will not help, fail at once
 
 Messages never carry an email address or the email's body: they end up in logs and in
-``notification.email.failed.v1`` events.
+``notification.email.failed.v1`` events. A delivery error's message is scrubbed
+(:func:`services.common.redact.scrub`) as it is made.
 """
 
 from __future__ import annotations
 
-import re
-
-_ADDRESS = re.compile(r"[^\s<>\"'@]+@[^\s<>\"'@]+")
-
-
-def redact(text: str) -> str:
-    """``text`` with anything that looks like an email address replaced by ``<redacted>``."""
-    return _ADDRESS.sub("<redacted>", text)
+from services.common.redact import scrub
 
 
 class NotifierError(Exception):
@@ -38,7 +32,7 @@ class DeliveryError(NotifierError):
     """
 
     def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(redact(message))
+        super().__init__(scrub(message))
         self.code = code
 
 

@@ -84,3 +84,15 @@ async def test_gives_up_after_the_last_attempt(req: EmailRequested) -> None:
     assert sleeps.waits == delays
     assert sum(sleeps.waits) > 30 * 60
     assert "after 10 attempts" in outcome.error
+
+
+async def test_a_failure_quoting_the_recipients_name_or_the_subject_is_stored_without_them(
+    req: EmailRequested,
+) -> None:
+    quoted = f"550 5.7.1 message '{req.subject}' for {req.to.name} <{req.to.email}> from {req.reply_to.name}"
+    outcome = await deliver(ScriptedSender(PermanentDeliveryError(quoted)), req, "care@x.example", [],
+                            sleep=Sleeps(), clock=lambda: NOW)  # fmt: skip
+    assert isinstance(outcome, EmailFailed)
+    for personal in (req.subject, req.to.name, str(req.to.email), req.reply_to.name):
+        assert personal not in outcome.error
+    assert outcome.error.startswith("permanent failure on attempt 1: 550 5.7.1 message '[redacted]' for [redacted]")

@@ -115,3 +115,13 @@ def test_tls_and_starttls_together_are_refused() -> None:
 def test_sender_from_settings() -> None:
     settings = NotifierSettings(smtp_host="mail.example.com", smtp_port=587, smtp_start_tls=True)
     assert isinstance(SmtpSender.from_settings(settings), SmtpSender)
+
+
+def test_an_address_past_the_cut_of_a_long_refusal_is_not_kept_in_part() -> None:
+    # The server's text is cut to 200 characters, here inside the address: the cut must not
+    # leave the address's start, which no longer looks like one.
+    text = "5.1.1 " + "x" * 188 + " <bob.smith@example.org>: Recipient address rejected"
+    refused = aiosmtplib.SMTPRecipientRefused(550, text, "bob.smith@example.org")
+    converted = str(convert_error(aiosmtplib.SMTPRecipientsRefused([refused])))
+    assert "bob" not in converted
+    assert converted.endswith("<[red")
