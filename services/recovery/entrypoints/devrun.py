@@ -50,6 +50,8 @@ STACK_FILE = "stack.json"
 class DevStack:
     env: dict[str, str]
     smtp_port: int | None = None
+    # The local voucher secret's file, when the stack made one (recoveryctl needs it to decide).
+    voucher_secret: Path | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     exit: ExitStack = field(default_factory=ExitStack)
 
@@ -176,6 +178,7 @@ def bring_up(data_dir: Path, kafka_port: int | None, partitions: int) -> DevStac
     if "recovery_voucher_secret" not in settings.model_fields_set:
         secret = local_voucher_secret(data_dir)
         env["RECOVERY_VOUCHER_SECRET"] = secret.read_text().strip()
+        stack.voucher_secret = secret.resolve()
         console.print(f"Voucher codes: under the local secret in [bold]{secret}[/] (for recoveryctl:"
                       f" export RECOVERY_VOUCHER_SECRET=\"$(cat '{secret}')\")")  # fmt: skip
     if "ops_api_token" not in settings.model_fields_set:
@@ -291,3 +294,5 @@ def print_exports(stack: DevStack) -> None:
     for k in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "DATABASE_MIGRATION_URL"):
         if k in stack.env:
             console.print(f"  export {k}='{stack.env[k]}'")
+    if stack.voucher_secret is not None:
+        console.print(f"  export RECOVERY_VOUCHER_SECRET=\"$(cat '{stack.voucher_secret}')\"")
