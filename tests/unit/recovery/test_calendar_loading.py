@@ -115,3 +115,11 @@ def test_an_unknown_holiday_table_is_a_policy_error(tmp_path: Path, table: str, 
     with pytest.raises(PolicyError) as raised:
         policy_calendars(policy)
     assert str(raised.value) == message
+
+
+def test_the_example_in_the_policy_book_loads(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "policy.md").read_text(encoding="utf-8")
+    section = page[page.index("## Calendars") :]
+    example = section[section.index("```toml\n") + len("```toml\n") : section.index("```\n", 8)]
+    bogota = load_calendars(_policy(tmp_path, "\n" + example))["bogota"]
+    assert bogota.hours.on(6) == ((0, 6 * 3600),)  # Saturday's night shift ends on Sunday
