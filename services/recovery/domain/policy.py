@@ -18,12 +18,14 @@ import functools
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.contract.events import PolicyRef
 from services.common.contract.money import Amount, Currency, check_minor_units
 from services.recovery.domain import build
+from services.recovery.domain.calendar import CalendarSpec
 from services.recovery.domain.errors import PolicyError
 from services.recovery.domain.loading import load_toml_model
 
@@ -62,6 +64,9 @@ def _default_approval_limits() -> dict[str, Decimal]:
     return {"USD": Decimal("500.00"), "EUR": Decimal("500.00"), "COP": Decimal(2000000)}
 
 
+CalendarId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
 class Policy(BaseModel):
     """Every parameter of the recovery policy, with the shipped defaults."""
 
@@ -86,6 +91,9 @@ class Policy(BaseModel):
     fallback_currency: Currency = "USD"
     limits: dict[Currency, CurrencyLimits] = Field(default_factory=_default_limits)
     approval_limits: dict[Currency, Amount] = Field(default_factory=_default_approval_limits)
+    # Teams' business-hours calendars by id (docs/policy.md, Calendars); holidays are resolved
+    # to dates by services/recovery/calendars.py. No rule reads them yet.
+    calendars: dict[CalendarId, CalendarSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
