@@ -1,6 +1,6 @@
 """The recovery application: load state, decide, append, project, queue — one transaction
 per batch of Kafka records (or of due timers, or of one person's decision, approval or
-rejection).
+rejection, with its audit record).
 
 A batch reads what it needs up front, in a few round trips whatever its size (the inbox,
 the streams of its cases and charges with those of the cases waiting for its charges, the
@@ -56,6 +56,7 @@ from services.common.outbox import outbox_message, sealed_message
 from services.common.pacing import Pace, unpaced
 from services.common.records import InboundRecord, Sealed, derived_event_id, seal, to_new_event
 from services.common.settings import CommonSettings
+from services.recovery.audit import IN_PROCESS, AuditRecord, Client, audit_stream
 from services.recovery.bookkeeping import Histories, decide_and_record
 from services.recovery.domain.anomaly import assess_charge
 from services.recovery.domain.case import Case, apply, case_id_for
@@ -73,6 +74,7 @@ from services.recovery.domain.events import (
     INTERNAL,
     INTERNAL_EVENT_TYPES,
     ChargeAssessed,
+    DecisionApproved,
     DecisionProposed,
     DecisionRejected,
 )
@@ -487,44 +489,51 @@ class RecoveryService:
         note: str | None = None,
         *,
         role: Literal["agent", "supervisor"] = "supervisor",
+        client: Client = IN_PROCESS,
     ) -> DecisionMade | DecisionProposed:
         """A person's decision on an escalated case, on the case's charge's ledger as it is
         now: made, or (an ``agent``'s over the approval limits or on an urgent case) proposed
         for a supervisor's approval. Raises :class:`CaseNotFound`, the domain's
         CommandRejected (RemedyRejected names the remedy's field), or
-        :class:`RetriesExhausted` when the case kept changing."""
+        :class:`RetriesExhausted` when the case kept changing. ``client``: where the person
+        asked from, for the audit record written with the decision (:mod:`.audit`)."""
 
         def command(charge: ChargeFacts | None) -> AgentDecide:
             return AgentDecide(agent_id=agent_id, role=role, remedies=tuple(remedies), decline_reason=decline_reason,
                                note=note, charge=charge)  # fmt: skip
 
         with bound_contextvars(case_id=case_id, agent_id=agent_id):
-            produced = await self._by_person(case_id, command, f"agent:{agent_id}")
+            produced = await self._by_person(case_id, command, f"agent:{agent_id}",
+                                             Actor(agent_id, role, client, bool(note)))  # fmt: skip
         return next(d for d in produced if isinstance(d, DecisionMade | DecisionProposed))
 
-    async def approve_decision(self, case_id: str, supervisor_id: str) -> DecisionMade:
+    async def approve_decision(self, case_id: str, supervisor_id: str, *, client: Client = IN_PROCESS) -> DecisionMade:
         """A supervisor approves the case's pending decision (not their own): its
         ``DecisionMade``, on the charge's ledger as it is now."""
         with bound_contextvars(case_id=case_id, agent_id=supervisor_id):
             produced = await self._by_person(
                 case_id, lambda charge: ApproveDecision(supervisor_id=supervisor_id, charge=charge),
-                f"approve:{supervisor_id}",
+                f"approve:{supervisor_id}", Actor(supervisor_id, "supervisor", client),
             )  # fmt: skip
         return next(d for d in produced if isinstance(d, DecisionMade))
 
-    async def reject_decision(self, case_id: str, supervisor_id: str, note: str | None = None) -> DecisionRejected:
+    async def reject_decision(
+        self, case_id: str, supervisor_id: str, note: str | None = None, *, client: Client = IN_PROCESS
+    ) -> DecisionRejected:
         """A supervisor rejects the case's pending decision: the case waits for another."""
         with bound_contextvars(case_id=case_id, agent_id=supervisor_id):
             produced = await self._by_person(
-                case_id, lambda _: RejectDecision(supervisor_id=supervisor_id, note=note), f"reject:{supervisor_id}"
-            )
+                case_id, lambda _: RejectDecision(supervisor_id=supervisor_id, note=note), f"reject:{supervisor_id}",
+                Actor(supervisor_id, "supervisor", client, bool(note)),
+            )  # fmt: skip
         return next(d for d in produced if isinstance(d, DecisionRejected))
 
     async def _by_person(
-        self, case_id: str, command: Callable[[ChargeFacts | None], AnyCommand], by: str
+        self, case_id: str, command: Callable[[ChargeFacts | None], AnyCommand], by: str, actor: Actor
     ) -> list[EventData]:
         """Decide a person's command on the case, made with its charge as read now, in one
-        transaction (tried again on fresh state when another writer changed the case)."""
+        transaction (tried again on fresh state when another writer changed the case), its
+        audit record in the same append as its events."""
         for _ in range(MAX_RETRIES):
             try:
                 async with self.uow.transaction() as tx:
@@ -537,11 +546,37 @@ class RecoveryService:
                         await self._load(tx, w, (), [case.charge_id])
                     cause = f"{by}:{case_id}:{w.versions[case_id]}"
                     produced = self._decide(w, case_id, command(w.charge(case.charge_id)), cause)
+                    audited = actor.record(w.now, case_id, produced)
+                    w.requests.append(audited.request(derived_event_id(cause, audit_stream(w.now), 0)))
                     await self._commit(tx, w)
                     return produced
             except ConcurrencyConflict:
                 continue
         raise RetriesExhausted(case_stream(case_id), f"case {case_id} kept changing; try again")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person behind a decision, approval or rejection, for its audit record."""
+
+    person: str
+    role: str
+    client: Client
+    note: bool = False
+
+    def record(self, at: datetime, case_id: str, produced: Sequence[EventData]) -> AuditRecord:
+        """What the person did, as the events ``produced`` say (ids and outcomes only)."""
+        action, target = "decision", None
+        for d in produced:
+            if type(d) is DecisionRejected:
+                action, target = "decision.rejected", d.proposed_by
+            elif type(d) is DecisionApproved:
+                action, target = "decision.approved", d.proposed_by
+            elif type(d) is DecisionProposed:
+                action, target = "decision.proposed", None
+            elif type(d) is DecisionMade and action == "decision":
+                action, target = "decision.made", d.outcome
+        return AuditRecord(at, self.person, self.role, action, self.client, case_id, target, self.note)
 
 
 def _count(result: BatchResult, data: EventData) -> None:

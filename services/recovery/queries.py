@@ -1,5 +1,5 @@
 """The recovery service's read side: cases, the escalation queue and a case's timeline, as
-the command line and the ops API show them. Timelines carry no customer name or email: the
+the command line and the ops API show them, and the audit trail. Timelines carry no customer name or email: the
 ``customer`` objects in event data are reduced to ``{"id": ...}``. The apologies' status is
 the notifier's, read through its own queries (:mod:`services.notifier.queries`)."""
 
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifier.queries import Apology, apologies
 from services.recovery.application import case_stream
+from services.recovery.audit import AUDIT_TYPE, AuditRecord
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
@@ -172,3 +173,41 @@ def redact(value: Any) -> Any:
 def _data(raw: Any) -> dict[str, Any]:
     loaded = json.loads(raw) if isinstance(raw, str | bytes) else raw
     return dict(redact(loaded)) if isinstance(loaded, dict) else {"value": redact(loaded)}
+
+
+class AuditEntry(BaseModel):
+    """One audit record (ids only): who, when, what, from which client."""
+
+    at: datetime = Field(description="the service clock's time of the action")
+    person: str | None = Field(description="the person's id; none for the service credential or the CLI's operator")
+    role: str
+    action: str = Field(description="case.read, cases.list, decision.made, decision.approved, person.added, ...")
+    case_id: str | None = None
+    target: str | None = Field(default=None, description="an outcome, a proposer, a person's id")
+    note: bool = Field(default=False, description="whether a note came with it (its text is not kept here)")
+    client: str = Field(description="http <address> <User-Agent>, or cli <operating-system user>")
+
+
+async def audit_trail(
+    db: Db, *, case_id: str | None = None, person: str | None = None, since: datetime | None = None, limit: int = 200
+) -> list[AuditEntry]:
+    """The newest ``limit`` audit records that match, newest last."""
+    clauses: list[str] = [f"event_type = '{AUDIT_TYPE}'"]  # a literal: it selects the partial indexes
+    args: list[object] = []
+    wanted = (("data ->> 'case_id' = ", case_id), ("data ->> 'person' = ", person), ("occurred_at >= ", since))
+    for sql, value in wanted:
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{sql}${len(args)}")
+    args.append(limit)
+    rows = await db.fetch(
+        f"SELECT data, occurred_at FROM events WHERE {' AND '.join(clauses)}"
+        f" ORDER BY global_position DESC LIMIT ${len(args)}",
+        *args,
+    )
+    out = []
+    for r in reversed(rows):
+        a = AuditRecord.of(json.loads(r["data"]), r["occurred_at"])
+        out.append(AuditEntry(at=a.at, person=a.person, role=a.role, action=a.action, case_id=a.case_id,
+                              target=a.target, note=a.note, client=a.client.label()))  # fmt: skip
+    return out

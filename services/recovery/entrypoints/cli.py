@@ -19,9 +19,11 @@ from rich.table import Table
 from services.common.contract.events import DecisionMade
 from services.notifier.queries import Apology, apologies
 from services.recovery import queries
+from services.recovery.audit import Client
 from services.recovery.bootstrap import connected, service_for
 from services.recovery.domain.events import DecisionProposed, DecisionRejected
 from services.recovery.entrypoints.cli_agents import agents_app
+from services.recovery.entrypoints.cli_audit import audit
 from services.recovery.entrypoints.cli_dlq import dlq_app
 from services.recovery.entrypoints.cli_outbox import outbox_app
 from services.recovery.entrypoints.cli_replay import replay_app
@@ -40,6 +42,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(agents_app, name="agents")
 app.command()(whatif)
+app.command()(audit)
 console = Console()
 T = TypeVar("T")
 
@@ -256,7 +259,8 @@ def cases_decide(
     async def go() -> DecisionMade | DecisionProposed:
         async with service_for(settings) as svc:
             who = await People(svc.pool).acting(person, "decide")
-            return await svc.agent_decide(case_id, who.require("decide"), remedies, reason, note, role=who.decides_as)
+            return await svc.agent_decide(case_id, who.require("decide"), remedies, reason, note, role=who.decides_as,
+                                          client=Client.cli())  # fmt: skip
 
     decision = _as_person(go)
     if isinstance(decision, DecisionProposed):
@@ -273,7 +277,7 @@ def cases_approve(case_id: str, person: Annotated[str, typer.Option("--as", help
     async def go() -> DecisionMade:
         async with service_for(RecoverySettings()) as svc:
             who = await People(svc.pool).acting(person, "approve")
-            return await svc.approve_decision(case_id, who.require("approve"))
+            return await svc.approve_decision(case_id, who.require("approve"), client=Client.cli())
 
     made = _as_person(go)
     console.print(f"approved: {made.outcome} by {made.decided_by}, within SLA: {made.within_sla}")
@@ -290,7 +294,7 @@ def cases_reject(
     async def go() -> DecisionRejected:
         async with service_for(RecoverySettings()) as svc:
             who = await People(svc.pool).acting(person, "approve")
-            return await svc.reject_decision(case_id, who.require("approve"), note)
+            return await svc.reject_decision(case_id, who.require("approve"), note, client=Client.cli())
 
     rejected = _as_person(go)
     console.print(f"rejected the decision proposed by {rejected.proposed_by}")

@@ -1,5 +1,6 @@
 """`recoveryctl agents`: the people of the built-in issuer (docs/security.md) and their
-sign-in tokens, in the database DATABASE_URL names."""
+sign-in tokens, in the database DATABASE_URL names. Each change (add, disable, a token
+issued) is audited in its own transaction, as the command line's operator."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from services.common.clock import system_clock
+from services.recovery.audit import AuditRecord, Client, record
 from services.recovery.bootstrap import connected
 from services.recovery.identity import People, PersonExists, Role, Unauthenticated
 from services.recovery.settings import RecoverySettings
@@ -22,10 +25,21 @@ T = TypeVar("T")
 ROLE_HELP = "agent: decides within the approval limits; supervisor: also over them, and approves; auditor: reads"
 
 
-def _run(work: Callable[[People], Awaitable[T]]) -> T:
+def _run(work: Callable[[People], Awaitable[T]], audited: Callable[[T], tuple[str, str] | None] | None = None) -> T:
+    """``work`` on the people; with ``audited`` (the action and its target to record for
+    ``work``'s result, or None for nothing done), in one transaction with its audit record."""
+
     async def go() -> T:
         async with connected(RecoverySettings()) as pool:
-            return await work(People(pool))
+            if audited is None:
+                return await work(People(pool))
+            async with pool.acquire() as conn, conn.transaction():
+                done = await work(People(conn))
+                what = audited(done)
+                if what is not None:
+                    entry = AuditRecord(system_clock(), None, "operator", what[0], Client.cli(), target=what[1])
+                    await record(conn, entry)
+                return done
 
     try:
         return asyncio.run(go())
@@ -41,7 +55,9 @@ def agents_add(
     name: Annotated[str | None, typer.Option(help="the person's name, as the desk shows it")] = None,
 ) -> None:
     """Add a person with a role."""
-    person = _run(lambda people: people.add(person_id, role, name))
+    person = _run(
+        lambda people: people.add(person_id, role, name), lambda _: ("person.added", f"{person_id} as {role}")
+    )
     console.print(f"added {person.id} ({person.role})")
 
 
@@ -59,7 +75,8 @@ def agents_list() -> None:
 @agents_app.command("disable")
 def agents_disable(person_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Disable a person: their tokens stop working at once."""
-    if not _run(lambda people: people.disable(person_id)):
+    audited = ("person.disabled", person_id)
+    if not _run(lambda people: people.disable(person_id), lambda done: audited if done else None):
         console.print(f"[red]no person {escape(person_id)}[/]")
         raise typer.Exit(1)
     console.print(f"disabled {person_id}")
@@ -69,5 +86,5 @@ def agents_disable(person_id: Annotated[str, typer.Argument(metavar="ID")]) -> N
 def agents_token(person_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Issue a sign-in token for an enabled person (printed once; only its digest is kept):
     `Authorization: Bearer <token>` on the ops API."""
-    token = _run(lambda people: people.issue_token(person_id))
+    token = _run(lambda people: people.issue_token(person_id), lambda _: ("person.token_issued", person_id))
     typer.echo(token)  # alone on stdout, for a script to take

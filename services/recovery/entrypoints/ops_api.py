@@ -10,6 +10,10 @@ the docs are off, or behind the service credential, or public as ``HTTP_DOCS`` s
 (services/common/http.py).
 Timelines carry no customer name or email: the ``customer`` objects in event data are
 reduced to ``{"id": ...}``.
+
+Every read of cases (a case, the lists) and every decision is audited (:mod:`..audit`): a
+read's record is written before the answer, which is 503 when it cannot be; a decision's in
+the decision's own transaction. ``GET /audit`` shows the trail to auditors and supervisors.
 """
 
 from __future__ import annotations
@@ -19,22 +23,26 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.contract.events import DecisionMade, Reason, Remedy
-from services.recovery import queries
+from services.common.logging import get_logger
+from services.recovery import audit, queries
 from services.recovery.application import RecoveryService
 from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected, SelfApproval
 from services.recovery.domain.events import DecisionProposed, DecisionRejected
 from services.recovery.errors import CaseNotFound
 from services.recovery.identity import Action, Authenticator, Forbidden, Identity, IdentityUnavailable, Unauthenticated
-from services.recovery.queries import CaseDetail, CaseSummary, PendingDecision
+from services.recovery.queries import AuditEntry, CaseDetail, CaseSummary, PendingDecision
 
+log = get_logger(__name__)
 T = TypeVar("T")
 DISABLED = "ops API disabled: no sign-in configured (see docs/security.md)"
+UNAUDITED = "the read could not be recorded in the audit trail; try again"
+AUDIT_READERS = frozenset({"auditor", "supervisor"})
 
 # Module level: the routes' annotations are resolved against this module's globals.
 _bearer = HTTPBearer(auto_error=False, description="a person's sign-in token or JWT, or OPS_API_TOKEN (read-only)")
@@ -137,27 +145,47 @@ def ops_router(
     }
     reader = Depends(allowed("read"))
     router = APIRouter(prefix="/api/v1", tags=["ops"], responses=errors)
+    unaudited: dict[int | str, dict[str, Any]] = {503: {"model": Problem, "description": f"{DISABLED}; or {UNAUDITED}"}}
 
-    @router.get("/cases", response_model=list[CaseSummary], dependencies=[reader])
+    async def audited(request: Request, who: Identity, action: str, case_id: str | None = None,
+                      target: str | None = None) -> None:  # fmt: skip
+        """Record a read before it is answered; 503 when the record cannot be written."""
+        entry = audit.AuditRecord(get_service().clock(), who.person_id, who.role, action, _client(request),
+                                  case_id, target)  # fmt: skip
+        try:
+            await audit.record(get_pool(), entry)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            log.error("audit.unrecorded", action=action, case_id=case_id, error=type(exc).__name__)
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAUDITED) from None
+
+    @router.get("/cases", response_model=list[CaseSummary], responses=unaudited)
     async def list_cases(
+        request: Request,
         status_: Annotated[str | None, Query(alias="status", max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        who: Identity = reader,
     ) -> list[CaseSummary]:
         """Cases, most recently updated first (optionally only those with ``status``)."""
-        return await queries.cases(get_pool(), status_, limit)
+        found = await queries.cases(get_pool(), status_, limit)
+        await audited(request, who, "cases.list", target=None if status_ is None else f"status={status_}")
+        return found
 
-    @router.get("/escalations", response_model=list[CaseSummary], dependencies=[reader])
-    async def escalations(limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[CaseSummary]:
+    @router.get("/escalations", response_model=list[CaseSummary], responses=unaudited)
+    async def escalations(
+        request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 500, who: Identity = reader
+    ) -> list[CaseSummary]:
         """Open escalations: urgent first, then high, then by due time."""
-        return await queries.by_urgency(get_pool(), limit)
+        found = await queries.by_urgency(get_pool(), limit)
+        await audited(request, who, "escalations.list")
+        return found
 
-    @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}},
-                dependencies=[reader])  # fmt: skip
-    async def show_case(case_id: str) -> CaseDetail:
+    @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}, **unaudited})
+    async def show_case(request: Request, case_id: str, who: Identity = reader) -> CaseDetail:
         """The case and its timeline (every event on its stream), with the apology's status."""
         detail = await queries.case_detail(get_pool(), case_id)
         if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}")
+        await audited(request, who, "case.read", case_id)
         return detail
 
     @router.post(
@@ -175,7 +203,7 @@ def ops_router(
         },
     )
     async def decide(
-        case_id: str, body: DecisionRequest, who: Identity = Depends(allowed("decide"))
+        request: Request, case_id: str, body: DecisionRequest, who: Identity = Depends(allowed("decide"))
     ) -> DecisionSummary | JSONResponse:
         """Decide an escalated case as the signed-in person: grant remedies, or decline with a
         reason (``agent_id`` in the body is ignored). An agent's decision over the approval
@@ -184,7 +212,8 @@ def ops_router(
 
         async def run() -> DecisionMade | DecisionProposed:
             return await get_service().agent_decide(case_id, who.require("decide"), body.remedies,
-                                                    body.decline_reason, body.note, role=who.decides_as)  # fmt: skip
+                                                    body.decline_reason, body.note, role=who.decides_as,
+                                                    client=_client(request))  # fmt: skip
 
         done = await _answer(case_id, run)
         if isinstance(done, DecisionProposed):
@@ -201,12 +230,14 @@ def ops_router(
             422: {"model": Problem, "description": "a remedy the charge's ledger now refuses, with its field"},
         },
     )
-    async def approve(case_id: str, who: Identity = Depends(allowed("approve"))) -> DecisionSummary | JSONResponse:
+    async def approve(
+        request: Request, case_id: str, who: Identity = Depends(allowed("approve"))
+    ) -> DecisionSummary | JSONResponse:
         """Approve the case's pending decision (someone else's): its ``DecisionMade``, in the
         proposer's name, on the charge's ledger as it is now."""
 
         async def run() -> DecisionMade:
-            return await get_service().approve_decision(case_id, who.require("approve"))
+            return await get_service().approve_decision(case_id, who.require("approve"), client=_client(request))
 
         done = await _answer(case_id, run)
         if isinstance(done, JSONResponse):
@@ -223,12 +254,13 @@ def ops_router(
         },
     )
     async def reject(
-        case_id: str, body: RejectRequest, who: Identity = Depends(allowed("approve"))
+        request: Request, case_id: str, body: RejectRequest, who: Identity = Depends(allowed("approve"))
     ) -> Rejection | JSONResponse:
         """Reject the case's pending decision: the case waits for a decision again."""
 
         async def run() -> DecisionRejected:
-            return await get_service().reject_decision(case_id, who.require("approve"), body.note)
+            return await get_service().reject_decision(case_id, who.require("approve"), body.note,
+                                                       client=_client(request))  # fmt: skip
 
         done = await _answer(case_id, run)
         if isinstance(done, JSONResponse):
@@ -236,12 +268,36 @@ def ops_router(
         return Rejection(case_id=done.case_id, proposed_by=done.proposed_by, rejected_by=done.rejected_by,
                          note=done.note, rejected_at=done.rejected_at)  # fmt: skip
 
-    @router.get("/approvals", response_model=list[PendingDecision], dependencies=[reader])
-    async def approvals(limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[PendingDecision]:
+    @router.get("/approvals", response_model=list[PendingDecision], responses=unaudited)
+    async def approvals(
+        request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 500, who: Identity = reader
+    ) -> list[PendingDecision]:
         """Agents' decisions waiting for a supervisor's approval, oldest first."""
-        return await queries.pending_decisions(get_pool(), limit)
+        found = await queries.pending_decisions(get_pool(), limit)
+        await audited(request, who, "approvals.list")
+        return found
+
+    @router.get("/audit", response_model=list[AuditEntry],
+                responses={403: {"model": Problem, "description": "not an auditor or a supervisor"}})  # fmt: skip
+    async def audit_trail(
+        case_id: Annotated[str | None, Query(max_length=128)] = None,
+        person: Annotated[str | None, Query(max_length=128)] = None,
+        since: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+        who: Identity = reader,
+    ) -> list[AuditEntry]:
+        """The audit trail, newest last: who read or decided what, when, from which client
+        (auditors and supervisors; ids only)."""
+        if who.role not in AUDIT_READERS:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {who.role} may not read the audit trail")
+        return await queries.audit_trail(get_pool(), case_id=case_id, person=person, since=since, limit=limit)
 
     return router
+
+
+def _client(request: Request) -> audit.Client:
+    """The HTTP peer (its address as the server saw it) and its User-Agent, bounded."""
+    return audit.Client.http(request.client.host if request.client else None, request.headers.get("user-agent"))
 
 
 def _pending(p: DecisionProposed) -> PendingDecision:
