@@ -10,7 +10,6 @@ import pytest
 from services.common.contract.events import ComplaintFiled
 
 from .builders import (
-    CODES,
     CURRENCIES,
     POLICY,
     T0,
@@ -40,7 +39,7 @@ def test_refunds_a_damage_claim_with_a_goodwill_voucher_of_twenty_percent() -> N
     refund, voucher = made.remedies
     assert (refund.type, refund.amount, refund.charge_id) == ("refund", Decimal("120.00"), "ch-1")
     assert (voucher.type, voucher.amount, voucher.currency) == ("voucher", Decimal("24.00"), "USD")
-    assert voucher.voucher_code == CODES(case.case_id, 0)
+    assert voucher.voucher_code == "RV-L5MT-UL5B-K6HL"  # pinned: tests/unit/test_pinned_values.py
     assert voucher.expires_at == T0 + timedelta(days=365)
     assert case.vouchers_issued == 1
 
