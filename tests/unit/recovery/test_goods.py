@@ -132,7 +132,11 @@ def test_escalates_a_defective_product_just_outside_the_guarantee() -> None:
 def test_a_guarantee_from_29_february_runs_to_1_march() -> None:
     bought = datetime(2024, 2, 29, 12, tzinfo=UTC)
     on_time = datetime(2027, 3, 1, 12, tzinfo=UTC)
-    assert decision(file(defective(purchased_at=bought, filed_at=on_time))[0])
+    made = decision(file(defective(purchased_at=bought, filed_at=on_time))[0])
+    assert [r.type for r in made.remedies] == ["replacement"]
+    late = on_time + timedelta(microseconds=1)
+    raised = escalation(file(defective(purchased_at=bought, filed_at=late))[0])
+    assert raised.reason.code == "outside_guarantee"
 
 
 def test_the_charge_date_stands_in_for_an_unstated_purchase_date() -> None:
