@@ -32,7 +32,7 @@ demo: install           ## plays the customer stories through the running system
 	$(BIN)/recoveryctl demo
 
 test: install           ## the whole suite: unit, integration (real servers), end to end (real processes)
-	$(PY) -m pytest
+	$(PY) -m pytest -rs
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -34,6 +34,7 @@ async def test_the_service_reports_its_partitions_lag_and_its_outbox_backlog(
         deadline = time.monotonic() + 60
         lag: dict[str, float] = {}
         backlog: dict[str, float] = {}
+        scrapes: list[tuple[dict[str, float], dict[str, float]]] = []
         async with httpx.AsyncClient() as http:
             while time.monotonic() < deadline:
                 try:
@@ -42,6 +43,7 @@ async def test_the_service_reports_its_partitions_lag_and_its_outbox_backlog(
                     text = ""
                 lag = {k: v for k, v in _samples(text, "kafka_consumer_lag").items() if f'group="{group}"' in k}
                 backlog = _samples(text, "outbox_backlog")
+                scrapes.append((lag, backlog))
                 # three partitions of each of the two input topics, all handled
                 if len(lag) == 6 and not any(lag.values()) and backlog.get('outbox_backlog{relay="recovery"}') == 0:
                     break
@@ -49,5 +51,14 @@ async def test_the_service_reports_its_partitions_lag_and_its_outbox_backlog(
         assert len(lag) == 6, (lag, proc.log()[-3000:])
         assert set(lag.values()) == {0.0}
         assert backlog['outbox_backlog{relay="recovery"}'] == 0
+        # On the way there: nothing is published after the start, so a partition's lag only
+        # falls, the complaints' never exceed the twelve sent and the charges' stays nought.
+        last: dict[str, float] = {}
+        for seen_lag, seen_backlog in scrapes:
+            assert all(v >= 0 and v == int(v) for v in [*seen_lag.values(), *seen_backlog.values()]), scrapes
+            assert all(v <= last.get(k, v) for k, v in seen_lag.items()), (last, seen_lag)
+            assert sum(v for k, v in seen_lag.items() if "customer.complaints" in k) <= 12, seen_lag
+            assert not any(v for k, v in seen_lag.items() if "billing.charges" in k), seen_lag
+            last = {**last, **seen_lag}
     finally:
         proc.stop()

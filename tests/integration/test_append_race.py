@@ -47,7 +47,14 @@ async def test_an_append_overtaken_between_its_read_and_the_lock_raises_and_stor
     assert raised.value.stream_id == "s-1"
     rows = await pool.fetch("SELECT event_id, version, global_position FROM events ORDER BY global_position")
     assert [(r["event_id"], r["version"], r["global_position"]) for r in rows] == [(theirs.event_id, 1, 1)]
-    # Tried again (as the services do), it finds the stream where the other left it.
+    # Tried again (as the services do), it finds the stream where the other left it: the event
+    # already stored (the same event) is kept once, every other one follows the other's.
+    later = ev(n=3)
+    again = await store.append([AppendRequest("s-1", None, [mine, later])])
+    stored = await pool.fetch("SELECT event_id FROM events ORDER BY global_position")
     if overtaken_by == "the same event":
-        again = await store.append([AppendRequest("s-1", None, [mine, ev(n=3)])])
         assert [(r.version, r.global_position) for r in again] == [(2, 2)]
+        assert [r["event_id"] for r in stored] == [theirs.event_id, later.event_id]
+    else:
+        assert [(r.version, r.global_position) for r in again] == [(2, 2), (3, 3)]
+        assert [r["event_id"] for r in stored] == [theirs.event_id, mine.event_id, later.event_id]

@@ -61,6 +61,7 @@ async def running(app: FastStream) -> AsyncIterator[None]:
         yield
     finally:
         app.exit()
+        # Not a test of the stop: a broker slow under load may outlast the wait.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 30)
 
@@ -299,7 +300,7 @@ async def test_a_quarantined_message_is_dead_lettered_once_and_remembered_by_pos
     assert not await q.put(poison, ValueError("bad amount")), "a redelivery writes no second dead letter"
     assert await q.quarantined([poison, again]) == {"t/2/41"}
     rows = await pool.fetch("SELECT topic, event_id, value FROM outbox WHERE relay = 'r'")
-    assert [(r["topic"], r["event_id"]) for r in rows] == [("dlq", derived_event_id("t/2/41", "c.poison", 0))]
+    assert [(r["topic"], r["event_id"]) for r in rows] == [("dlq", "13bfffd5-10a4-5025-9a78-adbdc23b83cd")]  # pinned
     letter = json.loads(rows[0]["value"])
     assert letter["data"]["error"] == {"code": "unprocessable", "message": "ValueError: bad amount",
                                        "details": [{"exception": "builtins.ValueError"}]}  # fmt: skip

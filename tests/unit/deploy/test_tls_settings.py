@@ -1,20 +1,22 @@
 """Production TLS and SASL settings reach the Kafka clients and the PostgreSQL pool.
 
-The CA is made here (``cryptography`` when installed, else ``openssl req``); nothing
-connects anywhere: the clients are built inside a running loop and closed unstarted.
+The CA is made here with ``cryptography`` (in the dev extra); nothing connects anywhere:
+the clients are built inside a running loop and closed unstarted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from services.common.db import pool_kwargs
 from services.recovery.settings import RecoverySettings
@@ -22,14 +24,7 @@ from services.recovery.settings import RecoverySettings
 CA_NAME = "service-recovery test CA"
 
 
-def _ca_with_cryptography(path: Path) -> bool:
-    try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        return False
+def _make_ca(path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
     now = dt.datetime.now(dt.UTC)
@@ -45,31 +40,12 @@ def _ca_with_cryptography(path: Path) -> bool:
         .sign(key, hashes.SHA256())
     )
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return True
-
-
-def _ca_with_openssl(path: Path) -> bool:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        return False
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", str(path.with_suffix(".key")), "-out", str(path),
-            "-days", "1", "-subj", f"/CN={CA_NAME}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )  # fmt: skip
-    return True
 
 
 @pytest.fixture
 def ca_file(tmp_path: Path) -> Path:
     path = tmp_path / "ca.crt"
-    if not (_ca_with_cryptography(path) or _ca_with_openssl(path)):
-        pytest.skip("neither the cryptography package nor openssl is available")
+    _make_ca(path)
     return path
 
 

@@ -10,7 +10,6 @@ import pytest
 from services.common.contract.events import ComplaintFiled
 
 from .builders import (
-    CODES,
     CURRENCIES,
     POLICY,
     T0,
@@ -40,7 +39,7 @@ def test_refunds_a_damage_claim_with_a_goodwill_voucher_of_twenty_percent() -> N
     refund, voucher = made.remedies
     assert (refund.type, refund.amount, refund.charge_id) == ("refund", Decimal("120.00"), "ch-1")
     assert (voucher.type, voucher.amount, voucher.currency) == ("voucher", Decimal("24.00"), "USD")
-    assert voucher.voucher_code == CODES(case.case_id, 0)
+    assert voucher.voucher_code == "RV-L5MT-UL5B-K6HL"  # pinned: tests/unit/test_pinned_values.py
     assert voucher.expires_at == T0 + timedelta(days=365)
     assert case.vouchers_issued == 1
 
@@ -133,7 +132,11 @@ def test_escalates_a_defective_product_just_outside_the_guarantee() -> None:
 def test_a_guarantee_from_29_february_runs_to_1_march() -> None:
     bought = datetime(2024, 2, 29, 12, tzinfo=UTC)
     on_time = datetime(2027, 3, 1, 12, tzinfo=UTC)
-    assert decision(file(defective(purchased_at=bought, filed_at=on_time))[0])
+    made = decision(file(defective(purchased_at=bought, filed_at=on_time))[0])
+    assert [r.type for r in made.remedies] == ["replacement"]
+    late = on_time + timedelta(microseconds=1)
+    raised = escalation(file(defective(purchased_at=bought, filed_at=late))[0])
+    assert raised.reason.code == "outside_guarantee"
 
 
 def test_the_charge_date_stands_in_for_an_unstated_purchase_date() -> None:

@@ -15,7 +15,7 @@ from services.common.contract.events import (
 )
 from services.recovery.domain import AgentDecide, Case, EffortVoucherOwed, Policy
 
-from .builders import CODES, T0, charge, complaint, escalation, file, of_type, only, run
+from .builders import T0, charge, complaint, escalation, file, of_type, only, run
 
 
 def contact(n: int, category: str = "service_failure", **fields: object) -> ComplaintFiled:
@@ -67,7 +67,7 @@ def test_the_effort_voucher_is_added_to_an_agents_decision() -> None:
     voucher = made.remedies[1]
     assert (voucher.amount, voucher.voucher_code) == (
         Decimal("10.00"),
-        CODES(case.case_id, 0),
+        "RV-L5MT-UL5B-K6HL",  # pinned: tests/unit/test_pinned_values.py
     )
     assert made.reasons[-1].code == "effort_voucher"
     assert after.effort_voucher_granted
