@@ -39,6 +39,7 @@ from services.common.kafka import dead_letter, decode_batch
 from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event
+from services.common.redact import scrub
 from services.notifier.domain.compose import compose
 from services.notifier.domain.templates import TemplateSet
 from services.notifier.errors import StoreUnavailable, TemplateSetError
@@ -211,7 +212,8 @@ class NotifierService:
         comes, for a notification with two); return how many changed."""
         first: dict[str, tuple[str, str | None]] = {}
         for data in outcomes:
-            outcome = ("failed", data.error) if isinstance(data, EmailFailed) else ("delivered", None)
+            # Another delivery consumer's report may quote the recipient: masked before it is kept.
+            outcome = ("failed", scrub(data.error)) if isinstance(data, EmailFailed) else ("delivered", None)
             first.setdefault(data.notification_id, outcome)
         if not first:
             return 0

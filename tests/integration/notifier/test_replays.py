@@ -63,3 +63,17 @@ async def test_a_batch_of_decisions_and_outcomes_is_recorded_as_if_one_at_a_time
         (ids[1], "failed", "550 no such user"),
         *((i, "requested", None) for i in ids[2:]),
     ]
+
+
+async def test_a_failure_reported_by_another_delivery_worker_is_stored_without_the_address(pool: asyncpg.Pool) -> None:
+    """Delivery consumers other than ours publish what their mail server answered, which
+    usually quotes the recipient: the notifier stores and shows it with the address masked."""
+    service = NotifierService(pool, NotifierSettings(), load_templates(), ManualClock(NOW))
+    await service.handle_records([InboundRecord("recovery.decisions", 0, 0, b"cust-1", encode(decision_event()))])
+    notification_id = await pool.fetchval("SELECT notification_id FROM notifications")
+    refused = EmailFailed(notification_id=notification_id, at=NOW,
+                          error="550 5.1.1 <luis.private@example.com>: Recipient address rejected")  # fmt: skip
+    event = new_event(refused, source="another-delivery-worker", time=NOW, subject="cust-1")
+    await service.handle_records([InboundRecord("notifications.email", 0, 0, b"cust-1", encode(event))])
+    stored = await pool.fetchval("SELECT error FROM notifications WHERE notification_id = $1", notification_id)
+    assert stored == "550 5.1.1 <[redacted]>: Recipient address rejected"
