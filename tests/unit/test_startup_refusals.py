@@ -159,9 +159,14 @@ def _start(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
           "KAFKA_SASL_PASSWORD": PASSWORD}, ["KAFKA_SASL_PASSWORD", "SASL_PLAINTEXT"]),
         ("from services.recovery.entrypoints.kafka import run; run()",
          {"OPS_API_TOKEN": PASSWORD}, ["OPS_API_TOKEN: must be at least 32 characters"]),
+        ("import sys; sys.argv = ['recoveryctl', 'cases', 'list']\n"
+         "from services.recovery.entrypoints.cli import main; main()",
+         {"OPS_API_TOKEN": PASSWORD}, ["OPS_API_TOKEN: must be at least 32 characters"]),
     ],
 )  # fmt: skip
-def test_the_service_processes_refuse_to_start_with_one_line(code: str, env: dict[str, str], names: list[str]) -> None:
+def test_the_services_and_recoveryctl_refuse_to_start_with_one_line(
+    code: str, env: dict[str, str], names: list[str]
+) -> None:
     done = _start(code, env)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()

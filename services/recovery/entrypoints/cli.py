@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from services.common.contract.events import DecisionMade
+from services.common.settings import SettingsError, describe_settings_error
 from services.notifier.queries import Apology, apologies
 from services.recovery import queries
 from services.recovery.audit import Client
@@ -315,4 +317,10 @@ def _as_person(go: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 def main() -> None:
     os.environ.setdefault("COLUMNS", "160")
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        if not exc.title.endswith("Settings"):
+            raise
+        # A refused setting: one line naming it (never its value), as the services say it.
+        raise SettingsError(describe_settings_error(exc)) from None
