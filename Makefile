@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lock run demo test test-unit test-integration test-e2e check lint types format schemas bench clean
+.PHONY: install system-tools lock run demo test test-unit test-integration test-e2e check lint types format schemas bench clean
 
 install: $(STAMP)
 
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]' --constraint constraints.txt
 	@touch $(STAMP)
+
+system-tools:           ## the browser and promtool the suite drives, from the system's packages where it can
+	@bash deploy/tools/system-packages.sh
 
 lock:                   ## constraints.txt from the newest versions pyproject.toml allows; then `make test`
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
@@ -35,7 +38,7 @@ demo: install           ## plays the customer stories through the running system
 # leaves code untested lowers it and fails the run.
 COVERAGE_FLOOR := 94
 
-test: install           ## the whole suite: unit, integration (real servers), end to end (real processes); branch coverage
+test: install system-tools ## the whole suite: unit, integration (real servers), end to end (real processes); branch coverage
 	$(PY) -m pytest -rs --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 test-unit: install
@@ -47,7 +50,7 @@ test-integration: install
 test-e2e: install
 	$(PY) -m pytest tests/e2e
 
-check: install lint types test  ## lint, types, then the whole suite (`make test`): what CI runs
+check: install system-tools lint types test  ## lint, types, then the whole suite (`make test`): what CI runs
 
 lint: install           ## ruff: lint and format check
 	$(BIN)/ruff check services tests bench
