@@ -454,7 +454,7 @@ class RecoveryService:
                         return 0
                     await self._load(tx, w, [t[0] for t in due])
                     # A breach may grant what was claimed: on the charge's ledger as it is now.
-                    breached = {t[0] for t in due if t[1] == "sla_breach"}
+                    breached = {t[0] for t in due if t[1] in ("sla_breach", "sla_fallback")}
                     await self._load(tx, w, (), [c.charge_id for cid, c in w.cases.items()
                                                  if cid in breached and c is not None and c.charge_id])  # fmt: skip
                     customers = {c.customer_id for c in w.cases.values() if c is not None}

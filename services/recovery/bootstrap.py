@@ -37,6 +37,7 @@ from services.common.records import InboundRecord
 from services.common.runtime import ServiceRuntime
 from services.recovery import metrics
 from services.recovery.application import CONSUMER, RELAY, BatchResult, RecoveryService, voucher_key
+from services.recovery.calendars import staffed
 from services.recovery.domain.policy import Policy, load_policy
 from services.recovery.domain.remedies import VoucherCodes
 from services.recovery.domain.roster import Roster, load_roster
@@ -62,7 +63,7 @@ def configure(settings: RecoverySettings, clock: Clock = system_clock) -> Config
     """Load the policy, the roster and the voucher codes the settings name; raise
     :class:`ConfigError` if one is missing or invalid."""
     policy = load_policy(settings.recovery_policy_file)
-    roster = load_roster(settings.recovery_roster_file)
+    roster = staffed(load_roster(settings.recovery_roster_file), policy)
     return Configured(settings, clock, policy, roster, voucher_key(settings))
 
 

@@ -6,8 +6,9 @@ the notifier's, read through its own queries (:mod:`services.notifier.queries`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,14 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.notifier.queries import Apology, apologies
 from services.recovery.application import case_stream
 from services.recovery.audit import AUDIT_TYPE, AuditRecord
+from services.recovery.domain.calendar import Calendar, CalendarError, business_time_between, is_open
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 _CASE_COLUMNS = (
     "case_id, customer_id, complaint_id, category, status, owner_id, priority, assignee, reason,"
     " sla_deadline, due_by, contacts, opened_at, updated_at, decided_at, decided_by, rule, outcome,"
-    " within_sla, version"
+    " within_sla, version, person_due_by, calendar_id, calendar_version"
 )
+# How a list of cases is ordered: the escalation queue's (urgent first, then by due time), or
+# by the time left on the person's calendar, least first.
+CaseOrder = Literal["urgency", "time-left"]
+# The calendars by id, as the roster resolved them (Roster.calendar).
+Calendars: TypeAlias = Callable[[str], Calendar | None]
 _URGENCY = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
 
 
@@ -51,6 +58,33 @@ class CaseSummary(BaseModel):
     outcome: str | None = None
     within_sla: bool | None = None
     version: int
+    person_due_by: datetime | None = Field(
+        default=None, description="the person's deadline, in business hours of the assignee's team calendar"
+    )
+    calendar_id: str | None = None
+    calendar_version: str | None = Field(default=None, description="the calendar's version the deadline was counted on")
+    time_left_s: float | None = Field(
+        default=None,
+        description="seconds left to the person's deadline on their calendar (business time; wall time where the"
+        " case has no calendar); negative when overdue; none once decided",
+    )
+    calendar_open: bool | None = Field(
+        default=None, description="whether the person's calendar is open now (the countdown runs); none without one"
+    )
+
+    def with_time_left(self, now: datetime, calendars: Calendars) -> CaseSummary:
+        """The row with the time left to the person's deadline at ``now`` filled in."""
+        if self.status == "decided":
+            return self
+        due = self.person_due_by or self.due_by or self.sla_deadline
+        cal = calendars(self.calendar_id) if self.calendar_id and self.person_due_by else None
+        if cal is None:
+            return self.model_copy(update={"time_left_s": (due - now).total_seconds()})
+        try:
+            left, running = business_time_between(cal, now, due), is_open(cal, now)
+        except CalendarError:
+            return self.model_copy(update={"time_left_s": (due - now).total_seconds()})
+        return self.model_copy(update={"time_left_s": left.total_seconds(), "calendar_open": running})
 
 
 class TimelineEntry(BaseModel):
@@ -79,15 +113,34 @@ async def cases(db: Db, status: str | None, limit: int) -> list[CaseSummary]:
     return [CaseSummary(**dict(r)) for r in rows]
 
 
-async def by_urgency(db: Db, limit: int, *, escalated_only: bool = True) -> list[CaseSummary]:
-    """Open escalations (or every case): urgent first, then high, then by due time."""
+async def by_urgency(
+    db: Db,
+    limit: int,
+    *,
+    escalated_only: bool = True,
+    order: CaseOrder = "urgency",
+    now: datetime | None = None,
+    calendars: Calendars | None = None,
+) -> list[CaseSummary]:
+    """Open escalations (or every case): urgent first, then high, then by due time; or, with
+    ``order="time-left"``, by the time left on the person's calendar at ``now``, least first
+    (decided cases last). With ``now`` and ``calendars`` each row carries its time left."""
     where = "WHERE status = 'escalated'" if escalated_only else ""
     rows = await db.fetch(
         f"SELECT {_CASE_COLUMNS} FROM rm_cases {where}"
-        f" ORDER BY {_URGENCY}, coalesce(due_by, sla_deadline), case_id LIMIT $1",
-        limit,
+        f" ORDER BY {_URGENCY}, coalesce(due_by, sla_deadline), case_id"
+        f"{' LIMIT $1' if order == 'urgency' else ''}",
+        *((limit,) if order == "urgency" else ()),
     )
-    return [CaseSummary(**dict(r)) for r in rows]
+    found = [CaseSummary(**dict(r)) for r in rows]
+    if now is not None and calendars is not None:
+        found = [r.with_time_left(now, calendars) for r in found]
+    if order == "time-left":
+        if now is None or calendars is None:
+            raise ValueError("ordering by time left needs now and the calendars")
+        found.sort(key=lambda r: (r.time_left_s is None, r.time_left_s or 0.0, r.case_id))
+        found = found[:limit]
+    return found
 
 
 async def case(db: Db, case_id: str) -> CaseSummary | None:

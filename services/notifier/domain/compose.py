@@ -10,8 +10,10 @@ Which template:
   decline) → ``decision_declined``. A decision made after its SLA (``within_sla`` false)
   also apologises for the delay, in the same email: one apology per decision.
 - ``recovery.case.escalated.v1`` with ``customer`` and ``case_owner`` → ``escalation_ack``:
-  the apology, the named owner, and when the customer will hear back. Without them there
-  is no one to write to or sign as: :func:`compose` returns ``None``.
+  the apology, the named owner, and when the customer will hear back: when the escalation
+  carries the person's deadline and its calendar, when a person will decide, on the wall
+  clock of the calendar's zone (the team's place, named); else the deadline in UTC. Without
+  them there is no one to write to or sign as: :func:`compose` returns ``None``.
 - An event re-published from the store (``replay`` set on the envelope) was answered
   when it first happened: ``None``, so a replay never emails a customer twice.
 """
@@ -33,6 +35,7 @@ from services.notifier.domain.locales import (
     CustomerLocale,
     Settlement,
     format_day,
+    format_local_moment,
     format_moment_utc,
     format_money,
     parse_settlement,
@@ -88,7 +91,10 @@ def _remedy_view(remedy: Remedy, locale: CustomerLocale) -> RemedyView:
 def _template_and_context(data: DecisionMade | CaseEscalated, locale: CustomerLocale) -> tuple[str, dict[str, object]]:
     """The template for ``data`` and the variables only that template has."""
     if isinstance(data, CaseEscalated):
-        return ESCALATION_ACK, {"due_by": format_moment_utc(data.due_by, locale)}
+        decide_by = None
+        if data.person_due_by is not None and data.calendar is not None:
+            decide_by = format_local_moment(data.person_due_by, data.calendar.zone, locale)
+        return ESCALATION_ACK, {"due_by": format_moment_utc(data.due_by, locale), "decide_by": decide_by}
     template = DECISION_RESOLVED if data.outcome == "resolved" else DECISION_DECLINED
     return template, {
         "late": not data.within_sla,

@@ -248,6 +248,9 @@ async def upsert_cases(
             "priority": esc.priority if esc else None, "assignee": esc.assignee if esc else None,
             "reason": esc.reason.code if esc else None, "sla_deadline": c.sla_deadline,
             "due_by": esc.due_by if esc else None, "contacts": c.contacts, "opened_at": c.filed_at,
+            "person_due_by": esc.person_due_by if esc else None,
+            "calendar_id": esc.calendar.id if esc and esc.calendar else None,
+            "calendar_version": esc.calendar.version if esc and esc.calendar else None,
             "updated_at": now, "decided_at": last.decided_at if last else None,
             "decided_by": last.decided_by if last else None, "rule": last.policy.rule if last else None,
             "outcome": last.outcome if last else None, "within_sla": last.within_sla if last else None,
@@ -274,11 +277,13 @@ async def upsert_cases(
                  assignee text, reason text, sla_deadline timestamptz, due_by timestamptz,
                  contacts int, opened_at timestamptz, updated_at timestamptz,
                  decided_at timestamptz, decided_by text, rule text, outcome text,
-                 within_sla bool, version int)
+                 within_sla bool, version int, person_due_by timestamptz, calendar_id text,
+                 calendar_version text)
            ), upserted AS (
              INSERT INTO rm_cases (case_id, customer_id, complaint_id, category, status, owner_id,
                  priority, assignee, reason, sla_deadline, due_by, contacts, opened_at, updated_at,
-                 decided_at, decided_by, rule, outcome, within_sla, version)
+                 decided_at, decided_by, rule, outcome, within_sla, version, person_due_by,
+                 calendar_id, calendar_version)
              SELECT * FROM input
              ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
                  owner_id = EXCLUDED.owner_id, priority = EXCLUDED.priority,
@@ -288,7 +293,8 @@ async def upsert_cases(
                  updated_at = EXCLUDED.updated_at, decided_at = EXCLUDED.decided_at,
                  decided_by = EXCLUDED.decided_by, rule = EXCLUDED.rule,
                  outcome = EXCLUDED.outcome, within_sla = EXCLUDED.within_sla,
-                 version = EXCLUDED.version
+                 version = EXCLUDED.version, person_due_by = EXCLUDED.person_due_by,
+                 calendar_id = EXCLUDED.calendar_id, calendar_version = EXCLUDED.calendar_version
            ), owners AS (
              INSERT INTO rm_customer_owners (customer_id, owner_id)
              SELECT * FROM json_to_recordset($2::json) AS o (customer_id text, owner_id text)

@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.common.contract.events import ComplaintFiled, Reason, Remedy
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 
-TimerKind = Literal["sla_warning", "sla_breach", "charge_wait"]
+TimerKind = Literal["sla_warning", "sla_breach", "sla_fallback", "charge_wait"]
 
 
 class Command(BaseModel):

@@ -151,9 +151,9 @@ def _repeat_steps(
     if case.status == "decided":
         # Reopen with a fresh SLA from this contact: the customer is still not satisfied.
         due_by = max(case.sla_deadline, case.latest_complaint.filed_at + policy.sla)
-        events.append(escalated(case, repeat_referral(case), roster, due_by))
+        events.append(escalated(case, repeat_referral(case), roster, policy, due_by))
     elif case.escalation is not None and case.escalation.priority == "normal":
-        events.append(escalated(case, repeat_referral(case), roster))
+        events.append(escalated(case, repeat_referral(case), roster, policy))
     return events
 
 

@@ -17,13 +17,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from services.common.clock import system_clock
 from services.common.contract.events import DecisionMade
 from services.common.settings import SettingsError, describe_settings_error
 from services.notifier.queries import Apology, apologies
 from services.recovery import queries
 from services.recovery.audit import Client
 from services.recovery.bootstrap import connected, service_for
+from services.recovery.calendars import staffed
 from services.recovery.domain.events import DecisionProposed, DecisionRejected
+from services.recovery.domain.policy import load_policy
+from services.recovery.domain.roster import load_roster
 from services.recovery.entrypoints.cli_agents import agents_app
 from services.recovery.entrypoints.cli_audit import audit
 from services.recovery.entrypoints.cli_dlq import dlq_app
@@ -155,12 +159,20 @@ def topics_create() -> None:
 @cases_app.command("list")
 def cases_list(
     all_: Annotated[bool, typer.Option("--all", help="every case, not only escalations")] = False,
+    sort: Annotated[
+        queries.CaseOrder,
+        typer.Option(help="urgency: most urgent first; time-left: least time left on the person's calendar first"),
+    ] = "urgency",
 ) -> None:
     """Open escalations, most urgent first (or every case with --all)."""
 
     async def go() -> list[CaseSummary]:
-        async with connected(RecoverySettings()) as pool:
-            return await queries.by_urgency(pool, 500, escalated_only=not all_)
+        settings = RecoverySettings()
+        policy = load_policy(settings.recovery_policy_file)
+        roster = staffed(load_roster(settings.recovery_roster_file), policy)
+        async with connected(settings) as pool:
+            return await queries.by_urgency(pool, 500, escalated_only=not all_, order=sort, now=system_clock(),
+                                            calendars=roster.calendar)  # fmt: skip
 
     rows = asyncio.run(go())
     table = Table(title="Escalations" if not all_ else "Cases")

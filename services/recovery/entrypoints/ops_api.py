@@ -165,17 +165,28 @@ def ops_router(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         who: Identity = reader,
     ) -> list[CaseSummary]:
-        """Cases, most recently updated first (optionally only those with ``status``)."""
-        found = await queries.cases(get_pool(), status_, limit)
+        """Cases, most recently updated first (optionally only those with ``status``), each with
+        the time left to the person's deadline on their calendar."""
+        service = get_service()
+        now = service.clock()
+        found = [
+            r.with_time_left(now, service.roster.calendar) for r in await queries.cases(get_pool(), status_, limit)
+        ]
         await audited(request, who, "cases.list", target=None if status_ is None else f"status={status_}")
         return found
 
     @router.get("/escalations", response_model=list[CaseSummary], responses=unaudited)
     async def escalations(
-        request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 500, who: Identity = reader
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+        sort: queries.CaseOrder = "urgency",
+        who: Identity = reader,
     ) -> list[CaseSummary]:
-        """Open escalations: urgent first, then high, then by due time."""
-        found = await queries.by_urgency(get_pool(), limit)
+        """Open escalations: urgent first, then high, then by due time (``sort=time-left``: least
+        time left on the person's calendar first); each with that time left."""
+        service = get_service()
+        found = await queries.by_urgency(get_pool(), limit, order=sort, now=service.clock(),
+                                         calendars=service.roster.calendar)  # fmt: skip
         await audited(request, who, "escalations.list")
         return found
 
@@ -183,6 +194,11 @@ def ops_router(
     async def show_case(request: Request, case_id: str, who: Identity = reader) -> CaseDetail:
         """The case and its timeline (every event on its stream), with the apology's status."""
         detail = await queries.case_detail(get_pool(), case_id)
+        if detail is not None:
+            service = get_service()
+            detail = detail.model_copy(
+                update={"case": detail.case.with_time_left(service.clock(), service.roster.calendar)}
+            )
         if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}")
         await audited(request, who, "case.read", case_id)
