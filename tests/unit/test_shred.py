@@ -31,35 +31,35 @@ class _Keys:
 
 async def test_sealed_data_opens_with_the_key_and_reads_as_erased_without_it() -> None:
     table, ring = _Keys(), Keyring()
-    await ring.ensure(table, ["c-1"])  # type: ignore[arg-type]
+    await ring.ensure(table, ["c-1"])
     sealed = ring.seal(DECISION, DATA, "c-1")
     assert DATA["customer"]["name"] == "Ana Privada"  # type: ignore[index]  # the original is left alone
     assert sealed["customer"] == {"id": "c-1", "name": ERASED, "email": ERASED_EMAIL}
     assert sealed["remedies"] == DATA["remedies"]
     opened = copy.deepcopy(sealed)
-    await open_data(table, [(DECISION, opened)])  # type: ignore[arg-type]
+    await open_data(table, [(DECISION, opened)])
     assert opened == DATA
     del table.rows["c-1"]  # forgotten
     gone = copy.deepcopy(sealed)
-    await open_data(table, [(DECISION, gone)])  # type: ignore[arg-type]
+    await open_data(table, [(DECISION, gone)])
     assert gone == {**DATA, "customer": {"id": "c-1", "name": ERASED, "email": ERASED_EMAIL}}
     table.rows["c-1"] = os.urandom(32)  # a new key for the same customer opens nothing old
     again = copy.deepcopy(sealed)
-    await open_data(table, [(DECISION, again)])  # type: ignore[arg-type]
+    await open_data(table, [(DECISION, again)])
     assert again["customer"]["name"] == ERASED
     assert SEALED not in again
 
 
 async def test_one_lookup_a_batch_and_unsealed_events_read_as_they_are() -> None:
     table, ring = _Keys(), Keyring()
-    await ring.ensure(table, ["c-1", "c-2"])  # type: ignore[arg-type]
-    await ring.ensure(table, ["c-1", "c-2"])  # type: ignore[arg-type]
+    await ring.ensure(table, ["c-1", "c-2"])
+    await ring.ensure(table, ["c-1", "c-2"])
     assert table.queries == 1
     items: list[tuple[str, dict[str, Any]]] = [(DECISION, ring.seal(DECISION, DATA, "c-1")) for _ in range(50)]
     items.append((DECISION, copy.deepcopy(DATA)))  # stored by an older version
     reader = _Keys()
     reader.rows = table.rows
-    await open_data(reader, items)  # type: ignore[arg-type]
+    await open_data(reader, items)
     assert reader.queries == 1
     assert all(d == DATA for _, d in items)
 
