@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeAlias
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.eventstore.shred import open_data
 from services.notifier.queries import Apology, apologies
 from services.recovery.application import case_stream
 from services.recovery.audit import AUDIT_TYPE, AuditRecord
@@ -149,13 +150,16 @@ async def case(db: Db, case_id: str) -> CaseSummary | None:
 
 
 async def timeline(db: Db, case_id: str) -> list[TimelineEntry]:
-    """Every event on the case's stream, in order (empty: no such case)."""
+    """Every event on the case's stream, in order (empty: no such case); personal data
+    opened, or ``[erased]`` when the customer was forgotten."""
     rows = await db.fetch(
         "SELECT version, event_type, occurred_at, data FROM events WHERE stream_id = $1 ORDER BY version",
         case_stream(case_id),
     )
-    return [TimelineEntry(version=r["version"], type=r["event_type"], time=r["occurred_at"], data=_data(r["data"]))
-            for r in rows]  # fmt: skip
+    data = [json.loads(r["data"]) for r in rows]
+    await open_data(db, [(r["event_type"], d) for r, d in zip(rows, data, strict=True)])
+    return [TimelineEntry(version=r["version"], type=r["event_type"], time=r["occurred_at"], data=_data(d))
+            for r, d in zip(rows, data, strict=True)]  # fmt: skip
 
 
 class PendingDecision(BaseModel):

@@ -15,7 +15,8 @@ import asyncpg
 from services.common.contract.events import ChargePosted, ChargeRefunded, DecisionMade, EventData
 from services.common.db import json_rows
 from services.common.eventstore import RecordedEvent
-from services.common.eventstore.postgres import SELECT_EVENTS, row_to_event
+from services.common.eventstore.postgres import SELECT_EVENTS, rows_to_events
+from services.common.eventstore.shred import Keyring
 from services.recovery.domain.anomaly import CROSS_CUSTOMER_KINDS
 from services.recovery.domain.case import Case
 from services.recovery.domain.facts import NO_HISTORY, CustomerHistory
@@ -99,13 +100,18 @@ async def usual_amounts(conn: asyncpg.Connection, charges: Sequence[ChargePosted
 
 
 async def read_streams_and_waiting(
-    conn: asyncpg.Connection, stream_ids: Sequence[str], charge_ids: Iterable[str], case_prefix: str
+    conn: asyncpg.Connection,
+    stream_ids: Sequence[str],
+    charge_ids: Iterable[str],
+    case_prefix: str,
+    keys: Keyring | None = None,
 ) -> dict[str, list[RecordedEvent]]:
     """The events of ``stream_ids`` and of the case streams (``case_prefix`` + case id) of the
     cases waiting for any of ``charge_ids``, by stream (every one of ``stream_ids`` listed)."""
     out: dict[str, list[RecordedEvent]] = {s: [] for s in stream_ids}
-    for r in await conn.fetch(_STREAMS_AND_WAITING, list(stream_ids), list(set(charge_ids)), case_prefix):
-        out.setdefault(r[1], []).append(row_to_event(r))
+    rows = await conn.fetch(_STREAMS_AND_WAITING, list(stream_ids), list(set(charge_ids)), case_prefix)
+    for e in await rows_to_events(conn, rows, keys):
+        out.setdefault(e.stream_id, []).append(e)
     return out
 
 

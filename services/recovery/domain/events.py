@@ -121,6 +121,22 @@ class DecisionRejected(EventData):
     rejected_at: AwareDatetime
 
 
+class CustomerErased(EventData):
+    """A customer was forgotten: their key destroyed and the plain copies of their personal
+    data purged (``services/recovery/erasure.py``). Ids and counts only, never the data; on
+    the customer's own stream, ``customer-<id>``."""
+
+    TYPE: ClassVar[str] = "recovery.customer.erased.v1"
+    TOPIC: ClassVar[str] = INTERNAL
+
+    customer_id: str = Field(min_length=1)
+    erased_by: str = Field(min_length=1, description="agent:<person id>, or operator for the command line")
+    key_destroyed: bool = Field(description="false: the customer had no key (forgotten already, or never stored)")
+    cases: int = Field(ge=0, description="the customer's cases, which keep their decisions and money")
+    purged: dict[str, int] = Field(default_factory=dict, description="rows purged, by table")
+    erased_at: AwareDatetime
+
+
 class ChargeAssessed(EventData):
     """The usual amounts a charge is judged by, fixed when it arrived (in the charge's own
     stream, after the charge; none is recorded when there is nothing to compare it with)."""
@@ -142,7 +158,7 @@ _CASE_INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (
     DecisionApproved,
     DecisionRejected,
 )
-INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (*_CASE_INTERNAL_EVENT_TYPES, ChargeAssessed)
+INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (*_CASE_INTERNAL_EVENT_TYPES, ChargeAssessed, CustomerErased)
 _PUBLISHED_CASE_EVENT_TYPES: tuple[type[EventData], ...] = (
     CaseOpened,
     CaseEscalated,

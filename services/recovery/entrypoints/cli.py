@@ -30,6 +30,7 @@ from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
 from services.recovery.entrypoints.cli_agents import agents_app
 from services.recovery.entrypoints.cli_audit import audit
+from services.recovery.entrypoints.cli_customers import customers_app
 from services.recovery.entrypoints.cli_dlq import dlq_app
 from services.recovery.entrypoints.cli_outbox import outbox_app
 from services.recovery.entrypoints.cli_replay import replay_app
@@ -47,6 +48,7 @@ app.add_typer(replay_app, name="replay")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(agents_app, name="agents")
+app.add_typer(customers_app, name="customers")
 app.command()(whatif)
 app.command()(audit)
 console = Console()

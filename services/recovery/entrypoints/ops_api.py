@@ -18,19 +18,20 @@ the decision's own transaction. ``GET /audit`` shows the trail to auditors and s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.contract.events import DecisionMade, Reason, Remedy
 from services.common.logging import get_logger
-from services.recovery import audit, queries
+from services.recovery import audit, erasure, queries
 from services.recovery.application import RecoveryService
 from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected, SelfApproval
 from services.recovery.domain.events import DecisionProposed, DecisionRejected
@@ -97,6 +98,17 @@ class Rejection(BaseModel):
     rejected_by: str
     note: str | None
     rejected_at: datetime
+
+
+class ErasureReport(BaseModel):
+    """What forgetting a customer did; ``recorded`` false: forgotten already, nothing left."""
+
+    customer_id: str
+    key_destroyed: bool
+    cases: int = Field(description="the customer's cases: decisions and money stay, personal data reads as erased")
+    purged: dict[str, int] = Field(description="rows purged, by table")
+    recorded: bool
+    erased_at: datetime | None = None
 
 
 class Problem(BaseModel):
@@ -307,6 +319,17 @@ def ops_router(
         if who.role not in AUDIT_READERS:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {who.role} may not read the audit trail")
         return await queries.audit_trail(get_pool(), case_id=case_id, person=person, since=since, limit=limit)
+
+    @router.post("/customers/{customer_id}/forget", response_model=ErasureReport,
+                 responses={403: {"model": Problem, "description": "not a supervisor"}})  # fmt: skip
+    async def forget_customer(
+        request: Request, customer_id: Annotated[str, Path(max_length=128)], who: Identity = Depends(allowed("erase"))
+    ) -> ErasureReport:
+        """Forget the customer (supervisors): destroy their key, purge the plain copies of
+        their personal data, record the erasure (ids only) and its audit record. Idempotent."""
+        done = await erasure.forget(get_pool(), customer_id, person=who.require("erase"), role=who.role,
+                                    client=_client(request), now=get_service().clock())  # fmt: skip
+        return ErasureReport(**dataclasses.asdict(done))
 
     return router
 
