@@ -134,7 +134,8 @@ def compose(event: CloudEvent, data: DecisionMade | CaseEscalated, templates: Te
         return None
     template, rendered = email
     customer, owner = data.customer, data.case_owner
-    assert customer is not None and owner is not None  # render_email gave an email
+    assert customer is not None
+    assert owner is not None
     locale = resolve_locale(customer.locale)
     return EmailRequested(
         notification_id=notification_id(event.id, template),

@@ -87,7 +87,7 @@ def mount_desk(app: FastAPI, desk: Desk) -> None:
     app.add_middleware(SecurityHeaders)
 
 
-def desk_router(desk: Desk) -> APIRouter:  # noqa: C901 - the pages, one closure each
+def desk_router(desk: Desk) -> APIRouter:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals["ref"] = display_ref
     emails: list[TemplateSet] = []
@@ -214,7 +214,8 @@ def desk_router(desk: Desk) -> APIRouter:  # noqa: C901 - the pages, one closure
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
             return unaudited(request, who)
         return page(request, "queue.html", who, page_=reads.QueuePage([], found, None), f=reads.Filters(),
-                    now=_now(desk), searched=term, statuses=reads.OPEN_STATUSES, priorities=reads.PRIORITIES)  # fmt: skip
+                    now=_now(desk), searched=term, statuses=reads.OPEN_STATUSES,
+                    priorities=reads.PRIORITIES)  # fmt: skip
 
     # ------------------------------------------------------------------ a case
 
@@ -230,8 +231,9 @@ def desk_router(desk: Desk) -> APIRouter:  # noqa: C901 - the pages, one closure
             "apologies": await apologies(pool, case_id),
             "money": await reads.money(pool, found.charge_id),
             "pending": await queries.pending_decisions(pool, 1, case_id),
-            "policy": None if case is None else reads.policy_view(case, service.policy, service.roster,
-                                                                  service.vouchers),  # fmt: skip
+            "policy": None
+            if case is None
+            else reads.policy_view(case, service.policy, service.roster, service.vouchers),
             "preview": reads.apology_preview(events, email_templates()),
             "now": _now(desk),
         }
@@ -522,18 +524,27 @@ def _told(t: queries.TimelineEntry) -> Told:
     d = t.data
     kind = t.type.removeprefix("recovery.").removesuffix(".v1")
     says: dict[str, Callable[[], str]] = {
-        "case.opened": lambda: f"Case opened; owner {(d.get('case_owner') or {}).get('id', '?')},"
-        f" due by {d.get('sla_deadline', '?')}.",
-        "case.contact_added": lambda: f"Complaint {d.get('contact')} filed: "
-        f"{(d.get('complaint') or {}).get('category', '?')} by {(d.get('complaint') or {}).get('channel', '?')}.",
+        "case.opened": lambda: (
+            f"Case opened; owner {(d.get('case_owner') or {}).get('id', '?')}, due by {d.get('sla_deadline', '?')}."
+        ),
+        "case.contact_added": lambda: (
+            f"Complaint {d.get('contact')} filed: "
+            f"{(d.get('complaint') or {}).get('category', '?')} by {(d.get('complaint') or {}).get('channel', '?')}."
+        ),
         "case.charge_awaited": lambda: f"Waiting for charge {d.get('charge_id')} until {d.get('until')}.",
-        "case.charge_linked": lambda: f"Charge {(d.get('charge') or {}).get('charge_id')} linked: "
-        f"{(d.get('charge') or {}).get('amount')} {(d.get('charge') or {}).get('currency')}.",
-        "case.escalated": lambda: f"Escalated, {d.get('priority')}: {(d.get('reason') or {}).get('text', '')}"
-        f" Assigned to {d.get('assignee')}, due by {d.get('due_by')}.",
-        "decision.made": lambda: f"Decided by {d.get('decided_by')}: {d.get('outcome')}"
-        + "".join(f"; {reads.remedy_text(Remedy.model_validate(r))}" for r in d.get("remedies") or [])
-        + ".",
+        "case.charge_linked": lambda: (
+            f"Charge {(d.get('charge') or {}).get('charge_id')} linked: "
+            f"{(d.get('charge') or {}).get('amount')} {(d.get('charge') or {}).get('currency')}."
+        ),
+        "case.escalated": lambda: (
+            f"Escalated, {d.get('priority')}: {(d.get('reason') or {}).get('text', '')}"
+            f" Assigned to {d.get('assignee')}, due by {d.get('due_by')}."
+        ),
+        "decision.made": lambda: (
+            f"Decided by {d.get('decided_by')}: {d.get('outcome')}"
+            + "".join(f"; {reads.remedy_text(Remedy.model_validate(r))}" for r in d.get("remedies") or [])
+            + "."
+        ),
         "decision.proposed": lambda: f"Decision proposed by {d.get('proposed_by')}; it awaits a supervisor.",
         "decision.approved": lambda: f"Decision approved by {d.get('approved_by')}.",
         "decision.rejected": lambda: f"Decision rejected by {d.get('rejected_by')}.",
