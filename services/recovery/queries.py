@@ -21,7 +21,7 @@ from services.recovery.domain.calendar import Calendar, CalendarError, business_
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
-_CASE_COLUMNS = (
+CASE_COLUMNS = (
     "case_id, customer_id, complaint_id, category, status, owner_id, priority, assignee, reason,"
     " sla_deadline, due_by, contacts, opened_at, updated_at, decided_at, decided_by, rule, outcome,"
     " within_sla, version, person_due_by, calendar_id, calendar_version"
@@ -31,7 +31,7 @@ _CASE_COLUMNS = (
 CaseOrder = Literal["urgency", "time-left"]
 # The calendars by id, as the roster resolved them (Roster.calendar).
 Calendars: TypeAlias = Callable[[str], Calendar | None]
-_URGENCY = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
+URGENCY = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
 
 
 class CaseSummary(BaseModel):
@@ -106,7 +106,7 @@ class CaseDetail(BaseModel):
 async def cases(db: Db, status: str | None, limit: int) -> list[CaseSummary]:
     """Cases, most recently updated first (only those with ``status`` unless it is None)."""
     rows = await db.fetch(
-        f"SELECT {_CASE_COLUMNS} FROM rm_cases WHERE ($1::text IS NULL OR status = $1)"
+        f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE ($1::text IS NULL OR status = $1)"
         " ORDER BY updated_at DESC, case_id LIMIT $2",
         status,
         limit,
@@ -128,8 +128,8 @@ async def by_urgency(
     (decided cases last). With ``now`` and ``calendars`` each row carries its time left."""
     where = "WHERE status = 'escalated'" if escalated_only else ""
     rows = await db.fetch(
-        f"SELECT {_CASE_COLUMNS} FROM rm_cases {where}"
-        f" ORDER BY {_URGENCY}, coalesce(due_by, sla_deadline), case_id"
+        f"SELECT {CASE_COLUMNS} FROM rm_cases {where}"
+        f" ORDER BY {URGENCY}, coalesce(due_by, sla_deadline), case_id"
         f"{' LIMIT $1' if order == 'urgency' else ''}",
         *((limit,) if order == "urgency" else ()),
     )
@@ -145,7 +145,7 @@ async def by_urgency(
 
 
 async def case(db: Db, case_id: str) -> CaseSummary | None:
-    row = await db.fetchrow(f"SELECT {_CASE_COLUMNS} FROM rm_cases WHERE case_id = $1", case_id)
+    row = await db.fetchrow(f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE case_id = $1", case_id)
     return None if row is None else CaseSummary(**dict(row))
 
 

@@ -45,6 +45,7 @@ from services.notifier.domain.templates import (
     DECISION_DECLINED,
     DECISION_RESOLVED,
     ESCALATION_ACK,
+    Rendered,
     TemplateSet,
 )
 
@@ -103,15 +104,12 @@ def _template_and_context(data: DecisionMade | CaseEscalated, locale: CustomerLo
     }
 
 
-def compose(event: CloudEvent, data: DecisionMade | CaseEscalated, templates: TemplateSet) -> EmailRequested | None:
-    """The one email request for ``event`` (whose typed data is ``data``), or ``None``.
-
-    ``None`` for a replayed event and for an escalation that names no customer or no case
-    owner; the caller logs it. Raises
-    :class:`~services.notifier.domain.errors.TemplateSetError` if a template fails to render.
-    """
+def render_email(data: DecisionMade | CaseEscalated, templates: TemplateSet) -> tuple[str, Rendered] | None:
+    """The template and the email for ``data`` in the customer's language, as the customer
+    gets it (the escalation desk previews it with this); None when ``data`` names no customer
+    or no case owner."""
     customer, owner = data.customer, data.case_owner
-    if event.replay or customer is None or owner is None:
+    if customer is None or owner is None:
         return None
     locale = resolve_locale(customer.locale)
     template, context = _template_and_context(data, locale)
@@ -125,6 +123,26 @@ def compose(event: CloudEvent, data: DecisionMade | CaseEscalated, templates: Te
             **context,
         },
     )
+    return template, rendered
+
+
+def compose(event: CloudEvent, data: DecisionMade | CaseEscalated, templates: TemplateSet) -> EmailRequested | None:
+    """The one email request for ``event`` (whose typed data is ``data``), or ``None``.
+
+    ``None`` for a replayed event and for an escalation that names no customer or no case
+    owner; the caller logs it. Raises
+    :class:`~services.notifier.domain.errors.TemplateSetError` if a template fails to render.
+    """
+    if event.replay:
+        return None
+    email = render_email(data, templates)
+    if email is None:
+        return None
+    template, rendered = email
+    customer, owner = data.customer, data.case_owner
+    assert customer is not None
+    assert owner is not None
+    locale = resolve_locale(customer.locale)
     return EmailRequested(
         notification_id=notification_id(event.id, template),
         case_id=data.case_id,

@@ -260,7 +260,8 @@ async def upsert_cases(
             "updated_at": now, "decided_at": last.decided_at if last else None,
             "decided_by": last.decided_by if last else None, "rule": last.policy.rule if last else None,
             "outcome": last.outcome if last else None, "within_sla": last.within_sla if last else None,
-            "version": versions[c.case_id],
+            "version": versions[c.case_id], "charge_id": c.charge_id, "order_id": c.order_id,
+            "claimed_amount": c.first_complaint.claimed_amount, "currency": c.first_complaint.currency,
         })  # fmt: skip
         # One row per customer (a statement may not update a row twice): the last case's
         # owner, as one statement per case would have left it.
@@ -284,12 +285,13 @@ async def upsert_cases(
                  contacts int, opened_at timestamptz, updated_at timestamptz,
                  decided_at timestamptz, decided_by text, rule text, outcome text,
                  within_sla bool, version int, person_due_by timestamptz, calendar_id text,
-                 calendar_version text)
+                 calendar_version text, charge_id text, order_id text, claimed_amount numeric,
+                 currency text)
            ), upserted AS (
              INSERT INTO rm_cases (case_id, customer_id, complaint_id, category, status, owner_id,
                  priority, assignee, reason, sla_deadline, due_by, contacts, opened_at, updated_at,
                  decided_at, decided_by, rule, outcome, within_sla, version, person_due_by,
-                 calendar_id, calendar_version)
+                 calendar_id, calendar_version, charge_id, order_id, claimed_amount, currency)
              SELECT * FROM input
              ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
                  owner_id = EXCLUDED.owner_id, priority = EXCLUDED.priority,
@@ -300,7 +302,9 @@ async def upsert_cases(
                  decided_by = EXCLUDED.decided_by, rule = EXCLUDED.rule,
                  outcome = EXCLUDED.outcome, within_sla = EXCLUDED.within_sla,
                  version = EXCLUDED.version, person_due_by = EXCLUDED.person_due_by,
-                 calendar_id = EXCLUDED.calendar_id, calendar_version = EXCLUDED.calendar_version
+                 calendar_id = EXCLUDED.calendar_id, calendar_version = EXCLUDED.calendar_version,
+                 charge_id = EXCLUDED.charge_id, order_id = EXCLUDED.order_id,
+                 claimed_amount = EXCLUDED.claimed_amount, currency = EXCLUDED.currency
            ), owners AS (
              INSERT INTO rm_customer_owners (customer_id, owner_id)
              SELECT * FROM json_to_recordset($2::json) AS o (customer_id text, owner_id text)

@@ -40,6 +40,7 @@ from services.common.contract.events import (
 from services.common.contract.ids import uuid5_str
 from services.recovery.domain.errors import InvalidStream
 from services.recovery.domain.events import (
+    CaseAssigned,
     ChargeAwaited,
     ChargeLinked,
     ContactAdded,
@@ -47,6 +48,7 @@ from services.recovery.domain.events import (
     DecisionProposed,
     DecisionRejected,
     EffortVoucherOwed,
+    NoteAdded,
 )
 from services.recovery.domain.facts import ChargeFacts
 
@@ -253,6 +255,12 @@ def apply(case: Case | None, event: EventData) -> Case:
     return step(case, event)
 
 
+def _assigned(case: Case, event: CaseAssigned) -> Case:
+    if case.escalation is None:
+        raise InvalidStream(f"case {case.case_id} assigned while not escalated")
+    return _evolve(case, {"escalation": case.escalation.model_copy(update={"assignee": event.assignee})})
+
+
 def _charge_linked(case: Case, event: ChargeLinked) -> Case:
     # The wait is over; a case that waited is open again until its decision follows.
     status = "open" if case.status == "awaiting_charge" else case.status
@@ -271,6 +279,8 @@ _STEPS: dict[type[EventData], Callable[[Case, Any], Case]] = {
     DecisionProposed: lambda case, e: _evolve(case, {"pending": e}),
     DecisionApproved: lambda case, _: _evolve(case, {"pending": None}),
     DecisionRejected: lambda case, _: _evolve(case, {"pending": None}),
+    CaseAssigned: _assigned,
+    NoteAdded: lambda case, _: case,
 }
 
 

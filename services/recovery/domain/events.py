@@ -3,7 +3,8 @@
 They carry what a case needs to be rebuilt and that the contract's events do not: the
 full complaint of every contact, the charge facts a decision read, a wait for a charge, an
 effort voucher owed, an agent's decision waiting for a supervisor's approval and what the
-supervisor did with it; and, on a charge's own stream, the usual amounts it is judged by.
+supervisor did with it, who has the case and the people's notes; and, on a charge's own
+stream, the usual amounts it is judged by.
 ``TOPIC = "internal"`` tells the outbox not to publish them. :data:`CASE_EVENT_TYPES` maps
 every type a case stream may hold to its model, for the store.
 """
@@ -137,6 +138,31 @@ class CustomerErased(EventData):
     erased_at: AwareDatetime
 
 
+class CaseAssigned(EventData):
+    """A person took the escalated case (a claim: ``assignee`` is ``assigned_by``'s own id) or
+    handed it to someone else (a reassignment)."""
+
+    TYPE: ClassVar[str] = "recovery.case.assigned.v1"
+    TOPIC: ClassVar[str] = INTERNAL
+
+    case_id: str = Field(min_length=1)
+    assignee: str = Field(min_length=1, max_length=256, description="the person's id, as an escalation names it")
+    assigned_by: str = Field(min_length=1, max_length=256, description="agent:<person id>")
+    assigned_at: AwareDatetime
+
+
+class NoteAdded(EventData):
+    """A person's note on the case, with no decision."""
+
+    TYPE: ClassVar[str] = "recovery.case.note_added.v1"
+    TOPIC: ClassVar[str] = INTERNAL
+
+    case_id: str = Field(min_length=1)
+    by: str = Field(min_length=1, max_length=256, description="agent:<person id>")
+    note: str = Field(min_length=1, max_length=2000)
+    noted_at: AwareDatetime
+
+
 class ChargeAssessed(EventData):
     """The usual amounts a charge is judged by, fixed when it arrived (in the charge's own
     stream, after the charge; none is recorded when there is nothing to compare it with)."""
@@ -157,6 +183,8 @@ _CASE_INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (
     DecisionProposed,
     DecisionApproved,
     DecisionRejected,
+    CaseAssigned,
+    NoteAdded,
 )
 INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (*_CASE_INTERNAL_EVENT_TYPES, ChargeAssessed, CustomerErased)
 _PUBLISHED_CASE_EVENT_TYPES: tuple[type[EventData], ...] = (
