@@ -21,6 +21,7 @@ from typing import Any, Literal
 import asyncpg
 
 from services.common.contract.events import CaseEscalated, DecisionMade, EventData
+from services.common.eventstore.shred import open_data
 from services.notifier.domain.compose import render_email
 from services.notifier.domain.templates import TemplateSet
 from services.recovery import queries
@@ -197,12 +198,14 @@ async def stored_case(db: Db, case_id: str) -> tuple[Case | None, list[EventData
     rows = await db.fetch(
         "SELECT event_type, data FROM events WHERE stream_id = $1 ORDER BY version", case_stream(case_id)
     )
+    stored = [(r["event_type"], json.loads(r["data"]) if isinstance(r["data"], str | bytes) else r["data"])
+              for r in rows]  # fmt: skip
+    await open_data(db, stored)  # the apology preview needs the customer's name, sealed at rest
     events: list[EventData] = []
-    for r in rows:
-        model = CASE_EVENT_TYPES.get(r["event_type"])
+    for event_type, data in stored:
+        model = CASE_EVENT_TYPES.get(event_type)
         if model is not None:
-            raw = r["data"]
-            events.append(loader(model)(json.loads(raw) if isinstance(raw, str | bytes) else raw))
+            events.append(loader(model)(data))
     return fold(events), events
 
 
