@@ -29,6 +29,8 @@ import asyncpg
 
 from services.common.eventstore import ANY_VERSION, AppendRequest, NewEvent
 from services.common.eventstore.postgres import append_on
+from services.notifier import erasure as notifier_erasure
+from services.notifier.erasure import rows_touched
 from services.recovery.audit import AuditRecord, Client
 from services.recovery.domain.events import CustomerErased
 
@@ -50,10 +52,6 @@ class Erasure:
     purged: dict[str, int] = field(default_factory=dict)
     recorded: bool = False  # an erasure event was appended (false: forgotten already)
     erased_at: datetime | None = None  # the first erasure's time, when one is recorded
-
-
-def _count(status: str) -> int:
-    return int(status.rsplit(" ", 1)[1])
 
 
 async def forget(
@@ -79,32 +77,12 @@ async def forget(
 async def _forget(
     conn: asyncpg.Connection, customer_id: str, person: str | None, role: str, client: Client, now: datetime
 ) -> Erasure:
-    destroyed = _count(await conn.execute("DELETE FROM customer_keys WHERE customer_id = $1", customer_id)) > 0
+    destroyed = rows_touched(await conn.execute("DELETE FROM customer_keys WHERE customer_id = $1", customer_id)) > 0
     cases = [r[0] for r in await conn.fetch("SELECT case_id FROM rm_cases WHERE customer_id = $1", customer_id)]
-    notifications = [
-        r[0] for r in await conn.fetch("SELECT notification_id FROM notifications WHERE case_id = ANY($1)", cases)
-    ]
     purged = {
-        "deliveries": _count(
-            await conn.execute(
-                "DELETE FROM deliveries WHERE notification_id = ANY($1) AND status = 'sending'", notifications
-            )
-        )
-        + _count(
-            await conn.execute(
-                "UPDATE deliveries SET request = NULL, error = NULL WHERE notification_id = ANY($1)"
-                " AND (request IS NOT NULL OR error IS NOT NULL)",
-                notifications,
-            )
-        ),
-        "notifications": _count(
-            await conn.execute(
-                "UPDATE notifications SET error = NULL WHERE notification_id = ANY($1) AND error IS NOT NULL",
-                notifications,
-            )
-        ),
+        **await notifier_erasure.purge_cases(conn, cases),
         # The id as a JSON string, in the dead letter itself or in the original it quotes.
-        "dead_letters": _count(
+        "dead_letters": rows_touched(
             await conn.execute(
                 "DELETE FROM dead_letters WHERE position(convert_to($1, 'UTF8') IN raw) > 0"
                 " OR position(convert_to($2, 'UTF8') IN raw) > 0",
@@ -112,7 +90,7 @@ async def _forget(
                 f'\\"{customer_id}\\"',
             )
         ),
-        "outbox_parked": _count(
+        "outbox_parked": rows_touched(
             await conn.execute("DELETE FROM outbox_parked WHERE key = convert_to($1, 'UTF8')", customer_id)
         ),
     }
