@@ -41,7 +41,11 @@ def reference_key(case_id: str) -> int:
 
 def case_reference(case_id: str) -> str:
     """The case's reference, ``RC-XXXX-XXXX-XXXX``."""
-    key = reference_key(case_id)
+    return spell(reference_key(case_id))
+
+
+def spell(key: int) -> str:
+    """The reference that spells ``key`` (55 bits), with its check character."""
     digits = [(key >> (5 * i)) & 31 for i in reversed(range(_BODY))]
     text = "".join(ALPHABET[d] for d in [*digits, _check(digits)])
     return f"{PREFIX}-{text[0:4]}-{text[4:8]}-{text[8:12]}"
