@@ -1,4 +1,4 @@
-"""A case's reference: a short code people can read out, type and print (``RC-7K3F-9QX2-HM4B``).
+"""A case's reference: a short code people can read out, type and print (``RC-7K3F-9QX2-HM4Y``).
 
 It is derived from the case id alone, so a replay, a what-if and every instance give a case
 the same reference, and an apology printed years ago still names the case. It is not an id:

@@ -11,7 +11,7 @@ the docs are off, or behind the service credential, or public as ``HTTP_DOCS`` s
 Timelines carry no customer name or email: the ``customer`` objects in event data are
 reduced to ``{"id": ...}``.
 
-A case is named in a path by its id or by its reference (``RC-7K3F-9QX2-HM4B``, see
+A case is named in a path by its id or by its reference (``RC-7K3F-9QX2-HM4Y``, see
 :mod:`..domain.reference`); a reference two cases share is answered 409 with both ids.
 
 Every read of cases (a case, the lists) and every decision is audited (:mod:`..audit`): a

@@ -64,3 +64,7 @@ def test_every_single_typo_and_every_swap_of_neighbours_is_caught() -> None:
 )
 def test_what_is_not_a_reference_is_none(text: str) -> None:
     assert parse_reference(text) is None
+
+
+def test_the_example_in_the_docs_is_a_reference_people_can_type() -> None:
+    assert parse_reference("RC-7K3F-9QX2-HM4Y") is not None
