@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from services.common.eventstore.shred import open_data
 from services.notifier.queries import Apology, apologies
 from services.recovery.application import case_stream
 from services.recovery.audit import AUDIT_TYPE, AuditRecord
 from services.recovery.domain.calendar import Calendar, CalendarError, business_time_between, is_open
+from services.recovery.domain.reference import case_reference, parse_reference
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
@@ -34,12 +35,22 @@ Calendars: TypeAlias = Callable[[str], Calendar | None]
 URGENCY = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
 
 
-class CaseSummary(BaseModel):
+class _OfCase(BaseModel):
+    """Something about one case: its id, and the reference people read and type."""
+
+    case_id: str
+
+    @computed_field(description="the case's reference, for people: RC-XXXX-XXXX-XXXX")  # type: ignore[prop-decorator]
+    @property
+    def reference(self) -> str:
+        return case_reference(self.case_id)
+
+
+class CaseSummary(_OfCase):
     """One row of the case read model."""
 
     model_config = ConfigDict(frozen=True)
 
-    case_id: str
     customer_id: str
     complaint_id: str
     category: str
@@ -144,6 +155,31 @@ async def by_urgency(
     return found
 
 
+class AmbiguousReference(LookupError):
+    """A case reference that more than one case has: the case id tells them apart."""
+
+    def __init__(self, reference: str, case_ids: list[str]) -> None:
+        super().__init__(f"{reference} is the reference of {len(case_ids)} cases: give the case id"
+                         f" ({', '.join(case_ids)})")  # fmt: skip
+        self.case_ids = case_ids
+
+
+async def resolve_case_id(db: Db, case: str) -> str:
+    """The case id ``case`` names: a case id as given, or the id of the one case whose
+    reference it is (through the index of migration 0107). Text that is not a reference,
+    or a reference no case has, is returned as given, for the caller's "no case" answer.
+    Raises :class:`AmbiguousReference` if two cases share the reference."""
+    key = parse_reference(case)
+    if key is None:
+        return case
+    rows = await db.fetch(
+        "SELECT case_id FROM rm_cases WHERE rm_case_reference_key(case_id) = $1 ORDER BY case_id LIMIT 10", key
+    )
+    if len(rows) > 1:
+        raise AmbiguousReference(case, [r["case_id"] for r in rows])
+    return rows[0]["case_id"] if rows else case
+
+
 async def case(db: Db, case_id: str) -> CaseSummary | None:
     row = await db.fetchrow(f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE case_id = $1", case_id)
     return None if row is None else CaseSummary(**dict(row))
@@ -162,10 +198,9 @@ async def timeline(db: Db, case_id: str) -> list[TimelineEntry]:
             for r, d in zip(rows, data, strict=True)]  # fmt: skip
 
 
-class PendingDecision(BaseModel):
+class PendingDecision(_OfCase):
     """An agent's decision waiting for a supervisor's approval."""
 
-    case_id: str
     proposed_by: str
     proposed_at: datetime
     needs_approval: dict[str, Any] = Field(description="why: {code: over_approval_limit | urgent_case, text}")

@@ -2,7 +2,10 @@
 
 The same event always gives the same :class:`EmailRequested`, byte for byte: the id is a
 UUID over the event id and the template, and everything shown is formatted from the event
-alone (no clock, no randomness, times in UTC).
+alone (no clock, no randomness, times in UTC). The case is named by its reference
+(:mod:`services.recovery.domain.reference`), derived from the case id here rather than
+carried on the event, so every decision and escalation has one, those recorded before
+references existed too.
 
 Which template:
 
@@ -48,6 +51,7 @@ from services.notifier.domain.templates import (
     Rendered,
     TemplateSet,
 )
+from services.recovery.domain.reference import case_reference
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ def render_email(data: DecisionMade | CaseEscalated, templates: TemplateSet) -> 
         template,
         {
             "case_id": data.case_id,
+            "reference": case_reference(data.case_id),
             "customer": PersonView(customer.name, str(customer.email)),
             "owner": PersonView(owner.name, str(owner.email)),
             **context,

@@ -129,11 +129,18 @@ async def queue(db: Db, me: str | None, f: Filters, after: str | None = None, li
 
 
 async def search(db: Db, term: str, limit: int = PAGE) -> list[Row]:
-    """Cases whose case, customer, complaint, charge or order id is ``term`` (each an index
-    look-up), most recently updated first."""
+    """Cases whose case, customer, complaint, charge or order id, or case reference, is
+    ``term`` (each an index look-up), most recently updated first."""
     term = term.strip()
     if not term:
         return []
+    try:
+        term = await queries.resolve_case_id(db, term)
+    except queries.AmbiguousReference as shared:  # the cases that share it, for a person to tell apart
+        rows = await db.fetch(
+            f"SELECT {_COLUMNS} FROM rm_cases WHERE case_id = ANY($1) ORDER BY case_id", shared.case_ids
+        )
+        return [_row(r) for r in rows]
     parts = " UNION ".join(
         f"SELECT {_COLUMNS} FROM rm_cases WHERE {col} = $1"
         for col in ("case_id", "customer_id", "complaint_id", "charge_id", "order_id")

@@ -42,6 +42,7 @@ from services.recovery.desk.guard import CSRF, PREFIX, SESSION, SecurityHeaders,
 from services.recovery.domain.errors import CommandRejected, ConfigError, InvalidAgentDecision, RemedyRejected
 from services.recovery.domain.events import DecisionProposed
 from services.recovery.domain.policy import DEFAULT_POLICY_FILE, Policy, load_policy
+from services.recovery.domain.reference import case_reference
 from services.recovery.errors import CaseNotFound
 from services.recovery.identity import Authenticator, Forbidden, Identity, IdentityUnavailable, Unauthenticated
 from services.recovery.settings import RecoverySettings
@@ -57,8 +58,8 @@ REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; fram
 
 
 def display_ref(case_id: str) -> str:
-    """How the desk shows a case to people."""
-    return case_id
+    """How the desk shows a case to people: its reference (RC-XXXX-XXXX-XXXX)."""
+    return case_reference(case_id)
 
 
 @dataclass(frozen=True)

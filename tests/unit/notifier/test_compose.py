@@ -14,6 +14,7 @@ from services.common.contract.events import CalendarRef, CaseEscalated, EmailReq
 from services.notifier.domain.compose import compose
 from services.notifier.domain.ids import notification_id
 from services.notifier.domain.templates import TemplateSet, load_templates
+from services.recovery.domain.reference import case_reference
 from tests.unit.notifier.factories import (
     OWNER,
     REMEDIES,
@@ -76,7 +77,8 @@ def assert_fit_to_send(req: EmailRequested) -> None:
         assert words["thanks"] in part
         assert OWNER.name in part
         assert OWNER.email in part
-        assert req.case_id in part
+        assert case_reference(req.case_id) in part, "the case named as people can type it"
+        assert req.case_id not in part, "not by its id, which nobody can read out"
         for leftover in ("{{", "}}", "{%", "%}", "{#"):
             assert leftover not in part
     for part in (req.subject, req.text, req.html):
@@ -85,6 +87,7 @@ def assert_fit_to_send(req: EmailRequested) -> None:
     assert req.text.rstrip().endswith(OWNER.email), "signed by the case owner"
     assert req.reply_to.email == OWNER.email
     assert "\n" not in req.subject
+    assert case_reference(req.case_id) in req.subject
 
 
 @pytest.mark.parametrize("locale", LOCALES)
