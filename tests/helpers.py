@@ -17,6 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.common.eventstore.shred import open_data
 from services.recovery.domain import VoucherKey
 from services.recovery.identity import People, Role
 
@@ -217,3 +218,12 @@ async def read_to_end(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         return events
     finally:
         await consumer.stop()
+
+
+async def opened_events(db: Any, rows: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """The data of stored events, (event type, data as JSON text or dict) each, with the
+    personal data the store seals under the customer's key opened: what the service recorded,
+    comparable across runs (a seal's nonce differs every time)."""
+    pairs = [(t, json.loads(d) if isinstance(d, str | bytes) else dict(d)) for t, d in rows]
+    await open_data(db, pairs)
+    return [d for _, d in pairs]

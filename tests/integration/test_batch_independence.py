@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.records import InboundRecord
-from tests.helpers import cloudevent, empty_tables
+from tests.helpers import cloudevent, empty_tables, opened_events
 from tests.replay_world import handle_batches
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -108,7 +108,8 @@ async def _store_after(pool: asyncpg.Pool, batches: list[list[InboundRecord]]) -
         "SELECT stream_id, version, event_type, data::text, event_id, metadata::text, occurred_at"
         " FROM events ORDER BY stream_id, version"
     )
-    return [tuple(r) for r in rows]
+    data = await opened_events(pool, [(r["event_type"], r["data"]) for r in rows])
+    return [(*r[:3], json.dumps(d, sort_keys=True), *r[4:]) for r, d in zip(rows, data, strict=True)]
 
 
 def _money_on_charges(store: list[tuple[Any, ...]]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from services.common.records import InboundRecord
-from tests.helpers import cloudevent, empty_tables
+from tests.helpers import cloudevent, empty_tables, opened_events
 from tests.replay_world import handle_batches
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -58,7 +58,7 @@ async def _decided(pool: asyncpg.Pool, batches: list[list[InboundRecord]]) -> li
         " ('recovery.decision.made.v1', 'recovery.case.escalated.v1', 'recovery.charge.flagged.v1')"
         " ORDER BY global_position"
     )
-    return [{"type": r[0], **json.loads(r[1])} for r in rows]
+    return [{"type": r[0], **d} for r, d in zip(rows, await opened_events(pool, rows), strict=True)]
 
 
 def _refunds(decided: list[dict[str, Any]]) -> list[tuple[str, str]]:
