@@ -1,0 +1,262 @@
+"""Team calendars on real PostgreSQL: the escalations listed by the business time left on each
+person's calendar (``recoveryctl cases list --sort time-left`` and ``GET /api/v1/escalations
+?sort=time-left``), the bound on what that order reads, and a rebuild after the calendar
+file changed that keeps the recorded deadlines.
+
+The world: at ``NOW``, Wednesday 25 November 2026 at 15:00 UTC, the Bogotá team (08:00-17:00
+on weekdays, Colombian holidays) is at work, it is 10:00 there; the Madrid team (09:00-14:00 on
+weekdays, Thursday the 26th closed) went home at 14:00 and is back on Friday. Every escalation
+gets ten business hours on its owner's team calendar, and the normal priority's warning,
+breach and fallback follow that clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from pydantic import SecretStr
+
+from services.common.clock import ManualClock
+from services.common.settings import CommonSettings
+from services.recovery.application import RecoveryService
+from services.recovery.calendars import staffed
+from services.recovery.domain.policy import DEFAULT_POLICY_FILE, Policy, load_policy
+from services.recovery.domain.roster import Roster, load_roster
+from services.recovery.identity import Authenticator
+from tests.helpers import ROOT, VOUCHERS, cloudevent
+from tests.integration.test_charge_race import CHARGE, COMPLAINT, _record
+from tests.integration.test_ops_api import GOOD, TOKEN, _app
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+HOUR = 3600.0
+
+
+def weekdays(opens: str, closes: str) -> str:
+    """A calendar's ``hours`` table: one span every weekday."""
+    return "".join(f'{day} = [["{opens}", "{closes}"]]\n' for day in ("mon", "tue", "wed", "thu", "fri"))
+
+
+CALENDARS = f"""
+[calendars.bogota]
+zone = "America/Bogota"
+holidays = {{ country = "CO" }}
+[calendars.bogota.hours]
+{weekdays("08:00", "17:00")}
+[calendars.madrid]
+zone = "Europe/Madrid"
+holidays = {{ country = "ES" }}
+closed = [2026-11-26]
+[calendars.madrid.hours]
+{weekdays("09:00", "14:00")}
+[calendars.lima]
+zone = "America/Lima"
+[calendars.lima.hours]
+{weekdays("09:00", "18:00")}
+[clocks.normal]
+warning = "business"
+breach = "business"
+fallback = "business"
+"""
+
+# Spanish speakers work in Bogotá, English speakers in Madrid (or, on the older roster, Lima).
+TEAMED = """
+[[owners]]
+id = "owner-bogota"
+name = "Lucía Fernández"
+email = "lucia.fernandez@example.com"
+languages = ["es"]
+team = "bogota"
+
+[[owners]]
+id = "owner-{en}"
+name = "Grace Whitfield"
+email = "grace.whitfield@example.com"
+languages = ["en"]
+team = "{en}"
+
+[[supervisors]]
+id = "supervisor-bogota"
+name = "Carmen Villalobos"
+email = "carmen.villalobos@example.com"
+languages = ["es"]
+team = "bogota"
+
+[[supervisors]]
+id = "supervisor-{en}"
+name = "James Hartley"
+email = "james.hartley@example.com"
+languages = ["en"]
+team = "{en}"
+
+[teams.bogota]
+calendar = "bogota"
+
+[teams.{en}]
+calendar = "{en}"
+"""
+
+
+@dataclass(frozen=True)
+class Files:
+    policy: Path
+    roster: Path
+
+    def env(self, database_url: str) -> dict[str, str]:
+        return {**os.environ, "DATABASE_URL": database_url, "RECOVERY_POLICY_FILE": str(self.policy),
+                "RECOVERY_ROSTER_FILE": str(self.roster)}  # fmt: skip
+
+
+def write_files(tmp_path: Path, calendars: str = CALENDARS, english: str = "madrid") -> Files:
+    """The shipped policy with ``calendars`` added, and a roster whose teams work on them."""
+    policy, roster = tmp_path / f"policy-{english}.toml", tmp_path / f"roster-{english}.toml"
+    policy.write_text(DEFAULT_POLICY_FILE.read_text() + calendars)
+    roster.write_text(TEAMED.replace("{en}", english))
+    return Files(policy, roster)
+
+
+def teamed(files: Files) -> tuple[Policy, Roster]:
+    policy = load_policy(files.policy)
+    return policy, staffed(load_roster(files.roster), policy)
+
+
+def service(pool: asyncpg.Pool, policy: Policy, roster: Roster, clock: ManualClock) -> RecoveryService:
+    return RecoveryService(pool, CommonSettings(), policy, roster, clock, vouchers=VOUCHERS)
+
+
+def service_failure(name: str, locale: str, filed: datetime) -> dict[str, Any]:
+    """A complaint a person decides (a service failure, 20 USD claimed): a normal escalation."""
+    return cloudevent("complaint.filed.v1", {
+        "complaint_id": f"cmp-{name}",
+        "customer": {"id": f"c-{name}", "name": "Ana", "email": "ana@example.com", "locale": locale},
+        "channel": "phone", "category": "service_failure", "claimed_amount": "20.00", "currency": "USD",
+        "description": "The service did not work.", "filed_at": filed.isoformat(),
+    }, f"c-{name}", time_=filed)  # fmt: skip
+
+
+async def file(svc: RecoveryService, clock: ManualClock, name: str, locale: str, filed: datetime) -> str:
+    """File the complaint at ``filed`` (the service's clock then) and return its case id."""
+    clock.now = filed
+    await svc.handle_records([_record("customer.complaints", service_failure(name, locale, filed))])
+    case_id = await svc.pool.fetchval("SELECT case_id FROM rm_cases WHERE complaint_id = $1", f"cmp-{name}")
+    assert case_id is not None
+    return str(case_id)
+
+
+# Each case: its owner's team, when it was filed, and at NOW its business time left and whether
+# its calendar is open. Ordered by that time left; the wall clock would order them otherwise.
+#   overdue: Bogotá, filed Tue 08:00 there; 9 h on Tuesday, 1 h on Wednesday: due at 09:00, an hour ago.
+#   madrid: filed Tue 11:00 there; 3 h Tue, 5 h Wed, Thu closed, 2 h Fri: due Fri 11:00, 2 business
+#     hours away (43 on the wall clock).
+#   wall: an owner with no team (escalated before the calendars): due_by, 4 h on the wall clock.
+#   bogota-late: filed Tue 15:00 there; 2 h Tue, 8 h Wed: due Wed 16:00, 6 h away.
+#   bogota-new: filed Wed 08:00 there; 9 h Wed, 1 h Thu: due Thu 09:00, 8 business hours away.
+#   lima: its team's calendar is no longer in the roster: the wall clock to its recorded deadline.
+EXPECTED = [
+    ("overdue", -1 * HOUR, True),
+    ("madrid", 2 * HOUR, False),
+    ("wall", 4 * HOUR, None),
+    ("bogota-late", 6 * HOUR, True),
+    ("bogota-new", 8 * HOUR, True),
+    ("lima", 24 * HOUR, None),
+]
+
+
+async def open_cases(pool: asyncpg.Pool, files: Files, tmp_path: Path) -> dict[str, str]:
+    """The cases of ``EXPECTED`` and a decided one, made by the application; their ids by name."""
+    policy, roster = teamed(files)
+    clock = ManualClock(NOW)
+    live = service(pool, policy, roster, clock)
+    ids = {
+        "overdue": await file(live, clock, "overdue", "es-CO", datetime(2026, 11, 24, 13, 0, tzinfo=UTC)),
+        "madrid": await file(live, clock, "madrid", "en-GB", datetime(2026, 11, 24, 10, 0, tzinfo=UTC)),
+        "bogota-late": await file(live, clock, "bogota-late", "es-CO", datetime(2026, 11, 24, 20, 0, tzinfo=UTC)),
+        "bogota-new": await file(live, clock, "bogota-new", "es-CO", datetime(2026, 11, 25, 13, 0, tzinfo=UTC)),
+    }
+    untimed = service(pool, policy, load_roster(), clock)
+    ids["wall"] = await file(untimed, clock, "wall", "es-CO", datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    lima_policy, lima_roster = teamed(write_files(tmp_path, english="lima"))
+    ids["lima"] = await file(service(pool, lima_policy, lima_roster, clock), clock, "lima", "en-US",
+                             datetime(2026, 11, 25, 14, 0, tzinfo=UTC))  # fmt: skip
+    clock.now = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)
+    await service(pool, load_policy(), load_roster(), clock).handle_records([CHARGE, COMPLAINT])
+    ids["decided"] = str(await pool.fetchval("SELECT case_id FROM rm_cases WHERE status = 'decided'"))
+    rows = {r["case_id"]: r for r in await pool.fetch("SELECT case_id, status, priority, calendar_id FROM rm_cases")}
+    assert {rows[ids[n]]["status"] for n, _, _ in EXPECTED} == {"escalated"}
+    assert {rows[ids[n]]["priority"] for n, _, _ in EXPECTED} == {"normal"}
+    assert [rows[ids[n]]["calendar_id"] for n, _, _ in EXPECTED] == ["bogota", "madrid", None, "bogota", "bogota",
+                                                                     "lima"]  # fmt: skip
+    return ids
+
+
+def listed(rows: list[dict[str, Any]], ids: dict[str, str]) -> list[tuple[str, float | None, bool | None]]:
+    names = {case_id: name for name, case_id in ids.items()}
+    return [(names[r["case_id"]], r["time_left_s"], r["calendar_open"]) for r in rows]
+
+
+async def test_the_ops_api_lists_escalations_by_the_business_time_left_on_each_team_s_calendar(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    files = write_files(tmp_path)
+    ids = await open_cases(pool, files, tmp_path)
+    policy, roster = teamed(files)
+    app = _app(
+        pool,
+        service(pool, policy, roster, ManualClock(NOW)),
+        Authenticator(lambda: pool, service_token=SecretStr(TOKEN)),
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as client:
+        by_time = await client.get("/api/v1/escalations", params={"sort": "time-left"}, headers=GOOD)
+        assert by_time.status_code == 200, by_time.text
+        assert listed(by_time.json(), ids) == EXPECTED
+        first = await client.get("/api/v1/escalations", params={"sort": "time-left", "limit": 3}, headers=GOOD)
+        assert listed(first.json(), ids) == EXPECTED[:3]
+        # The default order is urgency, then the customer's (wall-clock) deadline: not the same.
+        urgent = await client.get("/api/v1/escalations", headers=GOOD)
+        assert [r["case_id"] for r in urgent.json()] == [ids[n] for n in ("madrid", "overdue", "bogota-late",
+                                                                        "wall", "bogota-new", "lima")]  # fmt: skip
+        # The person's deadline shown is the one recorded on the team calendar.
+        shown = {r["case_id"]: r for r in by_time.json()}
+        assert shown[ids["madrid"]]["person_due_by"] == "2026-11-27T10:00:00Z"
+        assert shown[ids["madrid"]]["calendar_version"] == "1"
+        assert shown[ids["wall"]]["person_due_by"] is None
+
+
+def ctl_at(now: datetime, env: dict[str, str], *args: str) -> str:
+    """``recoveryctl *args`` in a process of its own whose clock reads ``now``."""
+    code = ("import datetime, sys\nimport services.recovery.entrypoints.cli as cli\n"
+            f"cli.system_clock = lambda: datetime.datetime.fromisoformat({now.isoformat()!r})\n"
+            "sys.argv[0] = 'recoveryctl'\ncli.main()\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+async def test_recoveryctl_lists_cases_by_the_business_time_left_decided_ones_last(
+    pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    files = write_files(tmp_path)
+    ids = await open_cases(pool, files, tmp_path)
+    env = files.env(database_url)
+    escalations = json.loads(ctl_at(NOW, env, "cases", "list", "--sort", "time-left", "--json"))
+    assert listed(escalations, ids) == EXPECTED
+    every = json.loads(ctl_at(NOW, env, "cases", "list", "--all", "--sort", "time-left", "--json"))
+    assert listed(every, ids) == [*EXPECTED, ("decided", None, None)]
+    # On Friday at 10:00 in Bogotá (16:00 in Madrid) every deadline has passed: the wall clock's
+    # by a day or two, Bogotá's by the hours worked since, Madrid's by its Friday morning.
+    later = json.loads(ctl_at(NOW + timedelta(days=2), env, "cases", "list", "--sort", "time-left", "--json"))
+    assert listed(later, ids) == [("wall", -44 * HOUR, None), ("lima", -24 * HOUR, None),
+                                  ("overdue", -19 * HOUR, True), ("bogota-late", -12 * HOUR, True),
+                                  ("bogota-new", -10 * HOUR, True), ("madrid", -3 * HOUR, False)]  # fmt: skip
+    table = ctl_at(NOW, env, "cases", "list", "--sort", "time-left")
+    places = [table.index(ids[name]) for name, _, _ in EXPECTED]
+    assert places == sorted(places), table
