@@ -137,22 +137,83 @@ async def by_urgency(
     """Open escalations (or every case): urgent first, then high, then by due time; or, with
     ``order="time-left"``, by the time left on the person's calendar at ``now``, least first
     (decided cases last). With ``now`` and ``calendars`` each row carries its time left."""
+    if order == "time-left":
+        if now is None or calendars is None:
+            raise ValueError("ordering by time left needs now and the calendars")
+        return await _by_time_left(db, limit, escalated_only, now, calendars)
     where = "WHERE status = 'escalated'" if escalated_only else ""
     rows = await db.fetch(
         f"SELECT {CASE_COLUMNS} FROM rm_cases {where}"
-        f" ORDER BY {URGENCY}, coalesce(due_by, sla_deadline), case_id"
-        f"{' LIMIT $1' if order == 'urgency' else ''}",
-        *((limit,) if order == "urgency" else ()),
+        f" ORDER BY {URGENCY}, coalesce(due_by, sla_deadline), case_id LIMIT $1",
+        limit,
     )
     found = [CaseSummary(**dict(r)) for r in rows]
     if now is not None and calendars is not None:
         found = [r.with_time_left(now, calendars) for r in found]
-    if order == "time-left":
-        if now is None or calendars is None:
-            raise ValueError("ordering by time left needs now and the calendars")
-        found.sort(key=lambda r: (r.time_left_s is None, r.time_left_s or 0.0, r.case_id))
-        found = found[:limit]
     return found
+
+
+# What the time-left order reads by, as rm_cases_time_left_idx (migration 0110) has it: the
+# calendar a row's time left is counted on (none: the wall clock), and the due time it counts to.
+_CLOCK = "(CASE WHEN person_due_by IS NOT NULL THEN calendar_id END)"
+_DUE = "(coalesce(person_due_by, due_by, sla_deadline))"
+# The most rows the time-left order reads at a time from one part of the table.
+TIME_LEFT_PAGE = 100
+
+
+async def _by_time_left(
+    db: Db, limit: int, escalated_only: bool, now: datetime, calendars: Calendars
+) -> list[CaseSummary]:
+    """The ``limit`` undecided cases with the least time left at ``now``, then decided ones.
+
+    Bounded, not a sort of every row: the undecided rows fall into parts, one per status and
+    calendar (the wall clock counting as one), and within a part the time left never decreases
+    as the due time grows (business time to a later instant is never less, and a row counted on
+    the wall clock instead, for want of its calendar, keeps that order too). So each part is
+    read in keyset pages by (due time, case id) through the index, and its reading stops once
+    its last row's time left is above the ``limit``-th found so far: no row after it can get
+    in. Each part costs about ``limit`` rows plus the ties at the cut; the parts are listed by
+    the database (a DISTINCT over the undecided rows, none of which leaves it), and the decided
+    rows, with no time left, are read only to fill the list up.
+    """
+    undecided = "status = 'escalated'" if escalated_only else "status <> 'decided'"
+    parts = await db.fetch(f"SELECT DISTINCT status, {_CLOCK} AS clock FROM rm_cases WHERE {undecided}")
+    first = min(limit + 1, TIME_LEFT_PAGE)  # one past the limit: a part without ties ends there
+    best: list[CaseSummary] = []
+    for part in parts:
+        fixed: list[object] = [part["status"]]
+        where = f"status = $1 AND {_CLOCK} IS NULL"
+        if part["clock"] is not None:
+            fixed.append(part["clock"])
+            where = f"status = $1 AND {_CLOCK} = $2"
+        cursor: list[object] = []
+        page = first
+        while True:
+            keyset = f" AND ({_DUE}, case_id) > (${len(fixed) + 1}, ${len(fixed) + 2})" if cursor else ""
+            rows = await db.fetch(
+                f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE {where}{keyset} ORDER BY {_DUE}, case_id LIMIT {page}",
+                *fixed,
+                *cursor,
+            )
+            found = [CaseSummary(**dict(r)).with_time_left(now, calendars) for r in rows]
+            best = sorted([*best, *found], key=_time_left)[:limit]
+            if len(found) < page or (len(best) == limit and _time_left(found[-1])[0] > _time_left(best[-1])[0]):
+                break
+            last = found[-1]
+            cursor = [last.person_due_by or last.due_by or last.sla_deadline, last.case_id]
+            page = min(2 * page, TIME_LEFT_PAGE)  # ties at the cut: read on in growing pages
+    if not escalated_only and len(best) < limit:
+        rows = await db.fetch(
+            f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE status = 'decided' ORDER BY case_id LIMIT $1",
+            limit - len(best),
+        )
+        best += [CaseSummary(**dict(r)) for r in rows]
+    return best
+
+
+def _time_left(row: CaseSummary) -> tuple[float, str]:
+    assert row.time_left_s is not None  # every undecided row has one
+    return row.time_left_s, row.case_id
 
 
 class AmbiguousReference(LookupError):

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -27,6 +28,7 @@ from pydantic import SecretStr
 
 from services.common.clock import ManualClock
 from services.common.settings import CommonSettings
+from services.recovery import queries
 from services.recovery.application import RecoveryService
 from services.recovery.calendars import staffed
 from services.recovery.domain.policy import DEFAULT_POLICY_FILE, Policy, load_policy
@@ -260,3 +262,77 @@ async def test_recoveryctl_lists_cases_by_the_business_time_left_decided_ones_la
     table = ctl_at(NOW, env, "cases", "list", "--sort", "time-left")
     places = [table.index(ids[name]) for name, _, _ in EXPECTED]
     assert places == sorted(places), table
+
+
+class Reads:
+    """The pool, counting the case rows its queries bring back."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.rows = 0
+
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.pool.fetch(query, *args)
+        self.rows += sum(1 for r in rows if "case_id" in r)
+        return rows
+
+
+async def many_cases(pool: asyncpg.Pool, n: int) -> None:
+    """``n`` rows of rm_cases on the three calendars and the wall clock, in every status, due
+    within a month; and a block of Madrid escalations due on its closed Thursday (recorded on
+    an older version of the calendar), all with no business time left: ties at the cut."""
+    rng = random.Random(21)
+    rows = []
+
+    def row(status: str, calendar: str | None, due: datetime) -> tuple[object, ...]:
+        case_id = f"case-{rng.getrandbits(64):016x}"
+        opened = due - timedelta(hours=10)  # the customer's deadline: the same instant
+        person = due if calendar is not None else None
+        return (case_id, f"c-{case_id}", f"cmp-{case_id}", "service_failure", status, "owner-bogota", "normal",
+                due, due, opened, opened, 2, person, calendar, None if calendar is None else "1")  # fmt: skip
+
+    for _ in range(n):
+        status = rng.choices(("escalated", "open", "awaiting_charge", "decided"), weights=(5, 1, 1, 5))[0]
+        due = NOW + timedelta(minutes=rng.randint(60, 30 * 24 * 60))
+        rows.append(row(status, rng.choice(("bogota", "madrid", "lima", None)), due))
+    for minutes in range(1, 300):  # Thursday the 26th, from 09:00 to 14:00 in Madrid
+        rows.append(row("escalated", "madrid", datetime(2026, 11, 26, 8, 0, tzinfo=UTC) + timedelta(minutes=minutes)))
+    for hours in (1, 5, 30):  # overdue: the least time left of all
+        rows.append(row("escalated", "bogota", NOW - timedelta(hours=hours)))
+    await pool.executemany(
+        "INSERT INTO rm_cases (case_id, customer_id, complaint_id, category, status, owner_id, priority,"
+        " sla_deadline, due_by, opened_at, updated_at, version, person_due_by, calendar_id, calendar_version)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        rows,
+    )
+
+
+async def test_the_time_left_order_reads_a_bounded_part_of_the_table_and_equals_a_full_sort(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    _, roster = teamed(write_files(tmp_path))
+    await many_cases(pool, 3000)
+    table = [
+        queries.CaseSummary(**dict(r)).with_time_left(NOW, roster.calendar)
+        for r in await pool.fetch(f"SELECT {queries.CASE_COLUMNS} FROM rm_cases")
+    ]
+    everything = sorted(table, key=lambda r: (r.time_left_s is None, r.time_left_s or 0.0, r.case_id))
+    ties = [r for r in everything if r.status == "escalated" and r.time_left_s == 0.0]
+    assert len(ties) > 2 * queries.TIME_LEFT_PAGE
+    for escalated_only in (True, False):
+        expected = [r for r in everything if r.status == "escalated" or not escalated_only]
+        for limit in (1, 5, 60, 1000):
+            reads = Reads(pool)
+            got = await queries.by_urgency(cast(queries.Db, reads), limit, escalated_only=escalated_only,
+                                           order="time-left", now=NOW, calendars=roster.calendar)  # fmt: skip
+            assert got == expected[:limit], (escalated_only, limit)
+            # Each part of the table (a status and a calendar) is read to one past the limit, and
+            # Madrid's escalations on through their ties at the cut; the decided only to fill up.
+            parts = len({(r.status, r.calendar_id) for r in table if r.status != "decided"})
+            bound = parts * min(limit + 1, queries.TIME_LEFT_PAGE) + (0 if escalated_only else limit)
+            if limit == 1:  # the cut falls among the overdue: no ties read
+                assert reads.rows <= bound, reads.rows
+            else:
+                assert reads.rows <= bound + len(ties) + queries.TIME_LEFT_PAGE, (escalated_only, limit, reads.rows)
+            if limit <= 5:
+                assert reads.rows < len(table) // 5, (escalated_only, limit, reads.rows)
