@@ -37,6 +37,7 @@ from services.recovery.identity import Authenticator
 from tests.helpers import ROOT, VOUCHERS, cloudevent
 from tests.integration.test_charge_race import CHARGE, COMPLAINT, _record
 from tests.integration.test_ops_api import GOOD, TOKEN, _app
+from tests.replay_world import snapshot
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 HOUR = 3600.0
@@ -336,3 +337,55 @@ async def test_the_time_left_order_reads_a_bounded_part_of_the_table_and_equals_
                 assert reads.rows <= bound + len(ties) + queries.TIME_LEFT_PAGE, (escalated_only, limit, reads.rows)
             if limit <= 5:
                 assert reads.rows < len(table) // 5, (escalated_only, limit, reads.rows)
+
+
+# The calendar file changed: Bogotá works 07:00-19:00 now, Madrid opens on Thursday the 26th,
+# and the version says so.
+CHANGED = (
+    CALENDARS.replace(weekdays("08:00", "17:00"), weekdays("07:00", "19:00"))
+    .replace("closed = [2026-11-26]\n", "")
+    .replace("[calendars.bogota]\n", '[calendars.bogota]\nversion = "2"\n')
+    .replace("[calendars.madrid]\n", '[calendars.madrid]\nversion = "2"\n')
+)
+
+
+async def test_a_rebuild_after_the_calendar_file_changed_keeps_every_recorded_deadline(
+    pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    files = write_files(tmp_path)
+    ids = await open_cases(pool, files, tmp_path)
+    async with pool.acquire() as conn:
+        live = await snapshot(conn)
+    deadlines = {
+        r["case_id"]: r["person_due_by"] for r in await pool.fetch("SELECT case_id, person_due_by FROM rm_cases")
+    }
+    assert deadlines[ids["madrid"]] == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    assert len([t for t in live["rm_timers"] if t[0] in ids.values()]) >= 2 * len(EXPECTED)
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    new = write_files(changed, CHANGED)
+    env = new.env(database_url)
+    exe = Path(sys.executable).parent / "recoveryctl"
+    done = subprocess.run([str(exe), "replay", "rebuild"], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    async with pool.acquire() as conn:
+        rebuilt = await snapshot(conn)
+    for table, rows in live.items():
+        assert rebuilt[table] == rows, table  # the person's deadlines, calendar versions and timers
+
+    # The service on the changed files breaches the Madrid case when its recorded deadline
+    # comes, not when the new calendar's would (Thursday at 11:00 in Madrid).
+    policy, roster = teamed(new)
+    clock = ManualClock(datetime(2026, 11, 26, 10, 30, tzinfo=UTC))
+    after = service(pool, policy, roster, clock)
+    await after.fire_due_timers()
+    breached = "SELECT data::jsonb ->> 'case_id' FROM events WHERE event_type = 'recovery.sla.breached.v1'"
+    assert ids["madrid"] not in {r[0] for r in await pool.fetch(breached)}
+    # A case escalated now is counted on the changed calendar, this Thursday's hours included.
+    fresh = await file(after, clock, "fresh", "en-GB", clock.now)
+    row = await pool.fetchrow("SELECT person_due_by, calendar_version FROM rm_cases WHERE case_id = $1", fresh)
+    assert (row["person_due_by"], row["calendar_version"]) == (datetime(2026, 11, 30, 10, 30, tzinfo=UTC), "2")
+    clock.now = deadlines[ids["madrid"]]
+    await after.fire_due_timers()
+    assert ids["madrid"] in {r[0] for r in await pool.fetch(breached)}
