@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
@@ -154,8 +155,8 @@ async def by_urgency(
 
 
 # What the time-left order reads by, as rm_cases_time_left_idx (migration 0110) has it: the
-# calendar a row's time left is counted on (none: the wall clock), and the due time it counts to.
-_CLOCK = "(CASE WHEN person_due_by IS NOT NULL THEN calendar_id END)"
+# calendar a row's time left is counted on ('': the wall clock), and the due time it counts to.
+_CLOCK = "(coalesce(CASE WHEN person_due_by IS NOT NULL THEN calendar_id END, ''))"
 _DUE = "(coalesce(person_due_by, due_by, sla_deadline))"
 # The most rows the time-left order reads at a time from one part of the table.
 TIME_LEFT_PAGE = 100
@@ -172,36 +173,47 @@ async def _by_time_left(
     the wall clock instead, for want of its calendar, keeps that order too). So each part is
     read in keyset pages by (due time, case id) through the index, and its reading stops once
     its last row's time left is above the ``limit``-th found so far: no row after it can get
-    in. Each part costs about ``limit`` rows plus the ties at the cut; the parts are listed by
-    the database (a DISTINCT over the undecided rows, none of which leaves it), and the decided
-    rows, with no time left, are read only to fill the list up.
+    in. Each part costs about ``limit`` rows plus the ties at the cut; the parts are found by
+    skipping through the index (one probe a part), and the decided rows, with no time left,
+    are read only to fill the list up.
     """
-    undecided = "status = 'escalated'" if escalated_only else "status <> 'decided'"
-    parts = await db.fetch(f"SELECT DISTINCT status, {_CLOCK} AS clock FROM rm_cases WHERE {undecided}")
+    # Index ranges that hold the undecided rows ("<> 'decided'" would walk through the decided).
+    ranges = ["status = 'escalated'"] if escalated_only else ["status < 'decided'", "status > 'decided'"]
+    parts: list[asyncpg.Record] = []
+    for undecided in ranges:
+        parts += await db.fetch(
+            f"WITH RECURSIVE parts(status, clock) AS ("
+            f" (SELECT status, {_CLOCK} FROM rm_cases WHERE {undecided} ORDER BY status, {_CLOCK} LIMIT 1)"
+            f" UNION ALL SELECT next.status, next.clock FROM parts, LATERAL ("
+            f"  SELECT status, {_CLOCK} AS clock FROM rm_cases"
+            f"  WHERE {undecided} AND (status, {_CLOCK}) > (parts.status, parts.clock)"
+            f"  ORDER BY status, {_CLOCK} LIMIT 1) AS next"
+            f") SELECT status, clock FROM parts"
+        )
+    # Round by round: a page of every part still open, then only the parts whose last row is
+    # not above the limit-th so far, so a part with ties is not read on for a cut found later.
     first = min(limit + 1, TIME_LEFT_PAGE)  # one past the limit: a part without ties ends there
+    reading = [_Part(r["status"], r["clock"], first) for r in parts]
     best: list[CaseSummary] = []
-    for part in parts:
-        fixed: list[object] = [part["status"]]
-        where = f"status = $1 AND {_CLOCK} IS NULL"
-        if part["clock"] is not None:
-            fixed.append(part["clock"])
-            where = f"status = $1 AND {_CLOCK} = $2"
-        cursor: list[object] = []
-        page = first
-        while True:
-            keyset = f" AND ({_DUE}, case_id) > (${len(fixed) + 1}, ${len(fixed) + 2})" if cursor else ""
+    while reading:
+        for part in reading:
+            keyset = f" AND ({_DUE}, case_id) > ($3, $4)" if part.after else ""
             rows = await db.fetch(
-                f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE {where}{keyset} ORDER BY {_DUE}, case_id LIMIT {page}",
-                *fixed,
-                *cursor,
+                f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE status = $1 AND {_CLOCK} = $2{keyset}"
+                f" ORDER BY {_DUE}, case_id LIMIT {part.page}",
+                part.status,
+                part.clock,
+                *part.after,
             )
             found = [CaseSummary(**dict(r)).with_time_left(now, calendars) for r in rows]
             best = sorted([*best, *found], key=_time_left)[:limit]
-            if len(found) < page or (len(best) == limit and _time_left(found[-1])[0] > _time_left(best[-1])[0]):
-                break
-            last = found[-1]
-            cursor = [last.person_due_by or last.due_by or last.sla_deadline, last.case_id]
-            page = min(2 * page, TIME_LEFT_PAGE)  # ties at the cut: read on in growing pages
+            part.ended = len(found) < part.page
+            if found:
+                last = found[-1]
+                part.after = (last.person_due_by or last.due_by or last.sla_deadline, last.case_id)
+                part.last = _time_left(last)[0]
+            part.page = min(2 * part.page, TIME_LEFT_PAGE)  # ties at the cut: read on in growing pages
+        reading = [p for p in reading if not p.ended and (len(best) < limit or p.last <= _time_left(best[-1])[0])]
     if not escalated_only and len(best) < limit:
         rows = await db.fetch(
             f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE status = 'decided' ORDER BY case_id LIMIT $1",
@@ -209,6 +221,18 @@ async def _by_time_left(
         )
         best += [CaseSummary(**dict(r)) for r in rows]
     return best
+
+
+@dataclass
+class _Part:
+    """One part of the table in the time-left order, as far as it has been read."""
+
+    status: str
+    clock: str
+    page: int
+    after: tuple[datetime, str] | tuple[()] = ()
+    last: float = 0.0
+    ended: bool = False
 
 
 def _time_left(row: CaseSummary) -> tuple[float, str]:
