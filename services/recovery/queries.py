@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
@@ -137,22 +138,106 @@ async def by_urgency(
     """Open escalations (or every case): urgent first, then high, then by due time; or, with
     ``order="time-left"``, by the time left on the person's calendar at ``now``, least first
     (decided cases last). With ``now`` and ``calendars`` each row carries its time left."""
+    if order == "time-left":
+        if now is None or calendars is None:
+            raise ValueError("ordering by time left needs now and the calendars")
+        return await _by_time_left(db, limit, escalated_only, now, calendars)
     where = "WHERE status = 'escalated'" if escalated_only else ""
     rows = await db.fetch(
         f"SELECT {CASE_COLUMNS} FROM rm_cases {where}"
-        f" ORDER BY {URGENCY}, coalesce(due_by, sla_deadline), case_id"
-        f"{' LIMIT $1' if order == 'urgency' else ''}",
-        *((limit,) if order == "urgency" else ()),
+        f" ORDER BY {URGENCY}, coalesce(due_by, sla_deadline), case_id LIMIT $1",
+        limit,
     )
     found = [CaseSummary(**dict(r)) for r in rows]
     if now is not None and calendars is not None:
         found = [r.with_time_left(now, calendars) for r in found]
-    if order == "time-left":
-        if now is None or calendars is None:
-            raise ValueError("ordering by time left needs now and the calendars")
-        found.sort(key=lambda r: (r.time_left_s is None, r.time_left_s or 0.0, r.case_id))
-        found = found[:limit]
     return found
+
+
+# What the time-left order reads by, as rm_cases_time_left_idx (migration 0110) has it: the
+# calendar a row's time left is counted on ('': the wall clock), and the due time it counts to.
+_CLOCK = "(coalesce(CASE WHEN person_due_by IS NOT NULL THEN calendar_id END, ''))"
+_DUE = "(coalesce(person_due_by, due_by, sla_deadline))"
+# The most rows the time-left order reads at a time from one part of the table.
+TIME_LEFT_PAGE = 100
+
+
+async def _by_time_left(
+    db: Db, limit: int, escalated_only: bool, now: datetime, calendars: Calendars
+) -> list[CaseSummary]:
+    """The ``limit`` undecided cases with the least time left at ``now``, then decided ones.
+
+    Bounded, not a sort of every row: the undecided rows fall into parts, one per status and
+    calendar (the wall clock counting as one), and within a part the time left never decreases
+    as the due time grows (business time to a later instant is never less, and a row counted on
+    the wall clock instead, for want of its calendar, keeps that order too). So each part is
+    read in keyset pages by (due time, case id) through the index, and its reading stops once
+    its last row's time left is above the ``limit``-th found so far: no row after it can get
+    in. Each part costs about ``limit`` rows plus the ties at the cut; the parts are found by
+    skipping through the index (one probe a part), and the decided rows, with no time left,
+    are read only to fill the list up.
+    """
+    # Index ranges that hold the undecided rows ("<> 'decided'" would walk through the decided).
+    ranges = ["status = 'escalated'"] if escalated_only else ["status < 'decided'", "status > 'decided'"]
+    parts: list[asyncpg.Record] = []
+    for undecided in ranges:
+        parts += await db.fetch(
+            f"WITH RECURSIVE parts(status, clock) AS ("
+            f" (SELECT status, {_CLOCK} FROM rm_cases WHERE {undecided} ORDER BY status, {_CLOCK} LIMIT 1)"
+            f" UNION ALL SELECT next.status, next.clock FROM parts, LATERAL ("
+            f"  SELECT status, {_CLOCK} AS clock FROM rm_cases"
+            f"  WHERE {undecided} AND (status, {_CLOCK}) > (parts.status, parts.clock)"
+            f"  ORDER BY status, {_CLOCK} LIMIT 1) AS next"
+            f") SELECT status, clock FROM parts"
+        )
+    # Round by round: a page of every part still open, then only the parts whose last row is
+    # not above the limit-th so far, so a part with ties is not read on for a cut found later.
+    first = min(limit + 1, TIME_LEFT_PAGE)  # one past the limit: a part without ties ends there
+    reading = [_Part(r["status"], r["clock"], first) for r in parts]
+    best: list[CaseSummary] = []
+    while reading:
+        for part in reading:
+            keyset = f" AND ({_DUE}, case_id) > ($3, $4)" if part.after else ""
+            rows = await db.fetch(
+                f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE status = $1 AND {_CLOCK} = $2{keyset}"
+                f" ORDER BY {_DUE}, case_id LIMIT {part.page}",
+                part.status,
+                part.clock,
+                *part.after,
+            )
+            found = [CaseSummary(**dict(r)).with_time_left(now, calendars) for r in rows]
+            best = sorted([*best, *found], key=_time_left)[:limit]
+            part.ended = len(found) < part.page
+            if found:
+                last = found[-1]
+                part.after = (last.person_due_by or last.due_by or last.sla_deadline, last.case_id)
+                part.last = _time_left(last)[0]
+            part.page = min(2 * part.page, TIME_LEFT_PAGE)  # ties at the cut: read on in growing pages
+        reading = [p for p in reading if not p.ended and (len(best) < limit or p.last <= _time_left(best[-1])[0])]
+    if not escalated_only and len(best) < limit:
+        rows = await db.fetch(
+            f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE status = 'decided' ORDER BY case_id LIMIT $1",
+            limit - len(best),
+        )
+        best += [CaseSummary(**dict(r)) for r in rows]
+    return best
+
+
+@dataclass
+class _Part:
+    """One part of the table in the time-left order, as far as it has been read."""
+
+    status: str
+    clock: str
+    page: int
+    after: tuple[datetime, str] | tuple[()] = ()
+    last: float = 0.0
+    ended: bool = False
+
+
+def _time_left(row: CaseSummary) -> tuple[float, str]:
+    assert row.time_left_s is not None  # every undecided row has one
+    return row.time_left_s, row.case_id
 
 
 class AmbiguousReference(LookupError):

@@ -3,8 +3,8 @@
 The history (bench/whatif_history.py) is played through ``RecoveryService`` in-process on a
 controlled clock: every rule, repeat contacts, agents, breaches, complaints before their
 charge, the guardrail, four currencies. The what-if must reproduce it exactly under the
-shipped policy, change exactly the cases a changed limit should, add its money up, and
-leave the store and the topics as they were.
+shipped policy, change exactly the cases a changed limit or a candidate's business hours
+should, add its money up, and leave the store and the topics as they were.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,10 @@ from bench.whatif_history import START, Timeline, advance, play, timeline
 from services.common.clock import ManualClock
 from services.common.settings import CommonSettings
 from services.recovery.application import RecoveryService
-from services.recovery.domain import Policy, load_policy, load_roster
+from services.recovery.calendars import staffed
+from services.recovery.domain import Policy, Roster, load_policy, load_roster
+from services.recovery.domain.calendar import add_business_hours
+from services.recovery.domain.roster import DEFAULT_ROSTER_FILE
 from services.recovery.whatif import WhatIf, what_if
 from services.recovery.whatif.report import CSV_COLUMNS, charts, render_html, write_csv
 from tests.helpers import ROOT
@@ -47,9 +50,9 @@ async def history(pool: asyncpg.Pool, common_settings: CommonSettings) -> Timeli
     return story
 
 
-async def _run(pool: asyncpg.Pool, policy: Policy, **kwargs: Any) -> WhatIf:
+async def _run(pool: asyncpg.Pool, policy: Policy, roster: Roster | None = None, **kwargs: Any) -> WhatIf:
     async with pool.acquire() as conn:
-        return await what_if(conn, policy, load_roster(), **kwargs)
+        return await what_if(conn, policy, roster or load_roster(), **kwargs)
 
 
 async def _store(pool: asyncpg.Pool) -> tuple[Any, ...]:
@@ -272,3 +275,132 @@ async def test_a_charge_that_comes_after_the_wait_ran_out_is_linked_in_the_simul
 
     run = await _run(pool, load_policy())
     assert (run.summary.changed, run.summary.exact, run.summary.cases) == (0, 1, 1)
+
+
+WEEKDAYS = "".join(f'{day} = [["08:00", "17:00"]]\n' for day in ("mon", "tue", "wed", "thu", "fri"))
+# The candidate: every person in one team working on Bogotá's business hours, and normal
+# escalations due within one business hour there (warning, breach and fallback on that clock).
+DESK_CALENDAR = f"""
+[calendars.desk]
+zone = "America/Bogota"
+holidays = {{ country = "CO" }}
+[calendars.desk.hours]
+{WEEKDAYS}"""
+BUSINESS_CLOCKS = """
+[clocks.normal]
+warning = "business"
+breach = "business"
+fallback = "business"
+business_hours = "1"
+"""
+
+
+def _calendar_files(tmp_path: Path, clocks: str) -> tuple[Path, Path]:
+    """A candidate policy (version 2) with the desk calendar and ``clocks``, and the shipped
+    roster with everyone on the desk team."""
+    policy, roster = tmp_path / "business.toml", tmp_path / "roster.toml"
+    shipped = (ROOT / "services/recovery/policy/default.toml").read_text()
+    policy.write_text(shipped.replace('version = "1"', 'version = "2"') + DESK_CALENDAR + clocks)
+    roster.write_text(
+        DEFAULT_ROSTER_FILE.read_text().replace('languages = ["', 'team = "desk"\nlanguages = ["')
+        + '\n[teams.desk]\ncalendar = "desk"\n'
+    )
+    return policy, roster
+
+
+def _row(text: str, label: str) -> list[str]:
+    """The cells after ``label`` on its line of the terminal report."""
+    line = next(line for line in text.splitlines() if label in line)
+    return [cell.strip() for cell in re.split(r"[│┃|]", line.split(label, 1)[1]) if cell.strip()]
+
+
+async def test_recoveryctl_whatif_on_business_hours_reports_breaches_fallbacks_and_money_before_and_after(
+    pool: asyncpg.Pool, history: Timeline, database_url: str, tmp_path: Path
+) -> None:
+    policy_file, roster_file = _calendar_files(tmp_path, BUSINESS_CLOCKS)
+    candidate = load_policy(policy_file)
+    roster = staffed(load_roster(roster_file), candidate)
+    store = await _store(pool)
+    run = await _run(pool, candidate, roster)
+    s = run.summary
+    # People decided within 0.5 to 9 wall-clock hours; one business hour is often less.
+    assert s.breaches[1] > s.breaches[0] > 0
+    assert s.fallbacks[1] > s.fallbacks[0] > 0
+    assert s.money_total["USD"][1] != s.money_total["USD"][0]
+    for cur, (before, after) in s.money_total.items():
+        assert before == sum((r.before.money_in(cur) for r in run.results), Decimal(0))
+        assert after == sum((r.after.money_in(cur) for r in run.results), Decimal(0))
+    # Exactly the cases a person decided after their deadline on the calendar breach: among the
+    # single complaints escalated once as normal and decided by a person in time on the wall
+    # clock, those whose first business hour in Bogotá had run before the person decided.
+    cal = roster.calendar("desk")
+    assert cal is not None
+    normal = {
+        r["case_id"]
+        for r in await pool.fetch(
+            "SELECT data::jsonb ->> 'case_id' AS case_id FROM events WHERE event_type = 'recovery.case.escalated.v1'"
+            " GROUP BY 1 HAVING count(*) = 1 AND min(data::jsonb ->> 'priority') = 'normal'"
+        )
+    }
+    decided_by_person = [
+        r
+        for r in run.results
+        if r.case_id in normal
+        and r.before.contacts == 1
+        and r.before.breaches == 0
+        and [d.decided_by.startswith("agent:") for d in r.before.decisions] == [True]
+    ]
+    assert len(decided_by_person) > 10
+    late = {
+        r.case_id
+        for r in decided_by_person
+        if add_business_hours(cal, datetime.fromisoformat(r.filed_at), 1)
+        < datetime.fromisoformat(r.before.decided_at[0])
+    }
+    assert 0 < len(late) < len(decided_by_person)
+    assert {r.case_id for r in decided_by_person if r.after.breaches} == late
+
+    env = {**os.environ, "DATABASE_URL": database_url, "RECOVERY_ROSTER_FILE": str(roster_file), "COLUMNS": "200"}
+    exe = Path(sys.executable).parent / "recoveryctl"
+    done = subprocess.run([str(exe), "whatif", "--policy", str(policy_file)], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    report = done.stdout
+    assert "default v2" in report
+    assert _row(report, "SLA breaches")[:2] == [str(s.breaches[0]), str(s.breaches[1])]
+    assert _row(report, "breach fallbacks granted")[:2] == [str(s.fallbacks[0]), str(s.fallbacks[1])]
+    for cur, (before, after) in s.money_total.items():
+        cells = next(_row(line, "total") for line in report.splitlines() if cur in line and "total" in line)
+        assert [Decimal(c.replace(",", "")) for c in cells[:2]] == [before, after], cur
+    assert f"{s.changed:,} decided differently" in report
+    assert await _store(pool) == store
+
+
+async def test_the_shipped_policy_reproduces_every_case_and_a_calendar_alone_decides_nothing_differently(
+    pool: asyncpg.Pool, history: Timeline, database_url: str, tmp_path: Path
+) -> None:
+    """The shipped policy, through recoveryctl, reproduces every case event for event; the
+    same policy with teams on a calendar but the clocks left on the wall records the person's
+    deadline on each escalation and decides every case as it was decided."""
+    env = {**os.environ, "DATABASE_URL": database_url, "COLUMNS": "200"}
+    env.pop("RECOVERY_ROSTER_FILE", None)
+    exe = Path(sys.executable).parent / "recoveryctl"
+    shipped = ROOT / "services/recovery/policy/default.toml"
+    done = subprocess.run([str(exe), "whatif", "--policy", str(shipped)], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    cases = len(history.scenarios)
+    assert f"{cases:,} cases" in done.stdout
+    assert "0 decided differently" in done.stdout
+    assert f"{cases:,} reproduced event for event" in done.stdout
+
+    policy_file, roster_file = _calendar_files(tmp_path, "")
+    candidate = load_policy(policy_file)
+    run = await _run(pool, candidate, staffed(load_roster(roster_file), candidate))
+    s = run.summary
+    assert (s.cases, s.changed) == (cases, 0)
+    assert s.breaches[1] == s.breaches[0]
+    assert s.fallbacks[1] == s.fallbacks[0]
+    assert s.money_total == {cur: (b, b) for cur, (b, _) in s.money_total.items()}
+    escalated = sum(1 for r in run.results if r.before.escalations)
+    assert s.exact == cases - escalated  # escalations carry the person's deadline now
