@@ -207,7 +207,10 @@ def desk_router(desk: Desk) -> APIRouter:
         who = await identity(request)
         if who is None:
             return to("/signin")
-        form = await form_of(request)
+        try:
+            form = await form_of(request)
+        except Refused as exc:
+            return page(request, "message.html", who, 403, title="Not searched", message=str(exc))
         term = _text(form, "q")[:256]
         found = await reads.search(desk.get_pool(), term)
         try:
