@@ -95,6 +95,13 @@ async def test_the_demo_on_its_own_leaves_the_desk_running_until_ctrl_c(
         assert demo.poll() is None, out
         assert "Started recovery-service" in out, out
         await signed_in_to_the_desk(out)
+        # A second demo on the data directory plays through this stack rather than start another.
+        demo_env = {k: v for k, v in env.items() if not k.startswith(("KAFKA_", "DATABASE_", "TOPIC_"))}
+        again = await asyncio.to_thread(subprocess.run, [RECOVERYCTL, "demo", "--data-dir", str(tmp_path / "local")],
+                                        env=demo_env, capture_output=True, text=True, timeout=240,
+                                        cwd=tmp_path)  # fmt: skip
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "already running" in again.stdout + again.stderr
     finally:
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=60)

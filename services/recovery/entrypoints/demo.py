@@ -220,7 +220,7 @@ def run(data_dir: Path, partitions: int, console: Console) -> None:
     try:
         if running is not None and running.services:
             console.print(f"Playing through the stack already running on {data_dir} "
-                          f"(`recoveryctl dev`, pid {running.pid}); nothing else is started.")  # fmt: skip
+                          f"(pid {running.pid}); nothing else is started.")  # fmt: skip
             settings, maildir = running.settings(), running.maildir
         else:
             if running is not None:  # its servers, without services: start those for the demo alone
@@ -230,6 +230,8 @@ def run(data_dir: Path, partitions: int, console: Console) -> None:
                 stack = devrun.bring_up(data_dir, None, partitions)
             devrun.start_smtp_sink(stack, data_dir)
             devrun.start_services(stack, data_dir)
+            if running is None:  # it stays up: a second demo or dev on the data directory finds it
+                devrun.announce(stack, data_dir, services=True)
             settings = RecoverySettings(**{k.lower(): v for k, v in stack.env.items()})  # type: ignore[arg-type]
             maildir = data_dir / "mail"
             time.sleep(2)  # let the consumers join their groups
