@@ -19,6 +19,7 @@ from services.common.clock import ManualClock
 from services.common.http import probes_app
 from services.common.settings import CommonSettings
 from services.recovery.application import RecoveryService
+from services.recovery.desk import reads
 from services.recovery.desk.guard import CSP, CSRF, SESSION
 from services.recovery.desk.web import REPORT_CSP, Desk, mount_desk
 from services.recovery.domain.policy import load_policy
@@ -28,7 +29,7 @@ from services.recovery.settings import RecoverySettings
 from tests.helpers import VOUCHERS, sign_in
 from tests.integration.test_audit import _FAIL_AUDIT
 from tests.integration.test_four_eyes import _record
-from tests.integration.test_ops_api import NOW, service_failure
+from tests.integration.test_ops_api import NOW, itunes_charge, itunes_complaint, service_failure
 
 CSRF_TOKEN = "csrf-token-for-the-tests-0123456789abcdef"
 
@@ -246,3 +247,56 @@ async def test_with_no_way_to_sign_in_or_the_identity_store_down_the_sign_in_ans
             assert answer.status_code == 503
             assert says in answer.text
             assert (await c.get("/desk/queue")).headers["location"] == "/desk/signin"
+
+
+async def test_refused_forms_name_their_field_and_a_decided_case_shows_what_the_policy_did(
+    world: World, pool: asyncpg.Pool
+) -> None:
+    await world.service.handle_records([_record(itunes_charge())])
+    await world.service.handle_records([_record(itunes_complaint())])
+    decided = await pool.fetchval("SELECT case_id FROM rm_cases WHERE status = 'decided'")
+    case = f"/desk/cases/{world.case_id}"
+    async with world.client("sam") as sam:
+        page = await sam.get(f"/desk/cases/{decided}")
+        assert page.status_code == 200
+        assert 'id="policy-outcome"' in page.text
+        assert "resolved" in page.text
+        refusals = [
+            (f"{case}/reassign", {"assignee": "two words"}, 'id="assignee-error"'),
+            (f"{case}/note", {"note": " "}, 'id="note-error"'),
+            ("/desk/whatif", {"policy": "no-such.toml"}, 'id="policy-error"'),
+            ("/desk/dead-letters/some-letter/redrive", {"fixed": ""}, "producer is not running"),
+            ("/desk/cases/no-such-case/decide", {"remedy": "repair", "step": "confirm"}, "There is no such case"),
+        ]
+        for url, fields, says in refusals:
+            answer = await sam.post(url, data=_form(**fields))
+            assert answer.status_code in (404, 422), (url, answer.status_code, answer.text[:300])
+            assert says in answer.text, url
+        nothing = await sam.post("/desk/search", data=_form(q="   "))
+        assert nothing.status_code == 200
+        assert "Nothing here." in nothing.text
+        found = await sam.post("/desk/search", data=_form(q="c-film"))
+        assert decided in found.text
+
+
+async def test_the_queue_pages_follow_a_keyset_cursor_and_a_bad_cursor_starts_from_the_front(
+    world: World, pool: asyncpg.Pool
+) -> None:
+    later = service_failure()
+    later["data"] |= {"complaint_id": "cmp-esc-2", "customer": {**later["data"]["customer"], "id": "c-esc-2"}}
+    later["subject"] = "c-esc-2"
+    assert (await world.service.handle_records([_record(later)])).escalations == 1
+    first = await reads.queue(pool, None, reads.Filters(), limit=1)
+    assert first.next_cursor is not None
+    second = await reads.queue(pool, None, reads.Filters(), first.next_cursor, limit=1)
+    assert second.next_cursor is None
+    ids = [first.everyone[0].case.case_id, second.everyone[0].case.case_id]
+    assert len(set(ids)) == 2
+    assert world.case_id in ids
+    again = await reads.queue(pool, None, reads.Filters(), "not-a-cursor", limit=1)
+    assert again.everyone == first.everyone
+    async with world.client("ana") as ana:
+        page = await ana.get("/desk/queue", params={"after": first.next_cursor})
+    assert page.status_code == 200
+    assert f'data-case="{ids[1]}"' in page.text
+    assert f'data-case="{ids[0]}"' not in page.text
