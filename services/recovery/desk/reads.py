@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -34,7 +34,7 @@ from services.recovery.domain.events import CASE_EVENT_TYPES
 from services.recovery.domain.policy import Policy
 from services.recovery.domain.remedies import VoucherCodes
 from services.recovery.domain.roster import Roster
-from services.recovery.queries import CaseSummary, Db
+from services.recovery.queries import Calendars, CaseSummary, Db
 from services.recovery.replay.trusted import loader
 
 PAGE = 50
@@ -66,7 +66,18 @@ class Row:
 
     @property
     def due(self) -> datetime:
+        """The due time the queue is ordered by (and its cursor keyed on)."""
         return self.case.due_by or self.case.sla_deadline
+
+    @property
+    def deadline(self) -> datetime:
+        """The person's deadline the countdown runs to."""
+        return self.case.person_due_by or self.due
+
+    def timed(self, now: datetime, calendars: Calendars) -> Row:
+        """The row with the time left at ``now`` on the person's calendar (see
+        :meth:`CaseSummary.with_time_left`)."""
+        return replace(self, case=self.case.with_time_left(now, calendars))
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,10 @@ class QueuePage:
     mine: list[Row]
     everyone: list[Row]
     next_cursor: str | None
+
+    def timed(self, now: datetime, calendars: Calendars) -> QueuePage:
+        return QueuePage([r.timed(now, calendars) for r in self.mine], [r.timed(now, calendars) for r in self.everyone],
+                         self.next_cursor)  # fmt: skip
 
 
 def _row(r: asyncpg.Record) -> Row:

@@ -186,6 +186,7 @@ def desk_router(desk: Desk) -> APIRouter:
             return to("/signin")
         f = filters(request)
         found = await reads.queue(desk.get_pool(), who.person_id, f, request.query_params.get("after"))
+        found = found.timed(_now(desk), desk.get_service().roster.calendar)
         try:
             await audited(request, who, "desk.queue")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
@@ -207,14 +208,18 @@ def desk_router(desk: Desk) -> APIRouter:
         who = await identity(request)
         if who is None:
             return to("/signin")
-        form = await form_of(request)
+        try:
+            form = await form_of(request)
+        except Refused as exc:
+            return page(request, "message.html", who, 403, title="Not searched", message=str(exc))
         term = _text(form, "q")[:256]
         found = await reads.search(desk.get_pool(), term)
         try:
             await audited(request, who, "desk.search")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
             return unaudited(request, who)
-        return page(request, "queue.html", who, page_=reads.QueuePage([], found, None), f=reads.Filters(),
+        found_page = reads.QueuePage([], found, None).timed(_now(desk), desk.get_service().roster.calendar)
+        return page(request, "queue.html", who, page_=found_page, f=reads.Filters(),
                     now=_now(desk), searched=term, statuses=reads.OPEN_STATUSES,
                     priorities=reads.PRIORITIES)  # fmt: skip
 
@@ -227,7 +232,7 @@ def desk_router(desk: Desk) -> APIRouter:
             return None
         case, events = await reads.stored_case(pool, case_id)
         context: dict[str, Any] = {
-            "row": found,
+            "row": found.timed(_now(desk), service.roster.calendar),
             "timeline": [_told(t) for t in await queries.timeline(pool, case_id)],
             "apologies": await apologies(pool, case_id),
             "money": await reads.money(pool, found.charge_id),

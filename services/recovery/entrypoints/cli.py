@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -78,27 +76,11 @@ def dev(
         devrun.announce(stack, data_dir, services=services)
         devrun.print_exports(stack)
         console.print("\n[green]Running.[/] Press Ctrl-C to stop everything.")
-        _wait_for_signal(stack)
+        devrun.wait_until_stopped(stack)
     finally:
         console.print("Stopping...")
         stack.stop()
         console.print("Stopped.")
-
-
-def _wait_for_signal(stack: Any) -> None:
-    stopping = {"now": False}
-
-    def handler(*_: Any) -> None:
-        stopping["now"] = True
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    while not stopping["now"]:
-        for p in stack.procs:
-            if p.poll() is not None:
-                console.print(f"[red]a service exited with code {p.returncode}; see .local/logs[/]")
-                return
-        time.sleep(0.5)
 
 
 @app.command()

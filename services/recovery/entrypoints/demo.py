@@ -4,7 +4,9 @@ contact channel would, and what the system did about each, as a table.
 It plays through the stack a `recoveryctl dev` (`make run`) already runs on the data directory
 when there is one, and counts the emails that stack's SMTP sink received for this run; a second
 set of services beside it would compete for its ports and its topics. Otherwise it starts the
-stack and the services itself and stops them at the end (`make demo` on a fresh machine).
+stack and the services itself (`make demo` on a fresh machine), and leaves them running until
+Ctrl-C. Either way it ends with the escalation desk's address and a sign-in token, so the
+demo's escalations can be worked in the browser.
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ def run(data_dir: Path, partitions: int, console: Console) -> None:
     try:
         if running is not None and running.services:
             console.print(f"Playing through the stack already running on {data_dir} "
-                          f"(`recoveryctl dev`, pid {running.pid}); nothing else is started.")  # fmt: skip
+                          f"(pid {running.pid}); nothing else is started.")  # fmt: skip
             settings, maildir = running.settings(), running.maildir
         else:
             if running is not None:  # its servers, without services: start those for the demo alone
@@ -228,6 +230,8 @@ def run(data_dir: Path, partitions: int, console: Console) -> None:
                 stack = devrun.bring_up(data_dir, None, partitions)
             devrun.start_smtp_sink(stack, data_dir)
             devrun.start_services(stack, data_dir)
+            if running is None:  # it stays up: a second demo or dev on the data directory finds it
+                devrun.announce(stack, data_dir, services=True)
             settings = RecoverySettings(**{k.lower(): v for k, v in stack.env.items()})  # type: ignore[arg-type]
             maildir = data_dir / "mail"
             time.sleep(2)  # let the consumers join their groups
@@ -238,9 +242,24 @@ def run(data_dir: Path, partitions: int, console: Console) -> None:
         render(rows, console)
         console.print(f"Emails delivered to the local SMTP sink: {delivered} of {requested} requested "
                       f"(saved under {maildir})")  # fmt: skip
+        desk_url = stack.desk_url if stack is not None else running.desk_url if running is not None else None
+        if desk_url is not None:
+            show_desk(settings, desk_url, console)
+        if stack is not None:
+            console.print("\n[green]Left running[/] for the desk. Press Ctrl-C to stop everything.")
+            devrun.wait_until_stopped(stack)
     finally:
         if stack is not None:
             stack.stop()
+
+
+def show_desk(settings: RecoverySettings, url: str, console: Console, person: str = "demo-supervisor") -> None:
+    """The desk's address and a fresh sign-in token for ``person``, once the desk answers."""
+    if not devrun.wait_for_desk(url):
+        console.print(f"[yellow]The escalation desk at {url} does not answer yet[/]: see the recovery service's log.")
+    token = asyncio.run(devrun.demo_sign_ins(settings))[person]
+    console.print(f"\nThe escalation desk: {url}", soft_wrap=True)
+    console.print(f"Sign in as {person} with the token: {token}", soft_wrap=True)
 
 
 def delivered_emails(maildir: Path, run: str = RUN) -> int:

@@ -19,6 +19,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,8 @@ class DevStack:
     smtp_port: int | None = None
     # The local voucher secret's file, when the stack made one (recoveryctl needs it to decide).
     voucher_secret: Path | None = None
+    # Where the recovery service serves the escalation desk, once it is started.
+    desk_url: str | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     exit: ExitStack = field(default_factory=ExitStack)
 
@@ -76,6 +80,7 @@ class RunningStack:
     env: dict[str, str]  # what points a client at it: servers, topic names, the SMTP sink
     services: bool  # started with --services: the services and the SMTP sink run too
     maildir: Path
+    desk_url: str | None = None  # the escalation desk, when the services run
 
     def settings(self) -> RecoverySettings:
         return RecoverySettings(**{k.lower(): v for k, v in self.env.items()})  # type: ignore[arg-type]
@@ -98,7 +103,8 @@ def find_running(data_dir: Path) -> RunningStack | None:
         try:
             d = json.loads(raw)
             return RunningStack(pid=int(d["pid"]), env={str(k): str(v) for k, v in d["env"].items()},
-                                services=bool(d["services"]), maildir=Path(d["maildir"]))  # fmt: skip
+                                services=bool(d["services"]), maildir=Path(d["maildir"]),
+                                desk_url=str(d["desk_url"]) if d.get("desk_url") else None)  # fmt: skip
         except (ValueError, KeyError, TypeError, AttributeError):
             return None  # being written this instant
     finally:
@@ -127,7 +133,7 @@ def announce(stack: DevStack, data_dir: Path, *, services: bool) -> None:
     topics = {f"TOPIC_{t.upper()}": settings.topic(t) for t in ("charges", "complaints", "decisions",
                                                                  "notifications", "dlq")}  # fmt: skip
     body = {"pid": os.getpid(), "services": services, "maildir": str((data_dir / "mail").resolve()),
-            "env": {**stack.env, **topics}}  # fmt: skip
+            "desk_url": stack.desk_url, "env": {**stack.env, **topics}}  # fmt: skip
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(body).encode(), 0)
 
@@ -191,7 +197,7 @@ def bring_up(data_dir: Path, kafka_port: int | None, partitions: int) -> DevStac
     merged = RecoverySettings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
     asyncio.run(_prepare(merged))
     console.print(f"Topics ready ({partitions} partitions each): {', '.join(merged.all_topics())}")
-    for person, bearer in asyncio.run(_demo_sign_ins(merged)).items():
+    for person, bearer in asyncio.run(demo_sign_ins(merged)).items():
         console.print(f"Desk sign-in for [bold]{person}[/]: Authorization: Bearer {bearer}")
     return stack
 
@@ -199,7 +205,7 @@ def bring_up(data_dir: Path, kafka_port: int | None, partitions: int) -> DevStac
 DEMO_PEOPLE: dict[str, Role] = {"demo-agent": "agent", "demo-supervisor": "supervisor"}
 
 
-async def _demo_sign_ins(settings: RecoverySettings) -> dict[str, str]:
+async def demo_sign_ins(settings: RecoverySettings) -> dict[str, str]:
     """A demo agent and a demo supervisor of the built-in issuer (added once), each with a
     fresh sign-in token for the ops API."""
     conn = await asyncpg.connect(settings.database_dsn())
@@ -248,13 +254,14 @@ def start_smtp_sink(stack: DevStack, data_dir: Path) -> None:
 
 
 def start_services(stack: DevStack, data_dir: Path) -> None:
-    """The three services as processes; the recovery service serves HTTP on HTTP_PORT (8080), the
-    notifier and the delivery worker on the next two ports (HTTP_PORT=0: each on a free one)."""
+    """The three services as processes; the recovery service serves HTTP (and the desk) on
+    HTTP_PORT (8080), the notifier and the delivery worker on the next two ports (HTTP_PORT=0:
+    each on a free one, the recovery service's chosen here so that the desk's address is known)."""
     bindir = Path(sys.executable).parent
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     base = RecoverySettings().http_port
-    port = [base, base + 1, base + 2] if base else [0, 0, 0]
+    port = [base, base + 1, base + 2] if base else [free_port(), 0, 0]
     plan = [("recovery-service", {"HTTP_PORT": str(port[0])}),
             ("notifier-service", {"HTTP_PORT": str(port[1])}),
             ("delivery-worker", {"DELIVERY_HTTP_PORT": str(port[2])})]  # fmt: skip
@@ -273,6 +280,39 @@ def start_services(stack: DevStack, data_dir: Path) -> None:
         )
         log.close()
         console.print(f"Started [bold]{script}[/] (log: {logs / (script + '.log')})")
+        if script == "recovery-service":
+            stack.desk_url = f"http://127.0.0.1:{port[0]}/desk"
+
+
+def wait_for_desk(url: str, timeout_s: float = 60) -> bool:
+    """Whether the desk's sign-in page answers within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/signin", timeout=2) as answer:  # noqa: S310 - our own http URL
+                if answer.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def wait_until_stopped(stack: DevStack) -> None:
+    """Until Ctrl-C (SIGINT) or SIGTERM, or until one of the stack's services exits."""
+    stopping = {"now": False}
+
+    def handler(*_: Any) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stopping["now"]:
+        for p in stack.procs:
+            if p.poll() is not None:
+                console.print(f"[red]a service exited with code {p.returncode}; see the logs in the data directory[/]")
+                return
+        time.sleep(0.5)
 
 
 def _importable(script: str) -> bool:
@@ -296,3 +336,5 @@ def print_exports(stack: DevStack) -> None:
             console.print(f"  export {k}='{stack.env[k]}'")
     if stack.voucher_secret is not None:
         console.print(f"  export RECOVERY_VOUCHER_SECRET=\"$(cat '{stack.voucher_secret}')\"")
+    if stack.desk_url is not None:
+        console.print(f"\nThe escalation desk: {stack.desk_url} (sign in with a token printed above)", soft_wrap=True)
