@@ -134,10 +134,11 @@ class NotifierService:
             # Each message's handling continues its trace, and names it and its case in the log.
             ids = {"event_id": env.id, "correlation_id": env.correlationid, "case_id": getattr(data, "case_id", None),
                    "trace_id": tracing.trace_id_of(env.traceparent)}  # fmt: skip
-            attributes = tracing.messaging("process", data.TOPIC, message__id=env.id, cloudevents__event_type=env.type)
+            topic = self.settings.topic(data.TOPIC)
+            attributes = tracing.messaging("process", topic, message__id=env.id, cloudevents__event_type=env.type)
             with (
                 bound_contextvars(**ids),
-                tracing.span(f"process {data.TOPIC}", kind=SpanKind.CONSUMER, context=(env.traceparent, env.tracestate),
+                tracing.span(f"process {topic}", kind=SpanKind.CONSUMER, context=(env.traceparent, env.tracestate),
                              attributes=attributes) as processing,
             ):  # fmt: skip
                 if isinstance(data, (DecisionMade, CaseEscalated)):

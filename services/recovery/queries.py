@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common import tracing
 from services.notifier.queries import Apology, apologies
 from services.recovery.application import case_stream
 from services.recovery.audit import AUDIT_TYPE, AuditRecord
@@ -103,6 +104,17 @@ async def timeline(db: Db, case_id: str) -> list[TimelineEntry]:
     )
     return [TimelineEntry(version=r["version"], type=r["event_type"], time=r["occurred_at"], data=_data(r["data"]))
             for r in rows]  # fmt: skip
+
+
+async def trace_ids(db: Db, case_id: str) -> list[str]:
+    """The trace ids the case's events carry (their ``traceparent``), the first first: the
+    trace of the complaint that opened it, then those of later contacts and timers."""
+    rows = await db.fetch(
+        "SELECT metadata->>'traceparent' FROM events WHERE stream_id = $1 AND metadata ? 'traceparent'"
+        " ORDER BY version",
+        case_stream(case_id),
+    )
+    return list(dict.fromkeys(t for (tp,) in rows if (t := tracing.trace_id_of(tp)) is not None))
 
 
 class PendingDecision(BaseModel):

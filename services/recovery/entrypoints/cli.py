@@ -186,14 +186,19 @@ def cases_list(
 def cases_show(case_id: str) -> None:
     """The case's timeline: every event on it, and whether the apology reached the customer."""
 
-    async def go() -> tuple[list[TimelineEntry], list[Apology]]:
+    async def go() -> tuple[list[TimelineEntry], list[Apology], list[str]]:
         async with connected(RecoverySettings()) as pool:
-            return await queries.timeline(pool, case_id), await apologies(pool, case_id)
+            events = await queries.timeline(pool, case_id)
+            return events, await apologies(pool, case_id), await queries.trace_ids(pool, case_id)
 
-    events, mails = asyncio.run(go())
+    events, mails, traces = asyncio.run(go())
     if not events:
         console.print(f"[red]no case {case_id}[/]")
         raise typer.Exit(1)
+    # The trace to look up in the tracing backend: the complaint's, through every service.
+    console.print(f"trace id: {traces[0] if traces else '(none)'}", markup=False)
+    if len(traces) > 1:
+        console.print(f"later traces: {', '.join(traces[1:])}", markup=False)
     table = Table(title=f"Case {case_id}")
     for col in ("#", "when", "event", "details"):
         table.add_column(col, overflow="fold")
