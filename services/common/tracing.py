@@ -40,7 +40,7 @@ TRACES_FILE = "SERVICE_TRACES_FILE"
 INSTRUMENTATION = "service-recovery"
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-_state = {"enabled": False}
+_state: dict[str, Any] = {"enabled": False, "provider": None}
 
 TraceContext = tuple[str | None, str | None]  # (traceparent, tracestate)
 NO_TRACE: TraceContext = (None, None)
@@ -48,7 +48,18 @@ NO_TRACE: TraceContext = (None, None)
 
 def enabled() -> bool:
     """Whether spans are made and exported in this process."""
-    return _state["enabled"]
+    return bool(_state["enabled"])
+
+
+@contextlib.contextmanager
+def recording(provider: Any) -> Iterator[None]:
+    """Tracing on, through ``provider`` rather than the global one, for the block (tests)."""
+    saved = dict(_state)
+    _state.update(enabled=True, provider=provider)
+    try:
+        yield
+    finally:
+        _state.update(saved)
 
 
 def _exporter_names(env: Mapping[str, str]) -> list[str]:
@@ -145,7 +156,7 @@ def json_lines_exporter(path: str) -> Any:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(INSTRUMENTATION)
+    return trace.get_tracer(INSTRUMENTATION, tracer_provider=_state["provider"])
 
 
 def parent(traceparent: str | None, tracestate: str | None = None) -> otel_context.Context | None:

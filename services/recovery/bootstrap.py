@@ -32,6 +32,7 @@ from services.common.isolate import Quarantine, isolate
 from services.common.logging import get_logger
 from services.common.offsets import OffsetCommitter
 from services.common.pacing import Pace, Pacer
+from services.common.periodic import every
 from services.common.pipeline import BatchPipeline, InFlight
 from services.common.records import InboundRecord
 from services.common.runtime import ServiceRuntime
@@ -161,7 +162,18 @@ class Runtime(ServiceRuntime):
         return HttpOptions.of(self.recovery_settings, docs_token=self.recovery_settings.ops_api_token)
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
-        return [self._timers()]
+        escalations = every(self.stop, self.gauge_interval_s, self._count_escalations, failed="gauges.failed")
+        return [self._timers(), escalations]
+
+    async def _count_escalations(self) -> None:
+        """The escalated cases waiting for a person, by priority (every priority listed: a
+        priority none waits in reads 0 rather than its last count)."""
+        rows = await self.require_pool().fetch(
+            "SELECT coalesce(priority, 'normal'), count(*) FROM rm_cases WHERE status = 'escalated' GROUP BY 1"
+        )
+        waiting = dict.fromkeys(("normal", "high", "urgent"), 0) | {r[0]: r[1] for r in rows}
+        for priority, n in waiting.items():
+            metrics.ESCALATIONS_WAITING.labels(priority=priority).set(n)
 
     async def _timers(self) -> None:
         service = self.require_service()

@@ -29,3 +29,6 @@ SLA_BREACHES = Counter(
     "recovery_sla_breaches_total", "Cases past their SLA deadline undecided, by priority", ["priority"]
 )
 POLICY_INFO = Gauge("recovery_policy_info", "The decision policy in force (always 1)", ["policy", "version"])
+ESCALATIONS_WAITING = Gauge(
+    "recovery_escalations_waiting", "Escalated cases waiting for a person's decision, by priority", ["priority"]
+)
