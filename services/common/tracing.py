@@ -28,7 +28,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from opentelemetry import context as otel_context
@@ -215,6 +215,17 @@ def span(
         record_exception=True, set_status_on_exception=True,
     ) as current:  # fmt: skip
         yield current
+
+
+def batch_span(
+    topics: Iterable[str], count: int, group: str, traces: Iterable[TraceContext]
+) -> contextlib.AbstractContextManager[Span | None]:
+    """A batch's ``process`` span: a trace of its own, linked to each message's trace."""
+    names = sorted(set(topics))
+    attributes = messaging("process", names, messaging__batch__message_count=count,
+                           messaging__consumer__group__name=group)  # fmt: skip
+    return span(f"process {' '.join(names)}", kind=SpanKind.CONSUMER, attributes=attributes,
+                links=[link(*t) for t in traces])  # fmt: skip
 
 
 def failed(current: Span | None, error: BaseException | str) -> None:

@@ -12,9 +12,11 @@ A lost database connection is raised as ``StoreUnavailable`` (transient, see ``e
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from opentelemetry.trace import SpanKind
@@ -96,12 +98,18 @@ class NotifierService:
                 result.skipped += 1
             else:
                 good.append(event)
+        batch: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if tracing.enabled():
+            traces = [(e.envelope.traceparent, e.envelope.tracestate) for e in good]
+            batch = tracing.batch_span([r.topic for r in records], len(records), self.settings.notifier_group_id,
+                                       traces)  # fmt: skip
         try:
-            async with batch_transaction(self.pool) as conn:
-                dead += await self._handle(conn, good, self.clock(), result)
-                if dead:
-                    topic = self.settings.topic("dlq")
-                    await enqueue(conn, RELAY, [outbox_message(d, topic) for d in dead])
+            with batch:
+                async with batch_transaction(self.pool) as conn:
+                    dead += await self._handle(conn, good, self.clock(), result)
+                    if dead:
+                        topic = self.settings.topic("dlq")
+                        await enqueue(conn, RELAY, [outbox_message(d, topic) for d in dead])
         except Exception as exc:
             if is_connection_error(exc):
                 raise StoreUnavailable(f"the database is unavailable ({type(exc).__name__})") from exc

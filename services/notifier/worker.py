@@ -146,9 +146,15 @@ class DeliveryWorker:
             if isinstance(event.data, EmailRequested):
                 requests.setdefault(event.data.notification_id, event.envelope)
         started = time.monotonic()
-        async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await claims.claim_new(conn, requests, self.lease_s, self.clock())
-            await enqueue(conn, RELAY, [outbox_message(d, self.settings.topic("dlq")) for d in dead])
+        batch: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if tracing.enabled():
+            traces = [(e.traceparent, e.tracestate) for e in requests.values()]
+            batch = tracing.batch_span([r.topic for r in records], len(records), self.settings.delivery_group_id,
+                                       traces)  # fmt: skip
+        with batch:
+            async with self.pool.acquire() as conn, conn.transaction():
+                claimed = await claims.claim_new(conn, requests, self.lease_s, self.clock())
+                await enqueue(conn, RELAY, [outbox_message(d, self.settings.topic("dlq")) for d in dead])
         for claim in claimed:
             self._start(claim, started)
         return len(claimed)

@@ -232,7 +232,10 @@ class RecoveryService:
         )
         if ready is not None:
             await ready(frozenset(_customer_of(e) for e in good))
-        batch = _batch_span(records, good, self.group_id) if tracing.enabled() else None
+        batch = None
+        if tracing.enabled():
+            traces = [(e.envelope.traceparent, e.envelope.tracestate) for e in good]
+            batch = tracing.batch_span([r.topic for r in records], len(records), self.group_id, traces)
         with bound_contextvars(batch_records=len(records)), batch or contextlib.nullcontext():
             for attempt in range(MAX_RETRIES):
                 try:
@@ -646,15 +649,6 @@ def _count(result: BatchResult, data: EventData, case: Case) -> None:
 def _message_attributes(env: CloudEvent) -> dict[str, Any]:
     return tracing.messaging("process", "recovery", message__id=env.id, cloudevents__event_type=env.type,
                              cloudevents__event_id=env.id)  # fmt: skip
-
-
-def _batch_span(records: Sequence[InboundRecord], good: list[Event[EventData]], group: str) -> Any:
-    """The batch's ``process`` span: a trace of its own, linked to each message's trace."""
-    topics = sorted({r.topic for r in records})
-    attributes = tracing.messaging("process", topics, messaging__batch__message_count=len(records),
-                                   messaging__consumer__group__name=group)  # fmt: skip
-    links = [tracing.link(e.envelope.traceparent, e.envelope.tracestate) for e in good]
-    return tracing.span(f"process {' '.join(topics)}", kind=SpanKind.CONSUMER, attributes=attributes, links=links)
 
 
 def _fold(recorded: Sequence[RecordedEvent]) -> Case | None:
