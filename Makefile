@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-tools lock run demo test test-unit test-integration test-e2e check lint types format schemas bench clean
+.PHONY: install system-tools lock run demo test test-unit test-integration test-e2e test-browser check lint types format schemas bench clean
 
 install: $(STAMP)
 
@@ -49,6 +49,9 @@ test-integration: install
 
 test-e2e: install
 	$(PY) -m pytest tests/e2e
+
+test-browser: install system-tools ## the escalation desk in Chromium (tests/browser/); part of `make test`
+	$(PY) -m pytest tests/browser
 
 check: install system-tools lint types test  ## lint, types, then the whole suite (`make test`): what CI runs
 

@@ -67,9 +67,11 @@ from services.recovery.domain.anomaly import assess_charge
 from services.recovery.domain.case import Case, apply, case_id_for
 from services.recovery.domain.charge_record import ChargeRecord, charge_record
 from services.recovery.domain.commands import (
+    AddNote,
     AgentDecide,
     AnyCommand,
     ApproveDecision,
+    AssignCase,
     ChargeArrived,
     FileComplaint,
     FireTimer,
@@ -78,10 +80,12 @@ from services.recovery.domain.commands import (
 from services.recovery.domain.events import (
     INTERNAL,
     INTERNAL_EVENT_TYPES,
+    CaseAssigned,
     ChargeAssessed,
     DecisionApproved,
     DecisionProposed,
     DecisionRejected,
+    NoteAdded,
 )
 from services.recovery.domain.facts import ChargeFacts
 from services.recovery.domain.policy import Policy
@@ -505,7 +509,7 @@ class RecoveryService:
                 w.trace = tracing.context_of(fire)
             await self._load(tx, w, [t[0] for t in due])
             # A breach may grant what was claimed: on the charge's ledger as it is now.
-            breached = {t[0] for t in due if t[1] == "sla_breach"}
+            breached = {t[0] for t in due if t[1] in ("sla_breach", "sla_fallback")}
             await self._load(tx, w, (), [c.charge_id for cid, c in w.cases.items()
                                          if cid in breached and c is not None and c.charge_id])  # fmt: skip
             customers = {c.customer_id for c in w.cases.values() if c is not None}
@@ -575,6 +579,26 @@ class RecoveryService:
             )  # fmt: skip
         return next(d for d in produced if isinstance(d, DecisionRejected))
 
+    async def assign_case(
+        self, case_id: str, person_id: str, assignee: str, *, role: str = "agent", client: Client = IN_PROCESS
+    ) -> bool:
+        """The escalated case becomes ``assignee``'s (``person_id``'s own: a claim); False when
+        it was theirs already."""
+        with bound_contextvars(case_id=case_id, agent_id=person_id):
+            produced = await self._by_person(
+                case_id, lambda _: AssignCase(person_id=person_id, assignee=assignee), f"assign:{person_id}",
+                Actor(person_id, role, client),
+            )  # fmt: skip
+        return bool(produced)
+
+    async def add_note(
+        self, case_id: str, person_id: str, note: str, *, role: str = "agent", client: Client = IN_PROCESS
+    ) -> None:
+        """A person's note on the case, with no decision."""
+        with bound_contextvars(case_id=case_id, agent_id=person_id):
+            await self._by_person(case_id, lambda _: AddNote(person_id=person_id, note=note), f"note:{person_id}",
+                                  Actor(person_id, role, client, True))  # fmt: skip
+
     async def _by_person(
         self, case_id: str, command: Callable[[ChargeFacts | None], AnyCommand], by: str, actor: Actor
     ) -> list[EventData]:
@@ -621,6 +645,10 @@ class Actor:
                 action, target = "decision.approved", d.proposed_by
             elif type(d) is DecisionProposed:
                 action, target = "decision.proposed", None
+            elif type(d) is CaseAssigned:
+                action, target = "case.assigned", d.assignee
+            elif type(d) is NoteAdded:
+                action = "note.added"
             elif type(d) is DecisionMade and action == "decision":
                 action, target = "decision.made", d.outcome
         return AuditRecord(at, self.person, self.role, action, self.client, case_id, target, self.note)

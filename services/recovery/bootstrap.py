@@ -6,8 +6,8 @@ settings in one place. The Kafka subscriber (:mod:`.entrypoints.kafka`), the ops
   codes), failing with :class:`ConfigError` before anything is opened.
 - :func:`recovery_service` is the one place a :class:`RecoveryService` is made.
 - :class:`Runtime` is the service process: the pool, producer, relay and probes of
-  :class:`ServiceRuntime`, the application and its poison quarantine, the ops API, the SLA
-  timers, and the batch pipeline with its offset committer.
+  :class:`ServiceRuntime`, the application and its poison quarantine, the ops API and the
+  escalation desk, the SLA timers, and the batch pipeline with its offset committer.
 - :func:`connected` and :func:`service_for` give the command line a pool, or a service over
   one, for the length of a command.
 """
@@ -38,6 +38,8 @@ from services.common.records import InboundRecord
 from services.common.runtime import ServiceRuntime
 from services.recovery import metrics
 from services.recovery.application import CONSUMER, RELAY, BatchResult, RecoveryService, voucher_key
+from services.recovery.calendars import staffed
+from services.recovery.desk.web import Desk, mount_desk
 from services.recovery.domain.policy import Policy, load_policy
 from services.recovery.domain.remedies import VoucherCodes
 from services.recovery.domain.roster import Roster, load_roster
@@ -63,7 +65,7 @@ def configure(settings: RecoverySettings, clock: Clock = system_clock) -> Config
     """Load the policy, the roster and the voucher codes the settings name; raise
     :class:`ConfigError` if one is missing or invalid."""
     policy = load_policy(settings.recovery_policy_file)
-    roster = load_roster(settings.recovery_roster_file)
+    roster = staffed(load_roster(settings.recovery_roster_file), policy)
     return Configured(settings, clock, policy, roster, voucher_key(settings))
 
 
@@ -156,6 +158,8 @@ class Runtime(ServiceRuntime):
     def extend_http(self, app: FastAPI) -> None:
         signin = authenticator(self.recovery_settings, self.require_pool)
         app.include_router(ops_router(self.require_pool, self.require_service, signin))
+        mount_desk(app, Desk(self.recovery_settings, self.require_pool, self.require_service, lambda: self.producer,
+                             signin))  # fmt: skip
 
     def http_options(self) -> HttpOptions:
         """The docs, when behind a token, are behind the ops API's."""

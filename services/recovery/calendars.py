@@ -15,6 +15,7 @@ import holidays
 from services.recovery.domain.calendar import Calendar, CalendarSpec
 from services.recovery.domain.errors import PolicyError
 from services.recovery.domain.policy import Policy, load_policy
+from services.recovery.domain.roster import Roster
 
 # The years holidays are resolved for; a question about a date outside them is refused.
 HOLIDAY_YEARS = (2000, 2100)
@@ -44,3 +45,14 @@ def policy_calendars(policy: Policy, years: tuple[int, int] = HOLIDAY_YEARS) -> 
 def load_calendars(path: Path | None = None) -> dict[str, Calendar]:
     """The calendars of a policy file (None: the shipped default); raise :class:`PolicyError`."""
     return policy_calendars(load_policy(path))
+
+
+def staffed(roster: Roster, policy: Policy, years: tuple[int, int] = HOLIDAY_YEARS) -> Roster:
+    """``roster`` with its teams' calendars resolved from ``policy`` (only those teams use).
+
+    Raises :class:`RosterError` for a team whose calendar the policy does not describe.
+    """
+    used = {team.calendar for team in roster.teams.values()}
+    return roster.with_calendars(
+        {name: resolve(name, spec, years) for name, spec in policy.calendars.items() if name in used}
+    )

@@ -42,10 +42,10 @@ log = get_logger(__name__)
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 Role = Literal["agent", "supervisor", "auditor"]
 ROLES: tuple[Role, ...] = get_args(Role)
-Action = Literal["read", "decide", "approve"]
+Action = Literal["read", "decide", "approve", "erase"]
 PERMISSIONS: Mapping[str, frozenset[Action]] = {
     "agent": frozenset({"read", "decide"}),
-    "supervisor": frozenset({"read", "decide", "approve"}),
+    "supervisor": frozenset({"read", "decide", "approve", "erase"}),
     "auditor": frozenset({"read"}),
     "service": frozenset({"read"}),
 }

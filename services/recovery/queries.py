@@ -6,33 +6,52 @@ the notifier's, read through its own queries (:mod:`services.notifier.queries`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from services.common import tracing
+from services.common.eventstore.shred import open_data
 from services.notifier.queries import Apology, apologies
 from services.recovery.application import case_stream
 from services.recovery.audit import AUDIT_TYPE, AuditRecord
+from services.recovery.domain.calendar import Calendar, CalendarError, business_time_between, is_open
+from services.recovery.domain.reference import case_reference, parse_reference
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
-_CASE_COLUMNS = (
+CASE_COLUMNS = (
     "case_id, customer_id, complaint_id, category, status, owner_id, priority, assignee, reason,"
     " sla_deadline, due_by, contacts, opened_at, updated_at, decided_at, decided_by, rule, outcome,"
-    " within_sla, version"
+    " within_sla, version, person_due_by, calendar_id, calendar_version"
 )
-_URGENCY = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
+# How a list of cases is ordered: the escalation queue's (urgent first, then by due time), or
+# by the time left on the person's calendar, least first.
+CaseOrder = Literal["urgency", "time-left"]
+# The calendars by id, as the roster resolved them (Roster.calendar).
+Calendars: TypeAlias = Callable[[str], Calendar | None]
+URGENCY = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
 
 
-class CaseSummary(BaseModel):
+class _OfCase(BaseModel):
+    """Something about one case: its id, and the reference people read and type."""
+
+    case_id: str
+
+    @computed_field(description="the case's reference, for people: RC-XXXX-XXXX-XXXX")  # type: ignore[prop-decorator]
+    @property
+    def reference(self) -> str:
+        return case_reference(self.case_id)
+
+
+class CaseSummary(_OfCase):
     """One row of the case read model."""
 
     model_config = ConfigDict(frozen=True)
 
-    case_id: str
     customer_id: str
     complaint_id: str
     category: str
@@ -52,6 +71,33 @@ class CaseSummary(BaseModel):
     outcome: str | None = None
     within_sla: bool | None = None
     version: int
+    person_due_by: datetime | None = Field(
+        default=None, description="the person's deadline, in business hours of the assignee's team calendar"
+    )
+    calendar_id: str | None = None
+    calendar_version: str | None = Field(default=None, description="the calendar's version the deadline was counted on")
+    time_left_s: float | None = Field(
+        default=None,
+        description="seconds left to the person's deadline on their calendar (business time; wall time where the"
+        " case has no calendar); negative when overdue; none once decided",
+    )
+    calendar_open: bool | None = Field(
+        default=None, description="whether the person's calendar is open now (the countdown runs); none without one"
+    )
+
+    def with_time_left(self, now: datetime, calendars: Calendars) -> CaseSummary:
+        """The row with the time left to the person's deadline at ``now`` filled in."""
+        if self.status == "decided":
+            return self
+        due = self.person_due_by or self.due_by or self.sla_deadline
+        cal = calendars(self.calendar_id) if self.calendar_id and self.person_due_by else None
+        if cal is None:
+            return self.model_copy(update={"time_left_s": (due - now).total_seconds()})
+        try:
+            left, running = business_time_between(cal, now, due), is_open(cal, now)
+        except CalendarError:
+            return self.model_copy(update={"time_left_s": (due - now).total_seconds()})
+        return self.model_copy(update={"time_left_s": left.total_seconds(), "calendar_open": running})
 
 
 class TimelineEntry(BaseModel):
@@ -72,7 +118,7 @@ class CaseDetail(BaseModel):
 async def cases(db: Db, status: str | None, limit: int) -> list[CaseSummary]:
     """Cases, most recently updated first (only those with ``status`` unless it is None)."""
     rows = await db.fetch(
-        f"SELECT {_CASE_COLUMNS} FROM rm_cases WHERE ($1::text IS NULL OR status = $1)"
+        f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE ($1::text IS NULL OR status = $1)"
         " ORDER BY updated_at DESC, case_id LIMIT $2",
         status,
         limit,
@@ -80,30 +126,77 @@ async def cases(db: Db, status: str | None, limit: int) -> list[CaseSummary]:
     return [CaseSummary(**dict(r)) for r in rows]
 
 
-async def by_urgency(db: Db, limit: int, *, escalated_only: bool = True) -> list[CaseSummary]:
-    """Open escalations (or every case): urgent first, then high, then by due time."""
+async def by_urgency(
+    db: Db,
+    limit: int,
+    *,
+    escalated_only: bool = True,
+    order: CaseOrder = "urgency",
+    now: datetime | None = None,
+    calendars: Calendars | None = None,
+) -> list[CaseSummary]:
+    """Open escalations (or every case): urgent first, then high, then by due time; or, with
+    ``order="time-left"``, by the time left on the person's calendar at ``now``, least first
+    (decided cases last). With ``now`` and ``calendars`` each row carries its time left."""
     where = "WHERE status = 'escalated'" if escalated_only else ""
     rows = await db.fetch(
-        f"SELECT {_CASE_COLUMNS} FROM rm_cases {where}"
-        f" ORDER BY {_URGENCY}, coalesce(due_by, sla_deadline), case_id LIMIT $1",
-        limit,
+        f"SELECT {CASE_COLUMNS} FROM rm_cases {where}"
+        f" ORDER BY {URGENCY}, coalesce(due_by, sla_deadline), case_id"
+        f"{' LIMIT $1' if order == 'urgency' else ''}",
+        *((limit,) if order == "urgency" else ()),
     )
-    return [CaseSummary(**dict(r)) for r in rows]
+    found = [CaseSummary(**dict(r)) for r in rows]
+    if now is not None and calendars is not None:
+        found = [r.with_time_left(now, calendars) for r in found]
+    if order == "time-left":
+        if now is None or calendars is None:
+            raise ValueError("ordering by time left needs now and the calendars")
+        found.sort(key=lambda r: (r.time_left_s is None, r.time_left_s or 0.0, r.case_id))
+        found = found[:limit]
+    return found
+
+
+class AmbiguousReference(LookupError):
+    """A case reference that more than one case has: the case id tells them apart."""
+
+    def __init__(self, reference: str, case_ids: list[str]) -> None:
+        super().__init__(f"{reference} is the reference of {len(case_ids)} cases: give the case id"
+                         f" ({', '.join(case_ids)})")  # fmt: skip
+        self.case_ids = case_ids
+
+
+async def resolve_case_id(db: Db, case: str) -> str:
+    """The case id ``case`` names: a case id as given, or the id of the one case whose
+    reference it is (through the index of migration 0107). Text that is not a reference,
+    or a reference no case has, is returned as given, for the caller's "no case" answer.
+    Raises :class:`AmbiguousReference` if two cases share the reference."""
+    key = parse_reference(case)
+    if key is None:
+        return case
+    rows = await db.fetch(
+        "SELECT case_id FROM rm_cases WHERE rm_case_reference_key(case_id) = $1 ORDER BY case_id LIMIT 10", key
+    )
+    if len(rows) > 1:
+        raise AmbiguousReference(case, [r["case_id"] for r in rows])
+    return rows[0]["case_id"] if rows else case
 
 
 async def case(db: Db, case_id: str) -> CaseSummary | None:
-    row = await db.fetchrow(f"SELECT {_CASE_COLUMNS} FROM rm_cases WHERE case_id = $1", case_id)
+    row = await db.fetchrow(f"SELECT {CASE_COLUMNS} FROM rm_cases WHERE case_id = $1", case_id)
     return None if row is None else CaseSummary(**dict(row))
 
 
 async def timeline(db: Db, case_id: str) -> list[TimelineEntry]:
-    """Every event on the case's stream, in order (empty: no such case)."""
+    """Every event on the case's stream, in order (empty: no such case); personal data
+    opened, or ``[erased]`` when the customer was forgotten."""
     rows = await db.fetch(
         "SELECT version, event_type, occurred_at, data FROM events WHERE stream_id = $1 ORDER BY version",
         case_stream(case_id),
     )
-    return [TimelineEntry(version=r["version"], type=r["event_type"], time=r["occurred_at"], data=_data(r["data"]))
-            for r in rows]  # fmt: skip
+    data = [json.loads(r["data"]) for r in rows]
+    await open_data(db, [(r["event_type"], d) for r, d in zip(rows, data, strict=True)])
+    return [TimelineEntry(version=r["version"], type=r["event_type"], time=r["occurred_at"], data=_data(d))
+            for r, d in zip(rows, data, strict=True)]  # fmt: skip
 
 
 async def trace_ids(db: Db, case_id: str) -> list[str]:
@@ -117,10 +210,9 @@ async def trace_ids(db: Db, case_id: str) -> list[str]:
     return list(dict.fromkeys(t for (tp,) in rows if (t := tracing.trace_id_of(tp)) is not None))
 
 
-class PendingDecision(BaseModel):
+class PendingDecision(_OfCase):
     """An agent's decision waiting for a supervisor's approval."""
 
-    case_id: str
     proposed_by: str
     proposed_at: datetime
     needs_approval: dict[str, Any] = Field(description="why: {code: over_approval_limit | urgent_case, text}")

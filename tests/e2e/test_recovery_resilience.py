@@ -98,7 +98,7 @@ async def test_an_agent_decides_an_escalated_case_with_recoveryctl(
             env = {**os.environ, **settings_env}
             ctl = Path(sys.executable).parent / "recoveryctl"
             listed = subprocess.run([ctl, "cases", "list"], env=env, capture_output=True, text=True, timeout=60)
-            assert case_id[:8] in listed.stdout, listed.stdout + listed.stderr
+            assert case_id in listed.stdout, listed.stdout + listed.stderr  # whole: `cases show` takes it
             nobody = subprocess.run([ctl, "cases", "decide", case_id, "--as", "maria", "--refund", "15.00 USD"],
                                     env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
             assert nobody.returncode == 1  # a decision needs a person who exists

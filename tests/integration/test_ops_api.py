@@ -25,11 +25,13 @@ from services.common.settings import CommonSettings
 from services.recovery.application import RecoveryService
 from services.recovery.bootstrap import Runtime
 from services.recovery.domain.policy import load_policy
+from services.recovery.domain.reference import case_reference, spell
 from services.recovery.domain.roster import load_roster
 from services.recovery.entrypoints.ops_api import ops_router
 from services.recovery.identity import Authenticator, People
 from services.recovery.settings import RecoverySettings
 from tests.helpers import cloudevent, sign_in
+from tests.integration.test_case_references import every_case_has_key_7
 
 NOW = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)
 TOKEN = "s3cret-ops-token-7c1e9a40b2d85f36"
@@ -273,6 +275,36 @@ async def test_unknown_cases_and_bad_decisions(desk: Desk) -> None:
     declined = await desk.client.post(url, json=body, headers=desk.agent)
     assert declined.status_code == 200, declined.text
     assert declined.json()["outcome"] == "declined"
+
+
+async def test_a_case_is_shown_decided_and_audited_by_its_reference(desk: Desk, pool: asyncpg.Pool) -> None:
+    ref = case_reference(desk.escalated)
+    esc = (await desk.client.get("/api/v1/escalations", headers=GOOD)).json()
+    assert [(c["case_id"], c["reference"]) for c in esc] == [(desk.escalated, ref)]
+    shown = await desk.client.get(f"/api/v1/cases/{ref.lower()}", headers=GOOD)
+    assert shown.status_code == 200, shown.text
+    assert (shown.json()["case"]["case_id"], shown.json()["case"]["reference"]) == (desk.escalated, ref)
+    body = {"decline_reason": {"code": "agent_declined", "text": "Not covered."}}
+    made = await desk.client.post(f"/api/v1/cases/{ref}/decision", json=body, headers=desk.agent)
+    assert made.status_code == 200, made.text
+    assert made.json()["case_id"] == desk.escalated
+    supervisor = await sign_in(pool, "sam", "supervisor")
+    trail = (await desk.client.get("/api/v1/audit", params={"case_id": ref}, headers=supervisor)).json()
+    assert [(e["action"], e["case_id"]) for e in trail] == [("case.read", desk.escalated),
+                                                             ("decision.made", desk.escalated)]  # fmt: skip
+    assert (await desk.client.get(f"/api/v1/cases/{case_reference('nope')}", headers=GOOD)).status_code == 404
+
+
+async def test_a_reference_two_cases_share_is_refused_with_both_ids(desk: Desk, pool: asyncpg.Pool) -> None:
+    await every_case_has_key_7(pool)
+    r = await desk.client.get(f"/api/v1/cases/{spell(7)}", headers=GOOD)
+    assert r.status_code == 409
+    assert desk.escalated in r.json()["detail"]
+    assert desk.decided in r.json()["detail"]
+    body = {"decline_reason": {"code": "agent_declined", "text": "Not covered."}}
+    decide = await desk.client.post(f"/api/v1/cases/{spell(7)}/decision", json=body, headers=desk.agent)
+    assert decide.status_code == 409, decide.text
+    assert (await desk.client.get(f"/api/v1/cases/{desk.decided}", headers=GOOD)).status_code == 200
 
 
 async def test_the_recovery_process_serves_the_ops_api_next_to_its_probes(settings_env: dict[str, str]) -> None:

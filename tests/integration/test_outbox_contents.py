@@ -1,5 +1,6 @@
 """What the recovery service queues for Kafka: every event of the contract it recorded,
-each as the CloudEvent of the stored row, and none of its internal events."""
+each as the CloudEvent of the stored row (its personal data opened: Kafka carries it in
+plain), and none of its internal events."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import asyncpg
 
 from services.common.clock import ManualClock
+from services.common.eventstore.shred import open_data
 from services.common.settings import CommonSettings
 from services.recovery.domain.events import INTERNAL_EVENT_TYPES
 from tests.replay_world import T0, charge, complaint, make_service, records
@@ -30,6 +32,8 @@ async def test_the_outbox_holds_the_published_events_as_stored_and_no_internal_o
     for q in queued:
         row = stored[q["id"]]
         assert q["type"] == row["event_type"]
-        assert q["data"] == json.loads(row["data"])
+        data = json.loads(row["data"])
+        await open_data(pool, [(row["event_type"], data)])  # stored with personal data sealed
+        assert q["data"] == data
     published = {r["event_id"] for r in stored.values() if r["event_type"] not in internal}
     assert {q["id"] for q in queued} == published

@@ -47,6 +47,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "recovery.case.escalated.v1": {
         "case_id": "case-1", "reason": REASON, "priority": "high", "assignee": "agent-7",
         "due_by": T, "complaint_id": "cmp-1", "customer": CUSTOMER, "case_owner": OWNER,
+        "person_due_by": T, "person_warning_at": T,
+        "calendar": {"id": "bogota", "version": "1", "zone": "America/Bogota"},
     },
     "recovery.sla.warning.v1": {"case_id": "case-1", "sla_deadline": T, "at": T},
     "recovery.sla.breached.v1": {"case_id": "case-1", "sla_deadline": T, "at": T},

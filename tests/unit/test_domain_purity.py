@@ -37,10 +37,18 @@ CONTRACT = {
 DOMAINS = {
     "services/recovery/domain": STDLIB | CONTRACT | {"pydantic", "holidays"},
     # The notifier renders (jinja2, sandboxed), formats money and dates by locale (babel),
-    # scrubs what it renders and reads the envelope of the decision it answers.
+    # scrubs what it renders, reads the envelope of the decision it answers and names the
+    # case by the reference the recovery domain derives from its id.
     "services/notifier/domain": STDLIB
     | CONTRACT
-    | {"pydantic", "jinja2", "babel", "services.common.redact", "services.common.contract.envelope"},
+    | {
+        "pydantic",
+        "jinja2",
+        "babel",
+        "services.common.redact",
+        "services.common.contract.envelope",
+        "services.recovery.domain.reference",
+    },
 }
 # Imported for a type alone: retry.py is given its ``random.Random`` (calls are forbidden).
 TYPE_ONLY = {("services/notifier/domain/retry.py", "random")}

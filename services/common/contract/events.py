@@ -115,6 +115,14 @@ class PolicyRef(WireModel):
     rule: Name
 
 
+class CalendarRef(WireModel):
+    """The business-hours calendar a deadline was counted on: its id, version and time zone."""
+
+    id: Name
+    version: Name
+    zone: Name
+
+
 class Remedy(WireModel):
     """One remedy granted; each type carries the fields it needs."""
 
@@ -250,6 +258,11 @@ class CaseEscalated(EventData):
     complaint_id: OptionalId = None
     customer: Customer | None = None
     case_owner: Person | None = None
+    # Added: the person's deadline, counted in business hours on the assignee's team calendar
+    # (none when that team has no calendar), the warning on that clock, and the calendar.
+    person_due_by: AwareDatetime | None = None
+    person_warning_at: AwareDatetime | None = None
+    calendar: CalendarRef | None = None
 
 
 class SlaWarning(EventData):

@@ -4,6 +4,10 @@ Appends are serialised by one advisory transaction lock taken before the global 
 read, so positions are gapless and in commit order (see migrations/0001_event_store.sql);
 the lock is held only for the append's own statements plus the rest of its transaction, so
 callers append last and commit promptly. Events go in with COPY, one round trip a batch.
+
+Customers' personal data is sealed before it is appended and opened as it is read
+(:mod:`.shred`); each call takes a :class:`~.shred.Keyring` (a batch's key cache) or makes
+its own.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from services.common.eventstore.model import (
     NewEvent,
     RecordedEvent,
 )
+from services.common.eventstore.shred import PERSONAL, Keyring, customer_of, open_events
 
 APPEND_LOCK = 0x5E_C0_7E_01
 _COLUMNS = (
@@ -74,24 +79,28 @@ async def lock_appends(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
 
 
-async def append_on(conn: asyncpg.Connection, requests: Sequence[AppendRequest]) -> list[RecordedEvent]:
+async def append_on(
+    conn: asyncpg.Connection, requests: Sequence[AppendRequest], keys: Keyring | None = None
+) -> list[RecordedEvent]:
     """Append within the caller's transaction on ``conn``; see :class:`EventStore`.
 
     The append lock is taken (again, if the caller holds it: it is re-entrant) by the same
     round trip that reads the store's state.
     """
-    return (await _append(conn, requests, recorded=True))[0]
+    return (await _append(conn, requests, recorded=True, keys=keys))[0]
 
 
-async def append_new(conn: asyncpg.Connection, requests: Sequence[AppendRequest]) -> set[str]:
+async def append_new(
+    conn: asyncpg.Connection, requests: Sequence[AppendRequest], keys: Keyring | None = None
+) -> set[str]:
     """:func:`append_on` for callers that do not read what was stored: the ids of the events
     left out because the store already held them (a message handled before), so that the
     caller's own effects (read models, outbox) can leave them out too."""
-    return (await _append(conn, requests, recorded=False))[1]
+    return (await _append(conn, requests, recorded=False, keys=keys))[1]
 
 
 async def _append(
-    conn: asyncpg.Connection, requests: Sequence[AppendRequest], *, recorded: bool
+    conn: asyncpg.Connection, requests: Sequence[AppendRequest], *, recorded: bool, keys: Keyring | None
 ) -> tuple[list[RecordedEvent], set[str]]:
     events = [e for r in requests for e in r.events]
     if not events:
@@ -135,23 +144,53 @@ async def _append(
                 )  # fmt: skip
         versions[request.stream_id] = current
     if rows:
+        await _seal_rows(conn, rows, keys)
         await conn.copy_records_to_table("events", records=rows, columns=_COLUMNS)
     return out, stored
 
 
+async def _seal_rows(conn: asyncpg.Connection, rows: list[tuple[Any, ...]], keys: Keyring | None) -> None:
+    """Seal the personal data of ``rows`` (``_COLUMNS`` order, data and metadata as JSON
+    text) in place: every customer's key made or read in one query."""
+    todo: list[tuple[int, dict[str, Any], str]] = []
+    for i, row in enumerate(rows):
+        if row[4] in PERSONAL:
+            data: dict[str, Any] = from_json(row[5])
+            # The metadata is read only for a type whose data does not name its customer.
+            customer = customer_of(row[4], data, {} if PERSONAL[row[4]][0] else from_json(row[6]))
+            if customer is not None:
+                todo.append((i, data, customer))
+    if not todo:
+        return
+    keys = keys if keys is not None else Keyring()
+    await keys.ensure(conn, {c for _, _, c in todo})
+    for i, data, customer in todo:
+        row = rows[i]
+        rows[i] = (*row[:5], _json(keys.seal(row[4], data, customer)), *row[6:])
+
+
 async def read_stream_on(
-    conn: asyncpg.Connection | asyncpg.Pool, stream_id: str, from_version: int = 1
+    conn: asyncpg.Connection | asyncpg.Pool, stream_id: str, from_version: int = 1, keys: Keyring | None = None
 ) -> list[RecordedEvent]:
     rows = await conn.fetch(
         _SELECT + " WHERE stream_id = $1 AND version >= $2 ORDER BY version",
         stream_id,
         from_version,
     )
-    return [_row(r) for r in rows]
+    return await rows_to_events(conn, rows, keys)
+
+
+async def rows_to_events(
+    conn: asyncpg.Connection | asyncpg.Pool, rows: Sequence[asyncpg.Record], keys: Keyring | None = None
+) -> list[RecordedEvent]:
+    """Rows of :data:`SELECT_EVENTS` as events, their personal data opened."""
+    events = [_row(r) for r in rows]
+    await open_events(conn, events, keys)
+    return events
 
 
 async def read_streams_on(
-    conn: asyncpg.Connection | asyncpg.Pool, stream_ids: Sequence[str]
+    conn: asyncpg.Connection | asyncpg.Pool, stream_ids: Sequence[str], keys: Keyring | None = None
 ) -> dict[str, list[RecordedEvent]]:
     out: dict[str, list[RecordedEvent]] = {s: [] for s in stream_ids}
     if not stream_ids:
@@ -160,8 +199,8 @@ async def read_streams_on(
         _SELECT + " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version",
         list(stream_ids),
     )
-    for r in rows:
-        out[r[1]].append(_row(r))
+    for e in await rows_to_events(conn, rows, keys):
+        out[e.stream_id].append(e)
     return out
 
 
@@ -203,7 +242,7 @@ class PostgresEventStore:
             clauses.append(f"occurred_at < ${len(args)}")
         args.append(limit)
         sql = f"{_SELECT} WHERE {' AND '.join(clauses)} ORDER BY global_position LIMIT ${len(args)}"
-        return [_row(r) for r in await self._pool.fetch(sql, *args)]
+        return await rows_to_events(self._pool, await self._pool.fetch(sql, *args))
 
     async def head_position(self) -> int:
         head: int = await self._pool.fetchval("SELECT coalesce(max(global_position), 0) FROM events")

@@ -41,6 +41,13 @@ def message_id(req: EmailRequested, sender: str) -> str:
     return f"<{req.notification_id}@{domain}>"
 
 
+# Header lines up to RFC 5322's hard limit of 998 characters: the standard library's folding at
+# 78 puts a subject holding a colon whole on a continuation line ("Subject:" CRLF SP text),
+# which readers then show with a leading space. Bodies in 7-bit transfer encodings, so no
+# server's lack of 8BITMIME matters.
+_POLICY = policy.SMTP.clone(max_line_length=998, cte_type="7bit")
+
+
 def build_message(req: EmailRequested, sender: str, now: datetime) -> EmailMessage:
     """The MIME message for ``req``: multipart/alternative with the text and the HTML.
 
@@ -48,7 +55,7 @@ def build_message(req: EmailRequested, sender: str, now: datetime) -> EmailMessa
     Raises :class:`PermanentDeliveryError` if a header cannot be written (a CR or LF in a
     name): no retry would change that.
     """
-    msg = EmailMessage(policy=policy.SMTP)
+    msg = EmailMessage(policy=_POLICY)
     try:
         msg["From"] = _address(req.reply_to.name, sender)
         msg["Reply-To"] = _address(req.reply_to.name, str(req.reply_to.email))
@@ -140,7 +147,8 @@ class SmtpSender:
 
     async def send(self, req: EmailRequested, sender: str) -> None:
         """Send ``req`` from ``sender``; raise a :class:`DeliveryError` if it is not accepted."""
-        message = build_message(req, sender, self._clock())
+        # Flattened here: aiosmtplib would flatten a message object with its own policy.
+        message = build_message(req, sender, self._clock()).as_bytes(policy=_POLICY)
         try:
             await aiosmtplib.send(
                 message,

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Literal
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_time, get_timezone, get_timezone_location
 from babel.numbers import format_currency, get_currency_precision
 
 Language = Literal["es", "en"]
@@ -88,6 +88,31 @@ def format_moment_utc(moment: datetime, locale: CustomerLocale) -> str:
     time_part = format_time(utc, "short", tzinfo=UTC, locale=locale.babel)
     date_part = format_date(utc.date(), "long", locale=locale.babel)
     return pattern.replace("{0}", time_part).replace("{1}", date_part)
+
+
+# A weekday and a day of the month, without the year: "lunes 8 de diciembre".
+_WEEKDAY_DATE: dict[Language, str] = {"es": "EEEE d 'de' MMMM", "en": "EEEE d MMMM"}
+
+
+@dataclass(frozen=True)
+class LocalMoment:
+    """A moment as the wall clock of a place shows it, each part written in the customer's
+    locale; the templates join them into a sentence of their language."""
+
+    day: str  # "lunes 8 de diciembre"
+    time: str  # "14:00" (the locale's short time)
+    place: str  # "Bogotá": the zone's city, in the customer's language
+
+
+def format_local_moment(moment: datetime, zone: str, locale: CustomerLocale) -> LocalMoment:
+    """``moment`` on the wall clock of the IANA ``zone`` (a team's calendar), for the customer."""
+    tz = get_timezone(zone)
+    local = moment.astimezone(tz)
+    return LocalMoment(
+        day=format_date(local.date(), _WEEKDAY_DATE[locale.language], locale=locale.babel),
+        time=format_time(local, "short", tzinfo=tz, locale=locale.babel),
+        place=get_timezone_location(tz, locale=locale.babel, return_city=True),
+    )
 
 
 @dataclass(frozen=True)

@@ -166,16 +166,33 @@ async def find(
     code: str | None = None,
     since: datetime | None = None,
     limit: int = 50,
+    before: str | None = None,
 ) -> list[StoredDeadLetter]:
     """Dead letters, newest first: of the original ``topic``, with the error ``code``,
-    received ``since``; at most ``limit``."""
+    received ``since``; at most ``limit``, after the :func:`cursor` ``before`` of the last
+    one of a page."""
+    at, after_id = _uncursor(before)
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM dead_letters WHERE ($1::text IS NULL OR topic = $1)"
         " AND ($2::text IS NULL OR code = $2) AND ($3::timestamptz IS NULL OR received_at >= $3)"
+        " AND ($5::timestamptz IS NULL OR received_at < $5 OR (received_at = $5 AND id > $6))"
         " ORDER BY received_at DESC, id LIMIT $4",
-        topic, code, since, limit,
+        topic, code, since, limit, at, after_id,
     )  # fmt: skip
     return [_stored(r) for r in rows]
+
+
+def cursor(d: StoredDeadLetter) -> str:
+    """Where the page after ``d`` starts (for ``find(before=...)``)."""
+    return f"{d.letter.received_at.isoformat()}|{d.id}"
+
+
+def _uncursor(text: str | None) -> tuple[datetime | None, str | None]:
+    at, _, letter_id = (text or "").partition("|")
+    try:
+        return (datetime.fromisoformat(at), letter_id) if letter_id else (None, None)
+    except ValueError:
+        return None, None
 
 
 async def get(conn: asyncpg.Connection, letter_id: str, *, for_update: bool = False) -> StoredDeadLetter:

@@ -20,6 +20,7 @@ from services.common.contract.events import ChargePosted, EventData
 from services.common.db import batch_transaction
 from services.common.eventstore import AppendRequest, ConcurrencyError, RecordedEvent
 from services.common.eventstore.postgres import append_new, read_streams_on
+from services.common.eventstore.shred import Keyring
 from services.common.failures import is_connection_error
 from services.common.outbox import OutboxMessage, claim_inbox, enqueue
 from services.recovery.adapters import readmodels
@@ -49,20 +50,23 @@ def mapped_errors() -> Iterator[None]:
 
 
 class PostgresCaseStore:
-    __slots__ = ("conn",)
+    """The transaction's events; ``keys``: its customers' keys, each looked up once a batch."""
+
+    __slots__ = ("conn", "keys")
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self.keys = Keyring()
 
     async def read(
         self, stream_ids: Sequence[str], *, waiting_for: Sequence[str] = (), case_prefix: str = ""
     ) -> dict[str, list[RecordedEvent]]:
         if waiting_for:
-            return await readmodels.read_streams_and_waiting(self.conn, stream_ids, waiting_for, case_prefix)
-        return await read_streams_on(self.conn, stream_ids)
+            return await readmodels.read_streams_and_waiting(self.conn, stream_ids, waiting_for, case_prefix, self.keys)
+        return await read_streams_on(self.conn, stream_ids, self.keys)
 
     async def append_new(self, requests: Sequence[AppendRequest]) -> set[str]:
-        return await append_new(self.conn, requests)
+        return await append_new(self.conn, requests, self.keys)
 
 
 class PostgresReadModels:

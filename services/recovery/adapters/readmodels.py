@@ -15,7 +15,8 @@ import asyncpg
 from services.common.contract.events import ChargePosted, ChargeRefunded, DecisionMade, EventData
 from services.common.db import json_rows
 from services.common.eventstore import RecordedEvent
-from services.common.eventstore.postgres import SELECT_EVENTS, row_to_event
+from services.common.eventstore.postgres import SELECT_EVENTS, rows_to_events
+from services.common.eventstore.shred import Keyring
 from services.recovery.domain.anomaly import CROSS_CUSTOMER_KINDS
 from services.recovery.domain.case import Case
 from services.recovery.domain.facts import NO_HISTORY, CustomerHistory
@@ -99,13 +100,18 @@ async def usual_amounts(conn: asyncpg.Connection, charges: Sequence[ChargePosted
 
 
 async def read_streams_and_waiting(
-    conn: asyncpg.Connection, stream_ids: Sequence[str], charge_ids: Iterable[str], case_prefix: str
+    conn: asyncpg.Connection,
+    stream_ids: Sequence[str],
+    charge_ids: Iterable[str],
+    case_prefix: str,
+    keys: Keyring | None = None,
 ) -> dict[str, list[RecordedEvent]]:
     """The events of ``stream_ids`` and of the case streams (``case_prefix`` + case id) of the
     cases waiting for any of ``charge_ids``, by stream (every one of ``stream_ids`` listed)."""
     out: dict[str, list[RecordedEvent]] = {s: [] for s in stream_ids}
-    for r in await conn.fetch(_STREAMS_AND_WAITING, list(stream_ids), list(set(charge_ids)), case_prefix):
-        out.setdefault(r[1], []).append(row_to_event(r))
+    rows = await conn.fetch(_STREAMS_AND_WAITING, list(stream_ids), list(set(charge_ids)), case_prefix)
+    for e in await rows_to_events(conn, rows, keys):
+        out.setdefault(e.stream_id, []).append(e)
     return out
 
 
@@ -248,10 +254,14 @@ async def upsert_cases(
             "priority": esc.priority if esc else None, "assignee": esc.assignee if esc else None,
             "reason": esc.reason.code if esc else None, "sla_deadline": c.sla_deadline,
             "due_by": esc.due_by if esc else None, "contacts": c.contacts, "opened_at": c.filed_at,
+            "person_due_by": esc.person_due_by if esc else None,
+            "calendar_id": esc.calendar.id if esc and esc.calendar else None,
+            "calendar_version": esc.calendar.version if esc and esc.calendar else None,
             "updated_at": now, "decided_at": last.decided_at if last else None,
             "decided_by": last.decided_by if last else None, "rule": last.policy.rule if last else None,
             "outcome": last.outcome if last else None, "within_sla": last.within_sla if last else None,
-            "version": versions[c.case_id],
+            "version": versions[c.case_id], "charge_id": c.charge_id, "order_id": c.order_id,
+            "claimed_amount": c.first_complaint.claimed_amount, "currency": c.first_complaint.currency,
         })  # fmt: skip
         # One row per customer (a statement may not update a row twice): the last case's
         # owner, as one statement per case would have left it.
@@ -274,11 +284,14 @@ async def upsert_cases(
                  assignee text, reason text, sla_deadline timestamptz, due_by timestamptz,
                  contacts int, opened_at timestamptz, updated_at timestamptz,
                  decided_at timestamptz, decided_by text, rule text, outcome text,
-                 within_sla bool, version int)
+                 within_sla bool, version int, person_due_by timestamptz, calendar_id text,
+                 calendar_version text, charge_id text, order_id text, claimed_amount numeric,
+                 currency text)
            ), upserted AS (
              INSERT INTO rm_cases (case_id, customer_id, complaint_id, category, status, owner_id,
                  priority, assignee, reason, sla_deadline, due_by, contacts, opened_at, updated_at,
-                 decided_at, decided_by, rule, outcome, within_sla, version)
+                 decided_at, decided_by, rule, outcome, within_sla, version, person_due_by,
+                 calendar_id, calendar_version, charge_id, order_id, claimed_amount, currency)
              SELECT * FROM input
              ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,
                  owner_id = EXCLUDED.owner_id, priority = EXCLUDED.priority,
@@ -288,7 +301,10 @@ async def upsert_cases(
                  updated_at = EXCLUDED.updated_at, decided_at = EXCLUDED.decided_at,
                  decided_by = EXCLUDED.decided_by, rule = EXCLUDED.rule,
                  outcome = EXCLUDED.outcome, within_sla = EXCLUDED.within_sla,
-                 version = EXCLUDED.version
+                 version = EXCLUDED.version, person_due_by = EXCLUDED.person_due_by,
+                 calendar_id = EXCLUDED.calendar_id, calendar_version = EXCLUDED.calendar_version,
+                 charge_id = EXCLUDED.charge_id, order_id = EXCLUDED.order_id,
+                 claimed_amount = EXCLUDED.claimed_amount, currency = EXCLUDED.currency
            ), owners AS (
              INSERT INTO rm_customer_owners (customer_id, owner_id)
              SELECT * FROM json_to_recordset($2::json) AS o (customer_id text, owner_id text)

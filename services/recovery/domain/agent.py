@@ -15,6 +15,9 @@ decision on an urgent case, is only proposed (``DecisionProposed``): nothing is 
 the SLA keeps running. A different supervisor approves it (``DecisionApproved``, then the
 ``DecisionMade`` in the proposer's name, on the charge's ledger as it is then) or rejects it
 (``DecisionRejected``: the case waits for a decision again).
+
+A person also claims an escalated case or hands it to another (``CaseAssigned``), and adds
+notes to any case without deciding it (``NoteAdded``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from decimal import Decimal
 
 from services.common.contract.events import DecisionMade, EventData, Reason, Remedy
 from services.recovery.domain.case import Case, apply
-from services.recovery.domain.commands import AgentDecide, ApproveDecision, RejectDecision
+from services.recovery.domain.commands import AddNote, AgentDecide, ApproveDecision, AssignCase, RejectDecision
 from services.recovery.domain.errors import (
     CaseNotAwaitingAgent,
     DecisionPending,
@@ -32,7 +35,13 @@ from services.recovery.domain.errors import (
     NoPendingDecision,
     SelfApproval,
 )
-from services.recovery.domain.events import DecisionApproved, DecisionProposed, DecisionRejected
+from services.recovery.domain.events import (
+    CaseAssigned,
+    DecisionApproved,
+    DecisionProposed,
+    DecisionRejected,
+    NoteAdded,
+)
 from services.recovery.domain.facts import ChargeFacts
 from services.recovery.domain.ledger import checked, refreshed
 from services.recovery.domain.policy import Policy
@@ -95,6 +104,24 @@ def reject_decision(case: Case | None, command: RejectDecision, now: datetime) -
     proposed_by = case.pending.proposed_by
     return [DecisionRejected(case_id=case.case_id, proposed_by=proposed_by, rejected_by=by, note=command.note,
                              rejected_at=now)]  # fmt: skip
+
+
+def assign_case(case: Case | None, command: AssignCase, now: datetime) -> list[EventData]:
+    """``CaseAssigned``: the escalated case is the assignee's to decide (nothing when it is
+    theirs already)."""
+    case = _awaiting(case)
+    assert case.escalation is not None  # an escalated case has one
+    if case.escalation.assignee == command.assignee:
+        return []
+    return [CaseAssigned(case_id=case.case_id, assignee=command.assignee, assigned_by=f"agent:{command.person_id}",
+                         assigned_at=now)]  # fmt: skip
+
+
+def add_note(case: Case | None, command: AddNote, now: datetime) -> list[EventData]:
+    """``NoteAdded``, on any case."""
+    if case is None:
+        raise CaseNotAwaitingAgent("no such case")
+    return [NoteAdded(case_id=case.case_id, by=f"agent:{command.person_id}", note=command.note, noted_at=now)]
 
 
 def approval_needed(case: Case, remedies: tuple[Remedy, ...], policy: Policy) -> Reason | None:

@@ -23,6 +23,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from services.common.contract.construct import constructor
 from services.common.contract.events import (
+    CalendarRef,
     CaseEscalated,
     CaseOpened,
     Category,
@@ -39,6 +40,7 @@ from services.common.contract.events import (
 from services.common.contract.ids import uuid5_str
 from services.recovery.domain.errors import InvalidStream
 from services.recovery.domain.events import (
+    CaseAssigned,
     ChargeAwaited,
     ChargeLinked,
     ContactAdded,
@@ -46,6 +48,7 @@ from services.recovery.domain.events import (
     DecisionProposed,
     DecisionRejected,
     EffortVoucherOwed,
+    NoteAdded,
 )
 from services.recovery.domain.facts import ChargeFacts
 
@@ -79,7 +82,8 @@ def _case_uuid(key: str) -> str:
 
 
 class Escalation(BaseModel):
-    """The case's current escalation: why, how urgent, who has it and by when."""
+    """The case's current escalation: why, how urgent, who has it and by when (the customer's
+    promise, and the person's deadline on the assignee's team calendar when it has one)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -87,6 +91,9 @@ class Escalation(BaseModel):
     priority: Priority
     assignee: str
     due_by: AwareDatetime
+    person_due_by: AwareDatetime | None = None
+    person_warning_at: AwareDatetime | None = None
+    calendar: CalendarRef | None = None
 
 
 class Case(BaseModel):
@@ -106,6 +113,8 @@ class Case(BaseModel):
     escalation: Escalation | None = None
     warning_sent: bool = False
     breached: bool = False
+    # The breach fallback referred the case to a supervisor: it does not run again.
+    fallen_back: bool = False
     decisions: tuple[DecisionMade, ...] = ()
     effort_voucher_owed: EffortVoucherOwed | None = None
     effort_voucher_granted: bool = False
@@ -200,11 +209,16 @@ def _escalated(case: Case, event: CaseEscalated) -> Case:
             priority=event.priority,
             assignee=event.assignee,
             due_by=event.due_by,
+            person_due_by=event.person_due_by,
+            person_warning_at=event.person_warning_at,
+            calendar=event.calendar,
         ),
     }
+    if event.reason.code == "sla_breached":
+        update["fallen_back"] = True
     if event.due_by != case.sla_deadline:
-        # A reopened case gets a fresh SLA, and with it a fresh warning and breach.
-        update |= {"sla_deadline": event.due_by, "warning_sent": False, "breached": False}
+        # A reopened case gets a fresh SLA, and with it a fresh warning, breach and fallback.
+        update |= {"sla_deadline": event.due_by, "warning_sent": False, "breached": False, "fallen_back": False}
     return _evolve(case, update)
 
 
@@ -241,6 +255,12 @@ def apply(case: Case | None, event: EventData) -> Case:
     return step(case, event)
 
 
+def _assigned(case: Case, event: CaseAssigned) -> Case:
+    if case.escalation is None:
+        raise InvalidStream(f"case {case.case_id} assigned while not escalated")
+    return _evolve(case, {"escalation": case.escalation.model_copy(update={"assignee": event.assignee})})
+
+
 def _charge_linked(case: Case, event: ChargeLinked) -> Case:
     # The wait is over; a case that waited is open again until its decision follows.
     status = "open" if case.status == "awaiting_charge" else case.status
@@ -259,6 +279,8 @@ _STEPS: dict[type[EventData], Callable[[Case, Any], Case]] = {
     DecisionProposed: lambda case, e: _evolve(case, {"pending": e}),
     DecisionApproved: lambda case, _: _evolve(case, {"pending": None}),
     DecisionRejected: lambda case, _: _evolve(case, {"pending": None}),
+    CaseAssigned: _assigned,
+    NoteAdded: lambda case, _: case,
 }
 
 

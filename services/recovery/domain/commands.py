@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.common.contract.events import ComplaintFiled, Reason, Remedy
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
 
-TimerKind = Literal["sla_warning", "sla_breach", "charge_wait"]
+TimerKind = Literal["sla_warning", "sla_breach", "sla_fallback", "charge_wait"]
 
 
 class Command(BaseModel):
@@ -83,10 +83,34 @@ class RejectDecision(Command):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class AssignCase(Command):
+    """A person claims an escalated case (``assignee`` their own id) or hands it to another."""
+
+    person_id: str = Field(min_length=1, max_length=256)
+    assignee: str = Field(min_length=1, max_length=256, pattern=r"^\S+$")
+
+
+class AddNote(Command):
+    """A person's note on a case, with no decision."""
+
+    person_id: str = Field(min_length=1, max_length=256)
+    note: str = Field(min_length=1, max_length=2000)
+
+
 class FlagCharge(Command):
     """Check a charge on arrival, before anyone complains (the anomaly rule)."""
 
     charge: ChargeFacts
 
 
-AnyCommand = FileComplaint | ChargeArrived | FireTimer | AgentDecide | ApproveDecision | RejectDecision | FlagCharge
+AnyCommand = (
+    FileComplaint
+    | ChargeArrived
+    | FireTimer
+    | AgentDecide
+    | ApproveDecision
+    | RejectDecision
+    | AssignCase
+    | AddNote
+    | FlagCharge
+)

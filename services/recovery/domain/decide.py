@@ -23,13 +23,15 @@ from datetime import datetime
 
 from services.common.contract.events import EventData
 from services.recovery.domain import build
-from services.recovery.domain.agent import agent_decide, approve_decision, reject_decision
+from services.recovery.domain.agent import add_note, agent_decide, approve_decision, assign_case, reject_decision
 from services.recovery.domain.anomaly import assess_charge
 from services.recovery.domain.case import Case, apply, case_id_for, fold
 from services.recovery.domain.commands import (
+    AddNote,
     AgentDecide,
     AnyCommand,
     ApproveDecision,
+    AssignCase,
     ChargeArrived,
     FileComplaint,
     FireTimer,
@@ -71,6 +73,10 @@ def decide(
             return approve_decision(case, command, now, policy, codes)
         case RejectDecision():
             return reject_decision(case, command, now)
+        case AssignCase():
+            return assign_case(case, command, now)
+        case AddNote():
+            return add_note(case, command, now)
         case FlagCharge():
             flagged = assess_charge(command.charge, policy)
             return [] if flagged is None else [flagged]
@@ -151,9 +157,9 @@ def _repeat_steps(
     if case.status == "decided":
         # Reopen with a fresh SLA from this contact: the customer is still not satisfied.
         due_by = max(case.sla_deadline, case.latest_complaint.filed_at + policy.sla)
-        events.append(escalated(case, repeat_referral(case), roster, due_by))
+        events.append(escalated(case, repeat_referral(case), roster, policy, due_by))
     elif case.escalation is not None and case.escalation.priority == "normal":
-        events.append(escalated(case, repeat_referral(case), roster))
+        events.append(escalated(case, repeat_referral(case), roster, policy))
     return events
 
 

@@ -3,7 +3,8 @@
 They carry what a case needs to be rebuilt and that the contract's events do not: the
 full complaint of every contact, the charge facts a decision read, a wait for a charge, an
 effort voucher owed, an agent's decision waiting for a supervisor's approval and what the
-supervisor did with it; and, on a charge's own stream, the usual amounts it is judged by.
+supervisor did with it, who has the case and the people's notes; and, on a charge's own
+stream, the usual amounts it is judged by.
 ``TOPIC = "internal"`` tells the outbox not to publish them. :data:`CASE_EVENT_TYPES` maps
 every type a case stream may hold to its model, for the store.
 """
@@ -121,6 +122,47 @@ class DecisionRejected(EventData):
     rejected_at: AwareDatetime
 
 
+class CustomerErased(EventData):
+    """A customer was forgotten: their key destroyed and the plain copies of their personal
+    data purged (``services/recovery/erasure.py``). Ids and counts only, never the data; on
+    the customer's own stream, ``customer-<id>``."""
+
+    TYPE: ClassVar[str] = "recovery.customer.erased.v1"
+    TOPIC: ClassVar[str] = INTERNAL
+
+    customer_id: str = Field(min_length=1)
+    erased_by: str = Field(min_length=1, description="agent:<person id>, or operator for the command line")
+    key_destroyed: bool = Field(description="false: the customer had no key (forgotten already, or never stored)")
+    cases: int = Field(ge=0, description="the customer's cases, which keep their decisions and money")
+    purged: dict[str, int] = Field(default_factory=dict, description="rows purged, by table")
+    erased_at: AwareDatetime
+
+
+class CaseAssigned(EventData):
+    """A person took the escalated case (a claim: ``assignee`` is ``assigned_by``'s own id) or
+    handed it to someone else (a reassignment)."""
+
+    TYPE: ClassVar[str] = "recovery.case.assigned.v1"
+    TOPIC: ClassVar[str] = INTERNAL
+
+    case_id: str = Field(min_length=1)
+    assignee: str = Field(min_length=1, max_length=256, description="the person's id, as an escalation names it")
+    assigned_by: str = Field(min_length=1, max_length=256, description="agent:<person id>")
+    assigned_at: AwareDatetime
+
+
+class NoteAdded(EventData):
+    """A person's note on the case, with no decision."""
+
+    TYPE: ClassVar[str] = "recovery.case.note_added.v1"
+    TOPIC: ClassVar[str] = INTERNAL
+
+    case_id: str = Field(min_length=1)
+    by: str = Field(min_length=1, max_length=256, description="agent:<person id>")
+    note: str = Field(min_length=1, max_length=2000)
+    noted_at: AwareDatetime
+
+
 class ChargeAssessed(EventData):
     """The usual amounts a charge is judged by, fixed when it arrived (in the charge's own
     stream, after the charge; none is recorded when there is nothing to compare it with)."""
@@ -141,8 +183,10 @@ _CASE_INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (
     DecisionProposed,
     DecisionApproved,
     DecisionRejected,
+    CaseAssigned,
+    NoteAdded,
 )
-INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (*_CASE_INTERNAL_EVENT_TYPES, ChargeAssessed)
+INTERNAL_EVENT_TYPES: tuple[type[EventData], ...] = (*_CASE_INTERNAL_EVENT_TYPES, ChargeAssessed, CustomerErased)
 _PUBLISHED_CASE_EVENT_TYPES: tuple[type[EventData], ...] = (
     CaseOpened,
     CaseEscalated,

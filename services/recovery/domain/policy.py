@@ -18,11 +18,11 @@ import functools
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.common.contract.events import PolicyRef
+from services.common.contract.events import PolicyRef, Priority
 from services.common.contract.money import Amount, Currency, check_minor_units
 from services.recovery.domain import build
 from services.recovery.domain.calendar import CalendarSpec
@@ -65,6 +65,28 @@ def _default_approval_limits() -> dict[str, Decimal]:
 
 
 CalendarId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+ClockName = Literal["wall", "business"]
+
+
+class Clocks(BaseModel):
+    """Which clock an escalation of one priority runs on (docs/policy.md, Clocks).
+
+    ``wall``: the customer's promise, ``sla_hours`` of real time from filing. ``business``: the
+    person's deadline, ``business_hours`` (default ``sla_hours``) of the assignee's team
+    calendar from filing; where the team has no calendar it is the wall clock. The warning
+    comes at ``sla_warning_ratio`` of the clock's hours, the breach at its end, and the
+    customer-favourable fallback at the end of its own clock.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warning: ClockName = "wall"
+    breach: ClockName = "wall"
+    fallback: ClockName = "wall"
+    business_hours: Decimal | None = Field(default=None, gt=0, le=24 * 366)
+
+
+WALL_CLOCKS = Clocks()
 
 
 class Policy(BaseModel):
@@ -92,8 +114,10 @@ class Policy(BaseModel):
     limits: dict[Currency, CurrencyLimits] = Field(default_factory=_default_limits)
     approval_limits: dict[Currency, Amount] = Field(default_factory=_default_approval_limits)
     # Teams' business-hours calendars by id (docs/policy.md, Calendars); holidays are resolved
-    # to dates by services/recovery/calendars.py. No rule reads them yet.
+    # to dates by services/recovery/calendars.py, and the roster names each team's.
     calendars: dict[CalendarId, CalendarSpec] = Field(default_factory=dict)
+    # The clocks of an escalation by priority; a priority not listed runs on the wall clock.
+    clocks: dict[Priority, Clocks] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -120,6 +144,15 @@ class Policy(BaseModel):
     def charge_wait(self) -> timedelta:
         """How long a complaint waits for a charge it names but the service has not seen."""
         return _timedelta(minutes=self.charge_wait_minutes)
+
+    def clocks_for(self, priority: Priority) -> Clocks:
+        """The clocks an escalation of ``priority`` runs on."""
+        return self.clocks.get(priority, WALL_CLOCKS)
+
+    def business_hours(self, priority: Priority) -> Decimal:
+        """The person's deadline on an escalation of ``priority``, in business hours."""
+        hours = self.clocks_for(priority).business_hours
+        return Decimal(self.sla_hours) if hours is None else hours
 
     def limits_for(self, currency: str | None) -> CurrencyLimits | None:
         """The limits of ``currency``, or None (no currency, or none configured)."""

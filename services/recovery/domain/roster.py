@@ -3,6 +3,11 @@
 Each case gets one named person as the customer's contact from now on (docs/policy.md, the
 film story: "your contact for anything in future"). The pick is a pure function of the customer id, so
 a replay assigns the same owner and a returning customer is not passed around.
+
+A member may belong to a team, and a team works on a calendar of the policy's
+(``[teams.<id>] calendar = "<calendar id>"``): a person's deadline on an escalation is counted
+in that calendar's business hours. The roster file names the calendars; the composition root
+hands their resolved form in with :meth:`Roster.with_calendars`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from services.common.contract.events import EmailStr, Person
+from services.recovery.domain.calendar import Calendar
 from services.recovery.domain.errors import RosterError
 from services.recovery.domain.loading import load_toml_model
 
@@ -31,11 +37,20 @@ class Member(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     email: EmailStr
     languages: tuple[Language, ...] = Field(min_length=1)
+    team: str | None = Field(default=None, min_length=1, max_length=64)
 
     def person(self) -> Person:
         """The member as the contract's ``Person`` (what events carry)."""
         # The member was validated when the roster loaded; no need to validate it again.
         return Person.model_construct(id=self.id, name=self.name, email=self.email)
+
+
+class Team(BaseModel):
+    """A team: the calendar of the policy its members work on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    calendar: str = Field(min_length=1, max_length=64)
 
 
 class Roster(BaseModel):
@@ -45,6 +60,10 @@ class Roster(BaseModel):
 
     owners: tuple[Member, ...] = Field(min_length=1)
     supervisors: tuple[Member, ...] = Field(min_length=1)
+    teams: dict[str, Team] = Field(default_factory=dict)
+    # Each member's team calendar, resolved (see with_calendars); a member without one is absent.
+    _calendars: dict[str, Calendar] = PrivateAttr(default_factory=dict)
+    _by_id: dict[str, Calendar] = PrivateAttr(default_factory=dict)
     # Derived once from the fields (every case asks): owners by id, and the candidates per
     # language, both as the contract's Person.
     _owner_by_id: dict[str, Person] = PrivateAttr(default_factory=dict)
@@ -67,12 +86,40 @@ class Roster(BaseModel):
         candidates: dict[tuple[str, str], tuple[Person, ...]] = self.__pydantic_private__["_candidates"]  # type: ignore[index]
         return candidates[(group, language_of(locale))]
 
+    def calendar_of(self, member_id: str) -> Calendar | None:
+        """The calendar of the member's team, if the member has a team with one resolved."""
+        calendars: dict[str, Calendar] = self.__pydantic_private__["_calendars"]  # type: ignore[index]
+        return calendars.get(member_id)
+
+    def calendar(self, calendar_id: str) -> Calendar | None:
+        """The teams' calendar with this id, as resolved (None: no team works on it)."""
+        by_id: dict[str, Calendar] = self.__pydantic_private__["_by_id"]  # type: ignore[index]
+        return by_id.get(calendar_id)
+
+    def with_calendars(self, calendars: dict[str, Calendar]) -> Roster:
+        """This roster with its teams' calendars taken from ``calendars`` (the policy's, by id).
+
+        Raises :class:`RosterError` for a team whose calendar is not among them.
+        """
+        for name, team in sorted(self.teams.items()):
+            if team.calendar not in calendars:
+                raise RosterError(f"roster file: team {name}: calendar {team.calendar!r} is not in the policy")
+        bound = self.model_copy()
+        bound._by_id = {team.calendar: calendars[team.calendar] for team in self.teams.values()}
+        bound._calendars = {
+            m.id: calendars[self.teams[m.team].calendar] for m in (*self.owners, *self.supervisors) if m.team
+        }
+        return bound
+
     @model_validator(mode="after")
     def _unique_ids(self) -> Roster:
         ids = [m.id for m in (*self.owners, *self.supervisors)]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"ids must be unique; repeated: {', '.join(duplicates)}")
+        for m in (*self.owners, *self.supervisors):
+            if m.team is not None and m.team not in self.teams:
+                raise ValueError(f"{m.id}: team {m.team!r} is not among the roster's teams")
         return self
 
 

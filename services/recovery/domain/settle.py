@@ -14,13 +14,16 @@ from datetime import datetime
 from typing import Literal
 
 from services.common.contract.events import (
+    CalendarRef,
     CaseEscalated,
     DecisionMade,
     EventData,
+    Priority,
     Reason,
     Remedy,
 )
 from services.recovery.domain import build
+from services.recovery.domain.calendar import CalendarError, add_business_hours
 from services.recovery.domain.case import Case, apply
 from services.recovery.domain.events import EffortVoucherOwed
 from services.recovery.domain.facts import ChargeFacts, CustomerHistory
@@ -82,11 +85,20 @@ def decision_made(
     )
 
 
-def escalated(case: Case, referral: Refer, roster: Roster, due_by: datetime | None = None) -> CaseEscalated:
-    """The escalation: to the owner, or to a supervisor of the customer's language if urgent."""
+def escalated(
+    case: Case, referral: Refer, roster: Roster, policy: Policy, due_by: datetime | None = None
+) -> CaseEscalated:
+    """The escalation: to the owner, or to a supervisor of the customer's language if urgent.
+
+    ``due_by`` is the customer's promise (the case's deadline unless a reopening gives a fresh
+    one). The person's deadline is counted from the same filing in business hours of the
+    assignee's team calendar, with the calendar's id and version, when the team has one.
+    """
     customer = case.customer
     urgent = referral.priority == "urgent"
     assignee = supervisor_for(roster, customer.locale).id if urgent else case.owner.id
+    start = case.filed_at if due_by is None else case.latest_complaint.filed_at
+    person = person_deadline(roster, assignee, referral.priority, start, policy)
     return build.case_escalated(
         case_id=case.case_id,
         reason=referral.reason,
@@ -96,7 +108,27 @@ def escalated(case: Case, referral: Refer, roster: Roster, due_by: datetime | No
         complaint_id=case.latest_complaint.complaint_id,
         customer=customer,
         case_owner=case.owner,
+        **person,
     )
+
+
+def person_deadline(
+    roster: Roster, assignee: str, priority: Priority, start: datetime, policy: Policy
+) -> dict[str, object]:
+    """The person's deadline and warning from ``start`` on the assignee's team calendar, and
+    the calendar (as ``CaseEscalated`` fields); none without a calendar, or where it has no
+    working time to count (then the wall clock applies)."""
+    cal = roster.calendar_of(assignee)
+    if cal is None:
+        return {}
+    hours = policy.business_hours(priority)
+    try:
+        due = add_business_hours(cal, start, hours)
+        warning = add_business_hours(cal, start, hours * policy.sla_warning_ratio)
+    except CalendarError:
+        return {}
+    ref = CalendarRef.model_construct(id=cal.id, version=cal.version, zone=cal.zone)
+    return {"person_due_by": due, "person_warning_at": warning, "calendar": ref}
 
 
 def is_repeat(case: Case, policy: Policy) -> bool:
@@ -174,5 +206,5 @@ def settle(
             )
         )
     else:
-        record(escalated(case, verdict, roster))
+        record(escalated(case, verdict, roster, policy))
     return events

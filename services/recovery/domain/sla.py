@@ -10,11 +10,19 @@ At the breach, the customer-favourable fallback (docs/policy.md): grant the clai
 it is worth at most ``breach_fallback_limit``, with an apology for the delay, held to what
 remains on the charge (``ledger.py``); otherwise an urgent escalation to a supervisor. The
 guardrail does not hold this back: the delay is ours.
+
+Two clocks: the customer's promise (``sla_deadline``, the wall clock) and, on an escalation
+whose assignee's team has a calendar, the person's deadline in business hours (recorded on
+the escalation with its warning, so a replay finds the same instants whatever the calendar
+file says now). The policy's ``clocks`` for the escalation's priority say which one the
+warning, the breach and the fallback each follow; a fallback on a different instant from the
+breach has its own timer (``sla_fallback``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -39,23 +47,54 @@ class Timer(BaseModel):
     due_at: AwareDatetime
 
 
+class Instants(NamedTuple):
+    """When the case's warning, breach and breach fallback are due, each on its clock."""
+
+    warning: datetime
+    breach: datetime
+    fallback: datetime
+
+
+def clock_instants(case: Case, policy: Policy) -> Instants:
+    """The warning, breach and fallback instants of an undecided case.
+
+    On the wall clock: warning at ``deadline - (1 - sla_warning_ratio) x sla`` (that is,
+    ``filed_at + ratio x sla`` for a case that was not reopened), breach and fallback at the
+    deadline. On the business clock: the person's warning and deadline recorded on the
+    escalation (the wall clock's where none was recorded).
+    """
+    deadline = case.sla_deadline
+    wall_warning = deadline - policy.warning_lead
+    escalation = case.escalation
+    if escalation is None or escalation.person_due_by is None or escalation.person_warning_at is None:
+        return Instants(wall_warning, deadline, deadline)
+    clocks = policy.clocks_for(escalation.priority)
+    person = escalation.person_due_by
+    return Instants(
+        escalation.person_warning_at if clocks.warning == "business" else wall_warning,
+        person if clocks.breach == "business" else deadline,
+        person if clocks.fallback == "business" else deadline,
+    )
+
+
 def pending_timers(case: Case, policy: Policy) -> list[Timer]:
     """The case's timers, soonest first; none once the case is decided.
 
-    Warning at ``deadline - (1 - sla_warning_ratio) x sla`` (that is, ``filed_at + ratio x
-    sla`` for a case that was not reopened), breach at the deadline, and the charge wait
-    while the case awaits a charge.
+    The warning, the breach and (when on its own instant) the fallback at
+    :func:`clock_instants`, and the charge wait while the case awaits a charge.
     """
     if case.is_decided:
         return []
     timers: list[Timer] = []
     if case.status == "awaiting_charge" and case.awaiting_charge_until is not None:
         timers.append(Timer(kind="charge_wait", due_at=case.awaiting_charge_until))
+    at = clock_instants(case, policy)
     if not case.warning_sent and not case.breached:
-        due = case.sla_deadline - policy.warning_lead
-        timers.append(Timer(kind="sla_warning", due_at=due))
+        timers.append(Timer(kind="sla_warning", due_at=at.warning))
     if not case.breached:
-        timers.append(Timer(kind="sla_breach", due_at=case.sla_deadline))
+        timers.append(Timer(kind="sla_breach", due_at=at.breach))
+    if at.fallback != at.breach and not case.fallen_back:
+        timers.append(Timer(kind="sla_fallback", due_at=at.fallback))
     return sorted(timers, key=lambda t: (t.due_at, t.kind))
 
 
@@ -74,13 +113,18 @@ def fire_timer(
         case "charge_wait":
             # Decide with what is known: rules that need the charge refer the case.
             return settle(case, None, now, policy, roster, command.history, codes)
-        case "sla_breach":
-            events: list[EventData] = [build.sla_breached(case_id=case.case_id, sla_deadline=case.sla_deadline, at=now)]
+        case "sla_breach" | "sla_fallback":
+            at = clock_instants(case, policy)
+            events: list[EventData] = []
+            if command.kind == "sla_breach":
+                events.append(build.sla_breached(case_id=case.case_id, sla_deadline=case.sla_deadline, at=now))
             linked = refreshed(case, command.charge)
             if linked is not None:
                 events.append(linked)
             for event in events:
                 case = apply(case, event)
+            if command.kind == "sla_breach" and (at.fallback != at.breach or case.fallen_back):
+                return events  # the fallback has its own timer, or has run
             return [*events, *breach_fallback(case, now, policy, roster, codes)]
 
 
@@ -100,7 +144,7 @@ def breach_fallback(case: Case, now: datetime, policy: Policy, roster: Roster, c
     grant = None if remedy is None else bound(case, Grant("sla-breach-fallback", (remedy,), (apology,)))
     if not isinstance(grant, Grant):
         text = "The decision is overdue; a supervisor takes the case now."
-        return [escalated(case, refer("sla_breached", text, "urgent"), roster)]
+        return [escalated(case, refer("sla_breached", text, "urgent"), roster, policy)]
     decision = decision_made(
         case,
         rule=grant.rule,

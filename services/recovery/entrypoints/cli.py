@@ -7,7 +7,6 @@ import os
 import signal
 import time
 from collections.abc import Callable, Coroutine
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -15,19 +14,27 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
+from services.common.clock import system_clock
 from services.common.contract.events import DecisionMade
 from services.common.settings import SettingsError, describe_settings_error
 from services.notifier.queries import Apology, apologies
 from services.recovery import queries
 from services.recovery.audit import Client
 from services.recovery.bootstrap import connected, service_for
+from services.recovery.calendars import staffed
 from services.recovery.domain.events import DecisionProposed, DecisionRejected
+from services.recovery.domain.policy import load_policy
+from services.recovery.domain.reference import case_reference
+from services.recovery.domain.roster import load_roster
 from services.recovery.entrypoints.cli_agents import agents_app
 from services.recovery.entrypoints.cli_audit import audit
+from services.recovery.entrypoints.cli_customers import customers_app
 from services.recovery.entrypoints.cli_dlq import dlq_app
+from services.recovery.entrypoints.cli_input import CaseArg, parse_money
 from services.recovery.entrypoints.cli_outbox import outbox_app
+from services.recovery.entrypoints.cli_output import JSON_HELP, fail, print_cases, print_table, printed_as_json_or_none
 from services.recovery.entrypoints.cli_replay import replay_app
 from services.recovery.entrypoints.cli_whatif import whatif
 from services.recovery.identity import People
@@ -43,6 +50,7 @@ app.add_typer(replay_app, name="replay")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(agents_app, name="agents")
+app.add_typer(customers_app, name="customers")
 app.command()(whatif)
 app.command()(audit)
 console = Console()
@@ -155,56 +163,64 @@ def topics_create() -> None:
 @cases_app.command("list")
 def cases_list(
     all_: Annotated[bool, typer.Option("--all", help="every case, not only escalations")] = False,
+    sort: Annotated[
+        queries.CaseOrder,
+        typer.Option(help="urgency: most urgent first; time-left: least time left on the person's calendar first"),
+    ] = "urgency",
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Open escalations, most urgent first (or every case with --all)."""
 
     async def go() -> list[CaseSummary]:
-        async with connected(RecoverySettings()) as pool:
-            return await queries.by_urgency(pool, 500, escalated_only=not all_)
+        settings = RecoverySettings()
+        policy = load_policy(settings.recovery_policy_file)
+        roster = staffed(load_roster(settings.recovery_roster_file), policy)
+        async with connected(settings) as pool:
+            return await queries.by_urgency(pool, 500, escalated_only=not all_, order=sort, now=system_clock(),
+                                            calendars=roster.calendar)  # fmt: skip
 
-    rows = asyncio.run(go())
-    table = Table(title="Escalations" if not all_ else "Cases")
-    for col in (
-        "case",
-        "customer",
-        "category",
-        "status",
-        "priority",
-        "assignee",
-        "reason / rule",
-        "due by",
-    ):
-        table.add_column(col)
-    for r in rows:
-        due = (r.due_by or r.sla_deadline).isoformat(timespec="minutes")
-        table.add_row(r.case_id, r.customer_id, r.category, r.status, r.priority or "-", r.assignee or "-",
-                      r.reason or r.rule or "-", due)  # fmt: skip
-    console.print(table)
+    print_cases(asyncio.run(go()), "Escalations" if not all_ else "Cases", as_json)
+
+
+@cases_app.command("approvals")
+def cases_approvals(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
+    """Agents' decisions waiting for a supervisor's approval, oldest first."""
+
+    async def go() -> list[queries.PendingDecision]:
+        async with connected(RecoverySettings()) as pool:
+            return await queries.pending_decisions(pool, 500)
+
+    found = asyncio.run(go())
+    if printed_as_json_or_none(as_json, [p.model_dump(mode="json") for p in found], "no decisions await approval"):
+        return
+    rows = [[p.case_id, p.reference, p.proposed_by, p.proposed_at.isoformat(timespec="minutes"),
+             str(p.needs_approval.get("text", "-")), _remedies_text(p.remedies) or "decline"]
+            for p in found]  # fmt: skip
+    columns = ("case", "reference", "proposed by", "at", "why approval", "remedies")
+    print_table("Awaiting approval, oldest first", columns, rows, ids={"case", "reference", "proposed by", "at"})
 
 
 @cases_app.command("show")
-def cases_show(case_id: str) -> None:
+def cases_show(case: CaseArg) -> None:
     """The case's timeline: every event on it, and whether the apology reached the customer."""
 
-    async def go() -> tuple[list[TimelineEntry], list[Apology], list[str]]:
+    async def go() -> tuple[str, list[TimelineEntry], list[Apology], list[str]]:
         async with connected(RecoverySettings()) as pool:
+            case_id = await queries.resolve_case_id(pool, case)
             events = await queries.timeline(pool, case_id)
-            return events, await apologies(pool, case_id), await queries.trace_ids(pool, case_id)
+            return case_id, events, await apologies(pool, case_id), await queries.trace_ids(pool, case_id)
 
-    events, mails, traces = asyncio.run(go())
+    case_id, events, mails, traces = _as_person(go)
     if not events:
-        console.print(f"[red]no case {case_id}[/]")
+        console.print(Text(f"no case {case}", style="red"), soft_wrap=True)
         raise typer.Exit(1)
+    console.print(Text(f"case {case_id}  reference {case_reference(case_id)}"), soft_wrap=True)
     # The trace to look up in the tracing backend: the complaint's, through every service.
-    console.print(f"trace id: {traces[0] if traces else '(none)'}", markup=False)
+    console.print(Text(f"trace id {traces[0] if traces else '(none)'}"), soft_wrap=True)
     if len(traces) > 1:
-        console.print(f"later traces: {', '.join(traces[1:])}", markup=False)
-    table = Table(title=f"Case {case_id}")
-    for col in ("#", "when", "event", "details"):
-        table.add_column(col, overflow="fold")
-    for e in events:
-        table.add_row(str(e.version), e.time.isoformat(timespec="seconds"), e.type, _summary(e.type, e.data))
-    console.print(table)
+        console.print(Text(f"later traces {', '.join(traces[1:])}"), soft_wrap=True)
+    rows = [[str(e.version), e.time.isoformat(timespec="seconds"), e.type, _summary(e.type, e.data)] for e in events]
+    print_table(f"Case {case_reference(case_id)}", ("#", "when", "event", "details"), rows, ids={"when", "event"})
     for m in mails:
         line = f"apology [{m.template}]: {m.status}" + (f" ({m.error})" if m.error else "")
         console.print(line, markup=False)  # "[escalation_ack]" is the template's name, not a style
@@ -212,7 +228,7 @@ def cases_show(case_id: str) -> None:
 
 def _summary(kind: str, d: dict[str, Any]) -> str:
     if kind == "recovery.decision.made.v1":
-        rem = ", ".join(f"{x['type']} {x.get('amount', '')} {x.get('currency', '')}".strip() for x in d["remedies"])
+        rem = _remedies_text(d["remedies"])
         return f"{d['outcome']} by {d['decided_by']} ({d['policy']['rule']}): {rem or 'no remedy'}"
     if kind == "recovery.case.escalated.v1":
         return f"{d['priority']} to {d['assignee']}: {d['reason']['text']}"
@@ -223,13 +239,17 @@ def _summary(kind: str, d: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in d.items() if isinstance(v, str | int | bool))[:200]
 
 
+def _remedies_text(remedies: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{x['type']} {x.get('amount') or ''} {x.get('currency') or ''}".strip() for x in remedies)
+
+
 AS_HELP = "the deciding person's id (`agents list`): enabled, with a role that decides"
 SUPERVISOR_HELP = "the supervisor's id (`agents list`): enabled, not the decision's proposer"
 
 
 @cases_app.command("decide")
 def cases_decide(
-    case_id: str,
+    case: CaseArg,
     person: Annotated[str, typer.Option("--as", "--agent", help=AS_HELP)],
     refund: Annotated[str | None, typer.Option(help="grant a refund: AMOUNT CURRENCY, e.g. '12.50 USD'")] = None,
     voucher: Annotated[str | None, typer.Option(help="grant a voucher: AMOUNT CURRENCY")] = None,
@@ -245,29 +265,36 @@ def cases_decide(
 
     from services.common.contract.events import Reason, Remedy
 
-    remedies: list[Remedy] = []
-    if refund:
-        amount, currency = refund.split()
-        remedies.append(Remedy(type="refund", amount=Decimal(amount), currency=currency.upper(),
-                               settlement="3-5 business days"))  # fmt: skip
-    if voucher:
-        amount, currency = voucher.split()
-        code = f"AGENT-{case_id[:8].upper()}"
-        remedies.append(Remedy(type="voucher", amount=Decimal(amount), currency=currency.upper(),
-                               voucher_code=code, expires_at=datetime.now(UTC) + timedelta(days=365)))  # fmt: skip
-    remedies += [Remedy(type=t) for t, on in (("replacement", replacement), ("repair", repair),
-                                                ("cancellation", cancellation)) if on]  # fmt: skip
+    try:
+        refund_money = parse_money("--refund", refund) if refund is not None else None
+        voucher_money = parse_money("--voucher", voucher) if voucher is not None else None
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    others = [t for t, on in (("replacement", replacement), ("repair", repair), ("cancellation", cancellation)) if on]
     reason = Reason(code="agent_declined", text=decline) if decline else None
-    if not remedies and reason is None:
-        console.print("[red]grant at least one remedy or --decline with a reason[/]")
-        raise typer.Exit(2)
+    if refund_money is None and voucher_money is None and not others and reason is None:
+        raise fail("--refund/--voucher/--replacement/--repair/--cancellation/--decline: grant at least one remedy"
+                   " or decline with a reason")  # fmt: skip
+
+    def remedies(case_id: str) -> list[Remedy]:
+        granted = [Remedy(type=t) for t in others]
+        if voucher_money is not None:
+            code, expires = f"AGENT-{case_id[:8].upper()}", datetime.now(UTC) + timedelta(days=365)
+            granted.insert(0, Remedy(type="voucher", amount=voucher_money[0], currency=voucher_money[1],
+                                     voucher_code=code, expires_at=expires))  # fmt: skip
+        if refund_money is not None:
+            granted.insert(0, Remedy(type="refund", amount=refund_money[0], currency=refund_money[1],
+                                     settlement="3-5 business days"))  # fmt: skip
+        return granted
+
     settings = RecoverySettings()
 
     async def go() -> DecisionMade | DecisionProposed:
         async with service_for(settings) as svc:
+            case_id = await queries.resolve_case_id(svc.pool, case)
             who = await People(svc.pool).acting(person, "decide")
-            return await svc.agent_decide(case_id, who.require("decide"), remedies, reason, note, role=who.decides_as,
-                                          client=Client.cli())  # fmt: skip
+            return await svc.agent_decide(case_id, who.require("decide"), remedies(case_id), reason, note,
+                                          role=who.decides_as, client=Client.cli())  # fmt: skip
 
     decision = _as_person(go)
     if isinstance(decision, DecisionProposed):
@@ -277,12 +304,13 @@ def cases_decide(
 
 
 @cases_app.command("approve")
-def cases_approve(case_id: str, person: Annotated[str, typer.Option("--as", help=SUPERVISOR_HELP)]) -> None:
+def cases_approve(case: CaseArg, person: Annotated[str, typer.Option("--as", help=SUPERVISOR_HELP)]) -> None:
     """Approve the case's pending decision (someone else's, four eyes): it takes effect now,
     on the charge's ledger as it is now."""
 
     async def go() -> DecisionMade:
         async with service_for(RecoverySettings()) as svc:
+            case_id = await queries.resolve_case_id(svc.pool, case)
             who = await People(svc.pool).acting(person, "approve")
             return await svc.approve_decision(case_id, who.require("approve"), client=Client.cli())
 
@@ -292,7 +320,7 @@ def cases_approve(case_id: str, person: Annotated[str, typer.Option("--as", help
 
 @cases_app.command("reject")
 def cases_reject(
-    case_id: str,
+    case: CaseArg,
     person: Annotated[str, typer.Option("--as", help=SUPERVISOR_HELP)],
     note: Annotated[str | None, typer.Option(help="why, for the proposer")] = None,
 ) -> None:
@@ -300,6 +328,7 @@ def cases_reject(
 
     async def go() -> DecisionRejected:
         async with service_for(RecoverySettings()) as svc:
+            case_id = await queries.resolve_case_id(svc.pool, case)
             who = await People(svc.pool).acting(person, "approve")
             return await svc.reject_decision(case_id, who.require("approve"), note, client=Client.cli())
 
@@ -313,9 +342,11 @@ def _as_person(go: Callable[[], Coroutine[Any, Any, T]]) -> T:
     from services.recovery.errors import CaseNotFound, CommandRejected, ConfigError, RetriesExhausted
     from services.recovery.identity import Forbidden, Unauthenticated
 
+    refused = (CommandRejected, ConfigError, CaseNotFound, RetriesExhausted, Unauthenticated, Forbidden,
+               queries.AmbiguousReference)  # fmt: skip
     try:
         return asyncio.run(go())
-    except (CommandRejected, ConfigError, CaseNotFound, RetriesExhausted, Unauthenticated, Forbidden) as exc:
+    except refused as exc:
         console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(1) from None
 

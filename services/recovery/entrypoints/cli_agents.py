@@ -11,11 +11,11 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from services.common.clock import system_clock
 from services.recovery.audit import AuditRecord, Client, record
 from services.recovery.bootstrap import connected
+from services.recovery.entrypoints.cli_output import JSON_HELP, print_table, printed_as_json_or_none
 from services.recovery.identity import People, PersonExists, Role, Unauthenticated
 from services.recovery.settings import RecoverySettings
 
@@ -62,14 +62,14 @@ def agents_add(
 
 
 @agents_app.command("list")
-def agents_list() -> None:
+def agents_list(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """Every person, enabled or not."""
-    table = Table(title="People")
-    for col in ("id", "role", "name", "enabled"):
-        table.add_column(col)
-    for p in _run(lambda people: people.all()):
-        table.add_row(p.id, p.role, p.name or "-", "yes" if p.enabled else "no")
-    console.print(table)
+    found = _run(lambda people: people.all())
+    items = [{"id": p.id, "role": p.role, "name": p.name, "enabled": p.enabled} for p in found]
+    if printed_as_json_or_none(as_json, items, "no people"):
+        return
+    rows = [[p.id, p.role, p.name or "-", "yes" if p.enabled else "no"] for p in found]
+    print_table("People", ("id", "role", "name", "enabled"), rows, ids={"id"})
 
 
 @agents_app.command("disable")

@@ -16,14 +16,13 @@ from typing import Annotated, Any, TypeVar, get_args
 import asyncpg
 import typer
 from aiokafka.errors import KafkaError
-from rich.table import Table
 from rich.text import Text
 
 from services.common.contract.events import DeadLetterError
 from services.common.db import connect
 from services.common.kafka import make_producer
 from services.recovery.adapters import dead_letters as dl
-from services.recovery.entrypoints.cli_output import console, fail, printed_as_json_or_none
+from services.recovery.entrypoints.cli_output import JSON_HELP, console, fail, print_table, printed_as_json_or_none
 from services.recovery.settings import RecoverySettings
 
 dlq_app = typer.Typer(help="Dead letters: list, show, send again.", no_args_is_help=True)
@@ -78,7 +77,7 @@ def list_(
     code: Annotated[str | None, typer.Option(help=f"only this error code: {', '.join(CODES)}")] = None,
     since: Annotated[str | None, typer.Option(help="received since: 2026-11-22, 2026-11-22T10:00, 12h, 7d")] = None,
     limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON array, for scripts")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """The dead letters, newest first."""
     if code is not None and code not in CODES:
@@ -94,16 +93,14 @@ def list_(
     found = _run(work)
     if printed_as_json_or_none(as_json, [_summary(d) for d in found], "no dead letters"):
         return
-    table = Table(title="Dead letters, newest first")
-    table.add_column("id", no_wrap=True, min_width=36)  # whole: it is what `show` takes
-    for col in ("received", "from topic", "key", "code", "message", "bytes", "redriven"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for d in found:
         s = _summary(d)
         size = f"{s['value_bytes']}" + (" (cut)" if s["truncated"] else "")
-        table.add_row(d.id, s["received_at"][:19], Text(s["topic"]), Text(s["key"] or "-"), s["code"],
-                      Text(s["message"]), size, "yes" if d.redrives else "-")  # fmt: skip
-    console.print(table)
+        rows.append([d.id, s["received_at"][:19], s["topic"], s["key"] or "-", s["code"], s["message"], size,
+                     "yes" if d.redrives else "-"])  # fmt: skip
+    columns = ("id", "received", "from topic", "key", "code", "message", "bytes", "redriven")
+    print_table("Dead letters, newest first", columns, rows, ids={"id", "received", "key"})  # `show` takes the id
 
 
 @dlq_app.command("show")

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from services.common.contract.money import quantize
 from services.common.gc_tuning import tune_for_throughput
 from services.recovery.bootstrap import connected
+from services.recovery.calendars import staffed
 from services.recovery.domain.errors import ConfigError
 from services.recovery.domain.policy import Policy, load_policy
 from services.recovery.domain.roster import Roster, load_roster
@@ -69,7 +70,8 @@ def whatif(
     settings = RecoverySettings()
     try:
         candidate = load_policy(policy)
-        roster = load_roster(settings.recovery_roster_file)
+        # The candidate's calendars: its teams' deadlines are counted on them.
+        roster = staffed(load_roster(settings.recovery_roster_file), candidate)
     except ConfigError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None

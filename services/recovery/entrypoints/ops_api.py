@@ -11,6 +11,9 @@ the docs are off, or behind the service credential, or public as ``HTTP_DOCS`` s
 Timelines carry no customer name or email: the ``customer`` objects in event data are
 reduced to ``{"id": ...}``.
 
+A case is named in a path by its id or by its reference (``RC-7K3F-9QX2-HM4Y``, see
+:mod:`..domain.reference`); a reference two cases share is answered 409 with both ids.
+
 Every read of cases (a case, the lists) and every decision is audited (:mod:`..audit`): a
 read's record is written before the answer, which is 503 when it cannot be; a decision's in
 the decision's own transaction. ``GET /audit`` shows the trail to auditors and supervisors.
@@ -18,19 +21,20 @@ the decision's own transaction. ``GET /audit`` shows the trail to auditors and s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.contract.events import DecisionMade, Reason, Remedy
 from services.common.logging import get_logger
-from services.recovery import audit, queries
+from services.recovery import audit, erasure, queries
 from services.recovery.application import RecoveryService
 from services.recovery.domain.errors import CommandRejected, InvalidAgentDecision, RemedyRejected, SelfApproval
 from services.recovery.domain.events import DecisionProposed, DecisionRejected
@@ -43,6 +47,8 @@ T = TypeVar("T")
 DISABLED = "ops API disabled: no sign-in configured (see docs/security.md)"
 UNAUDITED = "the read could not be recorded in the audit trail; try again"
 AUDIT_READERS = frozenset({"auditor", "supervisor"})
+AMBIGUOUS = "a case reference that two cases share: give the case id"
+CaseRef = Annotated[str, Path(description="the case id, or its reference (RC-XXXX-XXXX-XXXX)")]
 
 # Module level: the routes' annotations are resolved against this module's globals.
 _bearer = HTTPBearer(auto_error=False, description="a person's sign-in token or JWT, or OPS_API_TOKEN (read-only)")
@@ -97,6 +103,17 @@ class Rejection(BaseModel):
     rejected_by: str
     note: str | None
     rejected_at: datetime
+
+
+class ErasureReport(BaseModel):
+    """What forgetting a customer did; ``recorded`` false: forgotten already, nothing left."""
+
+    customer_id: str
+    key_destroyed: bool
+    cases: int = Field(description="the customer's cases: decisions and money stay, personal data reads as erased")
+    purged: dict[str, int] = Field(description="rows purged, by table")
+    recorded: bool
+    erased_at: datetime | None = None
 
 
 class Problem(BaseModel):
@@ -158,6 +175,13 @@ def ops_router(
             log.error("audit.unrecorded", action=action, case_id=case_id, error=type(exc).__name__)
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAUDITED) from None
 
+    async def case_named(case: str) -> str:
+        """The id of the case ``case`` names (its id or its reference); 409 if ambiguous."""
+        try:
+            return await queries.resolve_case_id(get_pool(), case)
+        except queries.AmbiguousReference as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
     @router.get("/cases", response_model=list[CaseSummary], responses=unaudited)
     async def list_cases(
         request: Request,
@@ -165,27 +189,47 @@ def ops_router(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         who: Identity = reader,
     ) -> list[CaseSummary]:
-        """Cases, most recently updated first (optionally only those with ``status``)."""
-        found = await queries.cases(get_pool(), status_, limit)
+        """Cases, most recently updated first (optionally only those with ``status``), each with
+        the time left to the person's deadline on their calendar."""
+        service = get_service()
+        now = service.clock()
+        found = [
+            r.with_time_left(now, service.roster.calendar) for r in await queries.cases(get_pool(), status_, limit)
+        ]
         await audited(request, who, "cases.list", target=None if status_ is None else f"status={status_}")
         return found
 
     @router.get("/escalations", response_model=list[CaseSummary], responses=unaudited)
     async def escalations(
-        request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 500, who: Identity = reader
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+        sort: queries.CaseOrder = "urgency",
+        who: Identity = reader,
     ) -> list[CaseSummary]:
-        """Open escalations: urgent first, then high, then by due time."""
-        found = await queries.by_urgency(get_pool(), limit)
+        """Open escalations: urgent first, then high, then by due time (``sort=time-left``: least
+        time left on the person's calendar first); each with that time left."""
+        service = get_service()
+        found = await queries.by_urgency(get_pool(), limit, order=sort, now=service.clock(),
+                                         calendars=service.roster.calendar)  # fmt: skip
         await audited(request, who, "escalations.list")
         return found
 
-    @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}, **unaudited})
-    async def show_case(request: Request, case_id: str, who: Identity = reader) -> CaseDetail:
+    @router.get(
+        "/cases/{case_id}",
+        response_model=CaseDetail,
+        responses={404: {"model": Problem}, 409: {"model": Problem, "description": AMBIGUOUS}, **unaudited},
+    )
+    async def show_case(request: Request, case_id: CaseRef, who: Identity = reader) -> CaseDetail:
         """The case and its timeline (every event on its stream), with the apology's status."""
-        detail = await queries.case_detail(get_pool(), case_id)
+        detail = await queries.case_detail(get_pool(), await case_named(case_id))
+        if detail is not None:
+            service = get_service()
+            detail = detail.model_copy(
+                update={"case": detail.case.with_time_left(service.clock(), service.roster.calendar)}
+            )
         if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}")
-        await audited(request, who, "case.read", case_id)
+        await audited(request, who, "case.read", detail.case.case_id)
         return detail
 
     @router.post(
@@ -194,7 +238,10 @@ def ops_router(
         responses={
             202: {"model": PendingDecision, "description": "an agent's decision that awaits a supervisor's approval"},
             404: {"model": Problem, "description": "no such case"},
-            409: {"model": Problem, "description": "the case is not awaiting a decision, or one awaits approval"},
+            409: {
+                "model": Problem,
+                "description": f"the case is not awaiting a decision, or one awaits approval; or {AMBIGUOUS}",
+            },
             422: {
                 "model": Problem,
                 "description": "neither (or both) remedies and a decline reason; or a remedy the case's charge"
@@ -203,7 +250,7 @@ def ops_router(
         },
     )
     async def decide(
-        request: Request, case_id: str, body: DecisionRequest, who: Identity = Depends(allowed("decide"))
+        request: Request, case_id: CaseRef, body: DecisionRequest, who: Identity = Depends(allowed("decide"))
     ) -> DecisionSummary | JSONResponse:
         """Decide an escalated case as the signed-in person: grant remedies, or decline with a
         reason (``agent_id`` in the body is ignored). An agent's decision over the approval
@@ -211,7 +258,7 @@ def ops_router(
         granted until a different supervisor approves it."""
 
         async def run() -> DecisionMade | DecisionProposed:
-            return await get_service().agent_decide(case_id, who.require("decide"), body.remedies,
+            return await get_service().agent_decide(await case_named(case_id), who.require("decide"), body.remedies,
                                                     body.decline_reason, body.note, role=who.decides_as,
                                                     client=_client(request))  # fmt: skip
 
@@ -226,18 +273,19 @@ def ops_router(
         responses={
             403: {"model": Problem, "description": "not a supervisor, or the decision's own proposer (four eyes)"},
             404: {"model": Problem, "description": "no such case"},
-            409: {"model": Problem, "description": "no decision of the case awaits approval"},
+            409: {"model": Problem, "description": f"no decision of the case awaits approval; or {AMBIGUOUS}"},
             422: {"model": Problem, "description": "a remedy the charge's ledger now refuses, with its field"},
         },
     )
     async def approve(
-        request: Request, case_id: str, who: Identity = Depends(allowed("approve"))
+        request: Request, case_id: CaseRef, who: Identity = Depends(allowed("approve"))
     ) -> DecisionSummary | JSONResponse:
         """Approve the case's pending decision (someone else's): its ``DecisionMade``, in the
         proposer's name, on the charge's ledger as it is now."""
 
         async def run() -> DecisionMade:
-            return await get_service().approve_decision(case_id, who.require("approve"), client=_client(request))
+            return await get_service().approve_decision(await case_named(case_id), who.require("approve"),
+                                                        client=_client(request))  # fmt: skip
 
         done = await _answer(case_id, run)
         if isinstance(done, JSONResponse):
@@ -250,16 +298,16 @@ def ops_router(
         responses={
             403: {"model": Problem, "description": "not a supervisor"},
             404: {"model": Problem, "description": "no such case"},
-            409: {"model": Problem, "description": "no decision of the case awaits approval"},
+            409: {"model": Problem, "description": f"no decision of the case awaits approval; or {AMBIGUOUS}"},
         },
     )
     async def reject(
-        request: Request, case_id: str, body: RejectRequest, who: Identity = Depends(allowed("approve"))
+        request: Request, case_id: CaseRef, body: RejectRequest, who: Identity = Depends(allowed("approve"))
     ) -> Rejection | JSONResponse:
         """Reject the case's pending decision: the case waits for a decision again."""
 
         async def run() -> DecisionRejected:
-            return await get_service().reject_decision(case_id, who.require("approve"), body.note,
+            return await get_service().reject_decision(await case_named(case_id), who.require("approve"), body.note,
                                                        client=_client(request))  # fmt: skip
 
         done = await _answer(case_id, run)
@@ -280,7 +328,7 @@ def ops_router(
     @router.get("/audit", response_model=list[AuditEntry],
                 responses={403: {"model": Problem, "description": "not an auditor or a supervisor"}})  # fmt: skip
     async def audit_trail(
-        case_id: Annotated[str | None, Query(max_length=128)] = None,
+        case_id: Annotated[str | None, Query(max_length=128, description="the case id or its reference")] = None,
         person: Annotated[str | None, Query(max_length=128)] = None,
         since: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -290,7 +338,19 @@ def ops_router(
         (auditors and supervisors; ids only)."""
         if who.role not in AUDIT_READERS:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {who.role} may not read the audit trail")
-        return await queries.audit_trail(get_pool(), case_id=case_id, person=person, since=since, limit=limit)
+        case = None if case_id is None else await case_named(case_id)
+        return await queries.audit_trail(get_pool(), case_id=case, person=person, since=since, limit=limit)
+
+    @router.post("/customers/{customer_id}/forget", response_model=ErasureReport,
+                 responses={403: {"model": Problem, "description": "not a supervisor"}})  # fmt: skip
+    async def forget_customer(
+        request: Request, customer_id: Annotated[str, Path(max_length=128)], who: Identity = Depends(allowed("erase"))
+    ) -> ErasureReport:
+        """Forget the customer (supervisors): destroy their key, purge the plain copies of
+        their personal data, record the erasure (ids only) and its audit record. Idempotent."""
+        done = await erasure.forget(get_pool(), customer_id, person=who.require("erase"), role=who.role,
+                                    client=_client(request), now=get_service().clock())  # fmt: skip
+        return ErasureReport(**dataclasses.asdict(done))
 
     return router
 

@@ -4,7 +4,8 @@ CloudEvents extension ``replay: true``, which tells consumers with side effects 
 notifier's apologies, billing's refunds) not to act again.
 
 Events go to their contract topic unless a topic is named, in global order, a page at a
-time; a page is sent and acknowledged before the next is read.
+time; a page is sent and acknowledged before the next is read. Personal data is sent
+opened, as the contract has it; a forgotten customer's reads as erased.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from services.common.eventstore.postgres import SELECT_EVENTS, row_to_event
+from services.common.eventstore.postgres import SELECT_EVENTS, rows_to_events
 from services.common.outbox import outbox_message
 from services.common.records import to_cloudevent
 from services.common.relay import Producer
@@ -60,8 +61,7 @@ async def publish(
         if not rows:
             return done
         futures = []
-        for r in rows:
-            recorded = row_to_event(r)
+        for recorded in await rows_to_events(conn, rows):
             message = outbox_message(
                 to_cloudevent(recorded, replay=True),
                 topic or settings.topic(REGISTRY[recorded.event_type].TOPIC),

@@ -21,6 +21,7 @@ CHARGE_AWAITED = "recovery.case.charge_awaited.v1"
 ESCALATED = "recovery.case.escalated.v1"
 DECISION = "recovery.decision.made.v1"
 BREACHED = "recovery.sla.breached.v1"
+FALLBACK_RULE = "sla-breach-fallback"
 
 Remedy = tuple[str, Decimal | None, str | None]
 """A remedy as compared: type, amount, currency (codes and expiry dates left out)."""
@@ -72,6 +73,11 @@ class Outcome:
     @property
     def by_person(self) -> int:
         return sum(1 for d in self.decisions if d.decided_by != "policy")
+
+    @property
+    def fallbacks(self) -> int:
+        """Decisions the breach fallback granted."""
+        return sum(1 for d in self.decisions if d.rule == FALLBACK_RULE)
 
     def money_in(self, currency: str) -> Decimal:
         return sum((v for (_, c), v in self.money.items() if c == currency), Decimal(0))

@@ -85,6 +85,7 @@ def render_terminal(s: Summary, console: Console) -> None:
     sla = s.sla_attainment()
     head.add_row("SLA attainment (decisions in time)", percent(sla[0]), percent(sla[1]), "")
     head.add_row("SLA breaches", str(s.breaches[0]), str(s.breaches[1]), delta(s.breaches))
+    head.add_row("breach fallbacks granted", str(s.fallbacks[0]), str(s.fallbacks[1]), delta(s.fallbacks))
     head.add_row("cases still open at the end", str(s.open_at_end[0]), str(s.open_at_end[1]), delta(s.open_at_end))
     for cur, pair in sorted(s.handling_cost.items()):
         per = money(s.cost_per_contact.get(cur, Decimal(0)))

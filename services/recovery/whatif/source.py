@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import asyncpg
 from pydantic_core import from_json
 
+from services.common.eventstore.shred import open_data
 from services.recovery.domain.guardrail import CONCESSION_RULES
 from services.recovery.whatif.outcome import CONTACT_ADDED, DECISION
 from services.recovery.whatif.simulate import Recorded, RecordedCase
@@ -93,6 +94,8 @@ async def read_history(
             cases.append(RecordedCase(stream.removeprefix("case-"), tuple(events)))
             if progress is not None:
                 progress(1)
+        # Personal data opened as every read does, the window's keys read in one query.
+        await open_data(conn, [(e.type, e.data) for c in cases for e in c.events])
         customers = {str(c.events[0].data["customer_id"]) for c in cases if c.events}
         prior = await _prior_concessions(conn, since, until, guardrail_days, customers)
     return History(cases, prior, horizon, read)

@@ -68,6 +68,7 @@ class Summary:
     decisions: tuple[int, int] = (0, 0)
     within_sla: tuple[int, int] = (0, 0)
     breaches: tuple[int, int] = (0, 0)
+    fallbacks: tuple[int, int] = (0, 0)
     open_at_end: tuple[int, int] = (0, 0)
     months: dict[str, Month] = field(default_factory=dict)
 
@@ -129,6 +130,7 @@ def summarise(
         s.by_person = _plus(s.by_person, _pairs(b, a, "by_person"))
         s.within_sla = _plus(s.within_sla, _pairs(b, a, "within_sla"))
         s.breaches = _plus(s.breaches, _pairs(b, a, "breaches"))
+        s.fallbacks = _plus(s.fallbacks, _pairs(b, a, "fallbacks"))
         s.decisions = _plus(s.decisions, (len(b.decisions), len(a.decisions)))
         s.open_at_end = _plus(s.open_at_end, (b.status != "decided", a.status != "decided"))
         currency = case_currency(r, policy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -9,10 +10,11 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency
 
-from services.common.contract.events import EmailRequested
+from services.common.contract.events import CalendarRef, CaseEscalated, EmailRequested
 from services.notifier.domain.compose import compose
 from services.notifier.domain.ids import notification_id
 from services.notifier.domain.templates import TemplateSet, load_templates
+from services.recovery.domain.reference import case_reference
 from tests.unit.notifier.factories import (
     OWNER,
     REMEDIES,
@@ -75,7 +77,8 @@ def assert_fit_to_send(req: EmailRequested) -> None:
         assert words["thanks"] in part
         assert OWNER.name in part
         assert OWNER.email in part
-        assert req.case_id in part
+        assert case_reference(req.case_id) in part, "the case named as people can type it"
+        assert req.case_id not in part, "not by its id, which nobody can read out"
         for leftover in ("{{", "}}", "{%", "%}", "{#"):
             assert leftover not in part
     for part in (req.subject, req.text, req.html):
@@ -84,6 +87,7 @@ def assert_fit_to_send(req: EmailRequested) -> None:
     assert req.text.rstrip().endswith(OWNER.email), "signed by the case owner"
     assert req.reply_to.email == OWNER.email
     assert "\n" not in req.subject
+    assert case_reference(req.case_id) in req.subject
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -220,6 +224,36 @@ def test_escalation_ack_literal_time_in_spain(templates: TemplateSet) -> None:
     req = compose(envelope(data), data, templates)
     assert req is not None
     assert "a más tardar el 22 de noviembre de 2026, 18:30 (hora UTC)" in req.text
+
+
+def _on_the_team_calendar(locale: str, zone: str = "America/Bogota") -> CaseEscalated:
+    # Tuesday 8 December 2026, 19:00 UTC: 14:00 in Bogotá, 20:00 in Madrid.
+    return escalation(locale=locale).model_copy(update={
+        "person_due_by": datetime(2026, 12, 8, 19, 0, tzinfo=UTC),
+        "calendar": CalendarRef(id="team", version="2", zone=zone),
+    })  # fmt: skip
+
+
+def test_escalation_ack_tells_when_a_person_decides_on_the_team_s_clock_in_spanish(templates: TemplateSet) -> None:
+    data = _on_the_team_calendar("es-ES")
+    req = compose(envelope(data), data, templates)
+    assert req is not None
+    assert_fit_to_send(req)
+    for part in (req.text, req.html):
+        assert "el martes 8 de diciembre antes de las 14:00 (hora de Bogotá)" in part
+        assert "(hora UTC)" not in part
+    # The time as the customer's locale writes it.
+    data = _on_the_team_calendar("es-CO")
+    req = compose(envelope(data), data, templates)
+    assert req is not None
+    assert "el martes 8 de diciembre antes de las 2:00" in req.text
+
+
+def test_escalation_ack_tells_when_a_person_decides_on_the_team_s_clock_in_english(templates: TemplateSet) -> None:
+    data = _on_the_team_calendar("en-US", "Europe/Madrid")
+    req = compose(envelope(data), data, templates)
+    assert req is not None
+    assert "by Tuesday 8 December before 8:00\u202fPM (Madrid time)" in req.text
 
 
 @pytest.mark.parametrize(("with_customer", "with_owner"), [(False, True), (True, False)])

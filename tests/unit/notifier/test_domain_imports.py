@@ -1,5 +1,5 @@
-"""The notifier's domain stays pure: stdlib, pydantic, jinja2, babel, the wire contract and
-the one scrub of personal data (itself pure)."""
+"""The notifier's domain stays pure: stdlib, pydantic, jinja2, babel, the wire contract,
+the one scrub of personal data and the case reference's derivation (both themselves pure)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ import services.notifier.domain
 
 DOMAIN = Path(services.notifier.domain.__file__).parent
 THIRD_PARTY = {"pydantic", "jinja2", "babel"}
-OURS = ("services.common.contract", "services.common.redact", "services.notifier.domain")
+OURS = (
+    "services.common.contract",
+    "services.common.redact",
+    "services.recovery.domain.reference",
+    "services.notifier.domain",
+)
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:

@@ -1,0 +1,225 @@
+"""Crypto-shredding: customers' personal data in stored events, under a key per customer.
+
+An event of a type in :data:`PERSONAL` is stored with its personal fields (names, emails,
+complaint texts, rendered email subjects and bodies) replaced by :func:`erased` markers,
+and their values in one AES-GCM blob under its customer's key::
+
+    {..., "customer": {"id": "c-1", "name": "[erased]", "email": "erased@erased.invalid"},
+     "_sealed": {"c": "c-1", "v": "<base64 of nonce + ciphertext>"}}
+
+Reading opens the blob and puts the values back. When the key is gone (the customer was
+forgotten: ``customer_keys`` row deleted) or no longer the one the blob was sealed under,
+the markers stay: the event reads as erased, with its shape, ids and money intact, so that
+folding, replaying and the what-if go on. An event stored without ``_sealed`` (by an older
+version, or of a type that holds no personal data) reads as it is.
+
+Keys live in ``customer_keys`` (migrations/0008_customer_keys.sql), one row per customer.
+A :class:`Keyring` is a transaction's (a batch's) key cache: one query for every customer it
+has not seen yet, whatever the number of events and fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from services.common.eventstore.model import ConcurrencyError, RecordedEvent
+
+SEALED = "_sealed"
+ERASED = "[erased]"
+ERASED_EMAIL = "erased@erased.invalid"
+"""An email address that is valid in form and can never be delivered (RFC 2606)."""
+KEY_BYTES = 32
+NONCE_BYTES = 12
+KEYS_STREAM = "customer-keys"
+
+_CUSTOMER = ("customer", "name"), ("customer", "email")
+PERSONAL: dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
+    # event type: (the path of its customer id, the paths of its personal fields)
+    "complaint.filed.v1": (("customer", "id"), (*_CUSTOMER, ("description",))),
+    "recovery.case.contact_added.v1": (
+        ("complaint", "customer", "id"),
+        tuple(("complaint", *p) for p in (*_CUSTOMER, ("description",))),
+    ),
+    "recovery.decision.made.v1": (("customer", "id"), _CUSTOMER),
+    "recovery.case.escalated.v1": (("customer", "id"), _CUSTOMER),
+    # No customer id in its data: the envelope's subject, the customer id by the contract.
+    "notification.email.requested.v1": (
+        (),
+        (("to", "name"), ("to", "email"), ("subject",), ("text",), ("html",)),
+    ),
+}
+
+
+def erased(path: Sequence[str]) -> str:
+    """The marker that stands for an erased value at ``path``."""
+    return ERASED_EMAIL if path[-1] == "email" else ERASED
+
+
+def _get(data: dict[str, Any], path: Sequence[str]) -> Any:
+    value: Any = data
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _set(data: dict[str, Any], path: Sequence[str], value: Any) -> None:
+    target: Any = data
+    for part in path[:-1]:
+        target = target.get(part)
+        if not isinstance(target, dict):
+            return
+    target[path[-1]] = value
+
+
+def customer_of(event_type: str, data: dict[str, Any], metadata: dict[str, Any]) -> str | None:
+    """The customer whose personal data the event holds (None: none it could be sealed for)."""
+    where = PERSONAL.get(event_type)
+    if where is None:
+        return None
+    value = _get(data, where[0]) if where[0] else metadata.get("subject")
+    return value if isinstance(value, str) and value else None
+
+
+_ENSURE = (
+    "WITH ins AS (INSERT INTO customer_keys (customer_id, key)"
+    " SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (customer_id) DO NOTHING"
+    " RETURNING customer_id, key)"
+    " SELECT customer_id, key FROM ins"
+    " UNION ALL SELECT customer_id, key FROM customer_keys WHERE customer_id = ANY($1::text[])"
+)
+_FETCH = "SELECT customer_id, key FROM customer_keys WHERE customer_id = ANY($1::text[])"
+
+
+class Keyring:
+    """The keys a transaction (a batch) has read or made, by customer: each customer's key
+    is looked up once, with every other customer not seen yet, in one query."""
+
+    __slots__ = ("_absent", "_ciphers")
+
+    def __init__(self) -> None:
+        self._ciphers: dict[str, AESGCM] = {}
+        self._absent: set[str] = set()  # looked up, no key: erased (or never given one)
+
+    async def load(self, conn: asyncpg.Connection | asyncpg.Pool, customers: Iterable[str]) -> None:
+        """Read the keys of ``customers`` not looked up yet."""
+        missing = [c for c in set(customers) if c not in self._ciphers and c not in self._absent]
+        if not missing:
+            return
+        for r in await conn.fetch(_FETCH, missing):
+            self._ciphers[r[0]] = AESGCM(bytes(r[1]))
+        self._absent.update(c for c in missing if c not in self._ciphers)
+
+    async def ensure(self, conn: asyncpg.Connection, customers: Iterable[str]) -> None:
+        """Read the keys of ``customers``, making those they do not have yet (within the
+        caller's transaction)."""
+        missing = [c for c in set(customers) if c not in self._ciphers]
+        if not missing:
+            return
+        rows = await conn.fetch(_ENSURE, missing, [os.urandom(KEY_BYTES) for _ in missing])
+        for r in rows:
+            self._ciphers[r[0]] = AESGCM(bytes(r[1]))
+            self._absent.discard(r[0])
+        lost = [c for c in missing if c not in self._ciphers]
+        if lost:
+            # Another transaction gave one of them a key after this statement's snapshot:
+            # the caller's transaction is tried again on fresh state.
+            raise ConcurrencyError(KEYS_STREAM, 0, 1)
+
+    def seal(self, event_type: str, data: dict[str, Any], customer: str) -> dict[str, Any]:
+        """A copy of ``data`` with its personal fields sealed under ``customer``'s key (which
+        :meth:`ensure` made sure of); ``data`` itself is left as it is."""
+        paths = PERSONAL[event_type][1]
+        sealed = _copy_along(data, paths)
+        values = [_get(data, p) for p in paths]
+        for path, value in zip(paths, values, strict=True):
+            if value is not None:
+                _set(sealed, path, erased(path))
+        nonce = os.urandom(NONCE_BYTES)
+        blob = self._ciphers[customer].encrypt(nonce, orjson.dumps(values), _aad(event_type, customer))
+        sealed[SEALED] = {"c": customer, "v": base64.b64encode(nonce + blob).decode()}
+        return sealed
+
+    def open(self, event_type: str, data: dict[str, Any]) -> None:
+        """Put the sealed values of ``data`` back in place (in place), or leave the erased
+        markers when the customer's key is gone; drop the blob either way."""
+        box = data.pop(SEALED, None)
+        if not isinstance(box, dict):
+            return
+        where = PERSONAL.get(event_type)
+        cipher = self._ciphers.get(str(box.get("c")))
+        if where is None or cipher is None:
+            return
+        raw = base64.b64decode(str(box.get("v", "")))
+        try:
+            plain = cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(event_type, str(box["c"])))
+        except (InvalidTag, ValueError):
+            return  # sealed under a key since destroyed: the customer was forgotten
+        for path, value in zip(where[1], orjson.loads(plain), strict=False):
+            if value is not None:
+                _set(data, path, value)
+
+
+def _aad(event_type: str, customer: str) -> bytes:
+    # Binds a blob to its event type and customer: moved elsewhere, it does not open.
+    return f"{event_type}\x1f{customer}".encode()
+
+
+def _copy_along(data: dict[str, Any], paths: Iterable[Sequence[str]]) -> dict[str, Any]:
+    """A copy of ``data`` with fresh dicts along ``paths`` (the rest shared)."""
+    out = dict(data)
+    copied: set[tuple[str, ...]] = set()
+    for path in paths:
+        target = out
+        for i, part in enumerate(path[:-1]):
+            inner = target.get(part)
+            if not isinstance(inner, dict):
+                break
+            if tuple(path[: i + 1]) not in copied:
+                inner = target[part] = dict(inner)
+                copied.add(tuple(path[: i + 1]))
+            target = inner
+    return out
+
+
+def sealed_customers(data: Iterable[dict[str, Any]]) -> set[str]:
+    """The customers whose keys opening ``data`` needs."""
+    out: set[str] = set()
+    for d in data:
+        box = d.get(SEALED)
+        if isinstance(box, dict):
+            out.add(str(box.get("c")))
+    return out
+
+
+async def open_events(
+    conn: asyncpg.Connection | asyncpg.Pool, events: Sequence[RecordedEvent], keys: Keyring | None = None
+) -> None:
+    """Open the sealed personal data of ``events`` in place (see :class:`Keyring`)."""
+    await open_data(conn, [(e.event_type, e.data) for e in events], keys)
+
+
+async def open_data(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    items: Sequence[tuple[str, dict[str, Any]]],
+    keys: Keyring | None = None,
+) -> None:
+    """Open the sealed personal data of each (event type, data) in place, the keys read in
+    one query (none when nothing is sealed)."""
+    customers = sealed_customers(d for _, d in items)
+    if not customers:
+        return
+    keys = keys if keys is not None else Keyring()
+    await keys.load(conn, customers)
+    for event_type, data in items:
+        if SEALED in data:
+            keys.open(event_type, data)
