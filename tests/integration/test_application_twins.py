@@ -13,6 +13,7 @@ import orjson
 
 from services.common.clock import ManualClock
 from services.common.contract.events import Reason
+from services.common.eventstore.shred import open_data
 from services.common.settings import CommonSettings
 from services.recovery.adapters.memory import MemoryUnitOfWork
 from services.recovery.application import RecoveryService
@@ -57,12 +58,12 @@ async def test_the_twins_record_what_postgresql_records(pool: asyncpg.Pool) -> N
 
     await _run([(live, live.clock, escalated_live), (twin, twin.clock, escalated_twin)])  # type: ignore[list-item]
 
-    rows = await pool.fetch(
-        "SELECT stream_id, version, event_id, event_type, data FROM events ORDER BY global_position"
-    )
-    # Per stream, in version order (timers due at the same moment fire in either order).
+    # Per stream, in version order (timers due at the same moment fire in either order). The
+    # store seals personal data under the customer's key; the twin keeps it plain.
     rows = await pool.fetch("SELECT stream_id, version, event_id, event_type, data FROM events")
-    assert sorted((r[0], r[1], r[2], r[3], orjson.loads(r[4])) for r in rows) == sorted(
+    stored = [orjson.loads(r[4]) for r in rows]
+    await open_data(pool, [(r[3], d) for r, d in zip(rows, stored, strict=True)])
+    assert sorted((r[0], r[1], r[2], r[3], d) for r, d in zip(rows, stored, strict=True)) == sorted(
         (e.stream_id, e.version, e.event_id, e.event_type, _data(e.data)) for e in twins.store._log
     )
     outbox = await pool.fetch("SELECT relay, topic, key, value, event_id FROM outbox")
