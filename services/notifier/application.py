@@ -115,6 +115,7 @@ class NotifierService:
                 raise StoreUnavailable(f"the database is unavailable ({type(exc).__name__})") from exc
             raise
         result.dead_letters = len(dead)
+        metrics.EMAILS_REQUESTED.inc(result.requested)  # committed
         return result
 
     async def _handle(
@@ -171,7 +172,6 @@ class NotifierService:
         published = await self._record_requests(conn, requests, now)
         result.outcomes = await self._record_outcomes(conn, outcomes, now)
         result.requested = len(published)
-        metrics.EMAILS_REQUESTED.inc(len(published))
         if published:
             topic = self.settings.topic("notifications")
             await enqueue(conn, RELAY, [outbox_message(ev, topic) for ev in published])
