@@ -11,7 +11,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 import orjson
+from opentelemetry.trace import SpanKind
 
+from services.common import tracing
 from services.common.settings import CommonSettings
 
 
@@ -55,8 +57,15 @@ async def batch_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connect
     """
     conn: asyncpg.Connection = await pool.acquire()
     try:
-        async with conn.transaction():
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
             yield conn
+        except BaseException:
+            await transaction.rollback()
+            raise
+        with tracing.span("commit", kind=SpanKind.CLIENT, attributes=tracing.database("COMMIT")):
+            await transaction.commit()
     finally:
         task = asyncio.create_task(pool.release(conn))
         _releasing.add(task)

@@ -187,7 +187,8 @@ async def serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None
     if port == 0:
         await stop.wait()
         return
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    # No log configuration of uvicorn's own: its lines go through the root logger, as JSON.
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", log_config=None)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()

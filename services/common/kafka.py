@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,8 +92,10 @@ def broker_security(settings: CommonSettings) -> BaseSecurity | None:
 
 
 def make_broker(settings: CommonSettings, **kwargs: Any) -> KafkaBroker:
-    """A FastStream broker with the producer settings (acks, idempotence, batching)."""
+    """A FastStream broker with the producer settings (acks, idempotence, batching); it logs
+    through a plain standard-library logger, so its lines join the services' one stream."""
     producer = settings.kafka_producer_options()
+    kwargs.setdefault("logger", logging.getLogger("faststream.kafka"))
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         security=broker_security(settings),

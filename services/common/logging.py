@@ -14,6 +14,12 @@ libraries logging through the standard library (aiokafka, faststream) are scrubb
 way when they are made, their exception text included. An exception is logged with its
 message and traceback (``exc_info``); a warning or an error logged inside an ``except``
 block with an ``error`` key gets the exception being handled.
+
+One stream: the libraries' lines (aiokafka, FastStream, uvicorn; WARNING and above) go
+through the same processors and renderer as the services' own, with the ids bound at the
+time and the name of their ``logger``. Every line logged inside a span carries its
+``trace_id`` (and ``span_id``); a line logged while a message is handled carries the
+message's trace id even with tracing off (the handler binds it with the other ids).
 """
 
 from __future__ import annotations
@@ -25,9 +31,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
+from opentelemetry import trace
 from pydantic import BaseModel, SecretStr
 
 from services.common.redact import redact_mapping, scrub, set_secrets
+
+# Libraries that set up handlers of their own: their lines join the one stream instead.
+_LIBRARY_LOGGERS = ("faststream", "faststream.access.kafka", "uvicorn", "uvicorn.error", "uvicorn.access", "aiokafka")
 
 
 def secrets_of(settings: BaseModel) -> list[str]:
@@ -87,17 +97,32 @@ def exception_in_hand(_: Any, method: str, event_dict: MutableMapping[str, Any])
     return event_dict
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto", *, secrets: Iterable[str] = ()) -> None:
-    """``secrets``: values to mask in every line (see :func:`secrets_of`)."""
+def add_trace_ids(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The current span's trace and span ids (a trace id bound already is kept)."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "auto", *, secrets: Iterable[str] = (), stream: Any = None
+) -> None:
+    """``secrets``: values to mask in every line (see :func:`secrets_of`); ``stream``: where
+    the lines go (standard error)."""
+    stream = stream or sys.stderr
     set_secrets(secrets)
     if not getattr(logging.getLogRecordFactory(), "scrubs", False):
         logging.setLogRecordFactory(_scrubbed_records(logging.getLogRecordFactory()))
-    json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    processors: list[Any] = [
+    json_output = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    head: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        exception_in_hand,
+        add_trace_ids,
+    ]
+    tail: list[Any] = [
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
         # Last before rendering: over the formatted exception too.
@@ -105,13 +130,24 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", *, secrets: Iterab
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[*processors, renderer],
+        processors=[*head, exception_in_hand, *tail, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
-    # Libraries using stdlib logging (aiokafka, faststream) go to stderr at WARNING.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # Libraries logging through the standard library: WARNING and above, into the same stream.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*head, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
+    ))  # fmt: skip
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers = []
+        library.propagate = True
 
 
 def get_logger(name: str) -> Any:

@@ -38,19 +38,23 @@ class OutboxMessage:
     value: bytes
     event_id: str | None = None
     headers: tuple[tuple[str, bytes], ...] = field(default=(("content-type", CONTENT_TYPE.encode()),))
+    traceparent: str | None = None  # the trace context the value carries, for the relay's span
+    tracestate: str | None = None
 
 
 def outbox_message(event: CloudEvent, topic: str) -> OutboxMessage:
     """The Kafka message for ``event``: keyed by the customer id (the CloudEvents subject)."""
     key = event.subject.encode() if event.subject else None
-    return OutboxMessage(topic=topic, key=key, value=encode(event), event_id=event.id)
+    return OutboxMessage(topic=topic, key=key, value=encode(event), event_id=event.id,
+                         traceparent=event.traceparent, tracestate=event.tracestate)  # fmt: skip
 
 
 def sealed_message(sealed: Sealed, topic: str) -> OutboxMessage:
     """:func:`outbox_message` for an event encoded once already (:func:`records.seal`)."""
     if sealed.value is None:
         raise ValueError(f"event {sealed.stored.event_id} was sealed as never published")
-    return OutboxMessage(topic=topic, key=sealed.key, value=sealed.value, event_id=sealed.stored.event_id)
+    return OutboxMessage(topic=topic, key=sealed.key, value=sealed.value, event_id=sealed.stored.event_id,
+                         traceparent=sealed.traceparent, tracestate=sealed.tracestate)  # fmt: skip
 
 
 async def claim_inbox(conn: asyncpg.Connection, consumer: str, message_ids: Sequence[str]) -> set[str]:
@@ -116,8 +120,9 @@ async def enqueue(
         await lock_appends(conn)
     await conn.copy_records_to_table(
         "outbox",
-        columns=("relay", "topic", "key", "value", "headers", "event_id"),
-        records=[(relay, m.topic, m.key, m.value, _headers_json(m.headers), m.event_id) for m in messages],
+        columns=("relay", "topic", "key", "value", "headers", "event_id", "traceparent", "tracestate"),
+        records=[(relay, m.topic, m.key, m.value, _headers_json(m.headers), m.event_id, m.traceparent, m.tracestate)
+                 for m in messages],
     )  # fmt: skip
 
 
@@ -160,8 +165,10 @@ async def park(conn: asyncpg.Connection, errors: Mapping[int, str]) -> int:
     moved: int = await conn.fetchval(
         "WITH why AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS w(id, error)),"
         " moved AS (DELETE FROM outbox o USING why WHERE o.id = why.id"
-        "  RETURNING o.id, o.relay, o.topic, o.key, o.value, o.headers, o.event_id, o.created_at, why.error),"
-        " parked AS (INSERT INTO outbox_parked (id, relay, topic, key, value, headers, event_id, created_at, error)"
+        "  RETURNING o.id, o.relay, o.topic, o.key, o.value, o.headers, o.event_id, o.created_at, why.error,"
+        "  o.traceparent, o.tracestate),"
+        " parked AS (INSERT INTO outbox_parked (id, relay, topic, key, value, headers, event_id, created_at, error,"
+        "  traceparent, tracestate)"
         "  SELECT * FROM moved RETURNING 1)"
         " SELECT count(*) FROM parked",
         list(errors), list(errors.values()),
@@ -185,14 +192,14 @@ async def retry_parked(conn: asyncpg.Connection, ids: Sequence[int] | None) -> d
     await lock_appends(conn)  # outbox ids follow commit order, as enqueue keeps them
     moved = await conn.fetch(
         "DELETE FROM outbox_parked WHERE $1::bigint[] IS NULL OR id = ANY($1)"
-        " RETURNING id, relay, topic, key, value, headers, event_id",
+        " RETURNING id, relay, topic, key, value, headers, event_id, traceparent, tracestate",
         None if ids is None else list(ids),
     )
     queued: dict[int, int] = {}
     for r in sorted(moved, key=lambda r: int(r["id"])):  # few rows: one statement each, in order
         queued[r["id"]] = await conn.fetchval(
-            "INSERT INTO outbox (relay, topic, key, value, headers, event_id) VALUES ($1, $2, $3, $4, $5, $6)"
-            " RETURNING id",
+            "INSERT INTO outbox (relay, topic, key, value, headers, event_id, traceparent, tracestate)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             *list(r.values())[1:],
         )
     return queued

@@ -7,11 +7,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from pydantic import AwareDatetime, TypeAdapter
 
 from services.common.contract import CloudEvent, EventData, new_event
+from services.common.contract.envelope import extensions_of
 from services.common.contract.ids import uuid5_str
 from services.common.eventstore import EncodedEvent, NewEvent, RecordedEvent
 
@@ -36,16 +38,22 @@ def derived_event_id(causation_id: str, stream_id: str, index: int) -> str:
 
 
 def to_new_event(event: CloudEvent) -> NewEvent:
-    metadata = {
+    """The event as the store keeps it: its envelope's attributes in the metadata, the
+    trace context and the publisher's other extension attributes (``extensions``) too."""
+    metadata: dict[str, Any] = {
         k: v
         for k, v in (
             ("source", event.source),
             ("subject", event.subject),
             ("correlationid", event.correlationid),
             ("causationid", event.causationid),
+            ("traceparent", event.traceparent),
+            ("tracestate", event.tracestate),
         )
         if v is not None
     }
+    if event.__pydantic_extra__:
+        metadata["extensions"] = extensions_of(event)
     return NewEvent(
         event_id=event.id,
         event_type=event.type,
@@ -57,8 +65,10 @@ def to_new_event(event: CloudEvent) -> NewEvent:
 
 def to_cloudevent(recorded: RecordedEvent, *, replay: bool = False) -> CloudEvent:
     """The stored event as the envelope it was (or would have been) published in: the same
-    id, type, time, subject, data and correlation; ``replay`` marks a re-publication."""
+    id, type, time, subject, data, correlation, trace context and extension attributes;
+    ``replay`` marks a re-publication."""
     meta = recorded.metadata
+    extensions = meta.get("extensions")
     return CloudEvent(
         id=recorded.event_id,
         source=str(meta.get("source", "recovery-service")),
@@ -69,6 +79,9 @@ def to_cloudevent(recorded: RecordedEvent, *, replay: bool = False) -> CloudEven
         correlationid=meta.get("correlationid"),
         causationid=meta.get("causationid"),
         replay=True if replay else None,
+        traceparent=meta.get("traceparent"),
+        tracestate=meta.get("tracestate"),
+        **(extensions if isinstance(extensions, dict) else {}),
     )
 
 
@@ -87,11 +100,14 @@ def envelope(
     subject: str | None,
     correlation_id: str | None,
     causation_id: str | None,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> CloudEvent:
     """:func:`~services.common.contract.new_event` with the id required: the services derive
     every id they record (:func:`derived_event_id`), so a redelivery records nothing new."""
     return new_event(data, source=source, time=time, subject=subject, correlation_id=correlation_id,
-                     causation_id=causation_id, event_id=event_id)  # fmt: skip
+                     causation_id=causation_id, event_id=event_id, traceparent=traceparent,
+                     tracestate=tracestate)  # fmt: skip
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ takes 4x as long
@@ -104,6 +120,8 @@ class Sealed:
     key: bytes | None  # the subject (customer id), the Kafka key
     value: bytes | None  # the structured-mode CloudEvent
     time: datetime
+    traceparent: str | None = None  # the trace context it carries, kept with its outbox row
+    tracestate: str | None = None
 
 
 _TIME = TypeAdapter(AwareDatetime)
@@ -125,6 +143,8 @@ def seal(
     correlation_id: str | None,
     causation_id: str | None,
     published: bool = True,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> Sealed:
     """:func:`envelope` without the envelope model: ``data`` is serialized once (by its own
     model's serializer) and that JSON goes both into the store and inside the Kafka value
@@ -140,6 +160,10 @@ def seal(
         metadata["correlationid"] = correlation_id
     if causation_id is not None:
         metadata["causationid"] = causation_id
+    if traceparent is not None:
+        metadata["traceparent"] = traceparent
+        if tracestate is not None:
+            metadata["tracestate"] = tracestate
     stored = EncodedEvent(event_id, data.TYPE, data_json.decode(), time, orjson.dumps(metadata).decode())
     value = None
     if published:
@@ -154,5 +178,10 @@ def seal(
             doc["correlationid"] = correlation_id
         if causation_id is not None:
             doc["causationid"] = causation_id
+        if traceparent is not None:
+            doc["traceparent"] = traceparent
+            if tracestate is not None:
+                doc["tracestate"] = tracestate
         value = orjson.dumps(doc)
-    return Sealed(stored, subject.encode() if subject else None, value, time)
+    return Sealed(stored, subject.encode() if subject else None, value, time, traceparent,
+                  tracestate if traceparent is not None else None)  # fmt: skip

@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import time
 import zlib
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -40,7 +41,9 @@ import asyncpg
 from aiokafka import errors
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from opentelemetry.trace import SpanKind
 
+from services.common import tracing
 from services.common.logging import get_logger
 from services.common.outbox import park
 from services.common.periodic import pause
@@ -152,15 +155,19 @@ class OutboxRelay:
         # these rows meanwhile. A failure or a crash anywhere before the delete leaves them
         # to be published again (consumers drop repeats by id), as a rollback would have.
         rows = await conn.fetch(
-            "SELECT id, topic, key, value, headers FROM outbox WHERE relay = $1 ORDER BY id LIMIT $2",
+            "SELECT id, topic, key, value, headers, traceparent, tracestate FROM outbox WHERE relay = $1"
+            " ORDER BY id LIMIT $2",
             self.relay,
             self._batch_size,
         )
         self._more = False
         if not rows:
             return 0
+        started = time.time_ns()
         flights, refused, taken = await self._publish(rows)
         outcomes = await asyncio.gather(*(f.ack for f in flights), return_exceptions=True)
+        if tracing.enabled():
+            _publish_spans(rows, flights, outcomes, started)
         failed = [f for f, outcome in zip(flights, outcomes, strict=True) if isinstance(outcome, BaseException)]
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not refused_for_good(outcome):
@@ -184,7 +191,7 @@ class OutboxRelay:
         refused: dict[int, Exception] = {}
         batches: dict[tuple[str, int], tuple[RecordBatch, list[asyncpg.Record]]] = {}
         known: dict[str, _Partitions | Exception] = {}  # topic -> _key_partitions[topic]
-        for taken, (row_id, topic, key, value, headers_text) in enumerate(rows):
+        for taken, (row_id, topic, key, value, headers_text, *_trace) in enumerate(rows):
             headers = _headers(headers_text)
             try:
                 self._check_size(key, value, headers)
@@ -217,7 +224,7 @@ class OutboxRelay:
         """Send ``rows`` (a refused batch's) again one at a time, in order, and add those
         refused alone to ``refused``; an error that is not for good fails the drain."""
         known: dict[str, _Partitions | Exception] = {}
-        for row_id, topic, key, value, headers_text in rows:
+        for row_id, topic, key, value, headers_text, *_trace in rows:
             headers = _headers(headers_text)
             try:
                 if key is None:
@@ -257,7 +264,7 @@ class OutboxRelay:
     ) -> None:
         await park(conn, {row_id: f"{type(exc).__name__}: {exc}" for row_id, exc in refused.items()})
         self.parked += len(refused)
-        for row_id, topic, _key, value, _headers in rows:
+        for row_id, topic, _key, value, *_rest in rows:
             if (exc := refused.get(row_id)) is not None:
                 # No key, no value: they may carry personal data.
                 log.error("relay.parked", relay=self.relay, outbox_id=row_id, topic=topic, bytes=len(value),
@@ -326,6 +333,27 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await self._pool.release(listener)
             self.is_leader = False
+
+
+def _publish_spans(
+    rows: Sequence[asyncpg.Record], flights: Sequence[_Flight], outcomes: Sequence[Any], started: int
+) -> None:
+    """A ``publish`` span for each sent row that carries a trace context: a child of the
+    span that queued it, from the drain's start to Kafka's answer."""
+    failed = {id(f.rows): o for f, o in zip(flights, outcomes, strict=True) if isinstance(o, BaseException)}
+    tracer = tracing.tracer()
+    for flight in flights:
+        error = failed.get(id(flight.rows))
+        for row in flight.rows:
+            ctx = tracing.parent(row[5], row[6])
+            if ctx is None:
+                continue
+            attributes = tracing.messaging("send", row[1], message__body__size=len(row[3]))
+            span = tracer.start_span(f"send {row[1]}", context=ctx, kind=SpanKind.PRODUCER, attributes=attributes,
+                                     start_time=started)  # fmt: skip
+            if error is not None:
+                tracing.failed(span, error)
+            span.end()
 
 
 def _partition(of_topic: _Partitions, key: bytes) -> int:

@@ -14,6 +14,7 @@ import asyncio
 import signal
 from collections.abc import Sequence
 
+from services.common import tracing
 from services.common.db import create_pool
 from services.common.kafka import make_producer
 from services.common.logging import configure_logging, get_logger, secrets_of
@@ -72,12 +73,14 @@ async def serve(
 async def _main(args: argparse.Namespace) -> int:
     settings = load_settings(CommonSettings)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
+    tracing.configure_tracing("outbox-relay")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     published = await serve(settings, args.relay, batch_size=args.batch_size, poll_s=args.poll_s, stop=stop)
     log.info("relay.stopped", relay=args.relay, published=published)
+    tracing.shutdown()
     return 0
 
 

@@ -18,9 +18,10 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
+from services.common import tracing
 from services.common.clock import Clock
 from services.common.db import create_pool
-from services.common.gauges import GaugeUpdater
+from services.common.gauges import GaugeUpdater, service_gauges
 from services.common.gc_tuning import tune_for_throughput
 from services.common.http import HttpOptions, probes_app, serve
 from services.common.kafka import make_producer
@@ -37,9 +38,20 @@ class ServiceRuntime:
     inbox_prune_interval_s = 3600.0  # how often entries past INBOX_RETENTION_HOURS are pruned
 
     def __init__(
-        self, settings: CommonSettings, clock: Clock, *, name: str, relay: str, http_host: str, http_port: int
+        self,
+        settings: CommonSettings,
+        clock: Clock,
+        *,
+        name: str,
+        relay: str,
+        http_host: str,
+        http_port: int,
+        namespace: str = "recovery",
     ) -> None:
+        """``namespace``: the prefix of the process's own metrics (``recovery``, ``notifier``,
+        ``delivery``)."""
         self.settings = settings
+        self.namespace = namespace
         self.clock = clock
         self.name = name
         self.relay_name = relay
@@ -92,14 +104,16 @@ class ServiceRuntime:
             poll_s=s.relay_poll_s,
             max_request_size=s.kafka_max_request_size,
         )
-        app = probes_app(self.ready, self.name, version("service-recovery"), self.http_options())
+        build = version("service-recovery")
+        service_gauges(self.namespace).build_info.labels(version=build).set(1)
+        app = probes_app(self.ready, self.name, build, self.http_options())
         self.extend_http(app)
+        tracing.instrument_app(app)
+        gauges = GaugeUpdater(self.pool, self.relay_name, self.consumers, self.namespace)
         self.tasks = [
             asyncio.create_task(self.relay.run(self.stop)),
             asyncio.create_task(serve(app, self.http_host, self.http_port, self.stop)),
-            asyncio.create_task(
-                GaugeUpdater(self.pool, self.relay_name, self.consumers).run(self.stop, self.gauge_interval_s)
-            ),
+            asyncio.create_task(gauges.run(self.stop, self.gauge_interval_s)),
             *(asyncio.create_task(c) for c in self.background()),
         ]
         if s.inbox_retention_hours:
@@ -128,3 +142,4 @@ class ServiceRuntime:
                 await self.producer.stop()
         if self.pool is not None:
             await self.pool.close()
+        tracing.shutdown()

@@ -12,12 +12,17 @@ A lost database connection is raised as ``StoreUnavailable`` (transient, see ``e
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+from opentelemetry.trace import SpanKind
+from structlog.contextvars import bound_contextvars
 
+from services.common import tracing
 from services.common.clock import Clock
 from services.common.contract import CloudEvent, ContractError, Event, EventData, encode
 from services.common.contract.events import (
@@ -40,6 +45,7 @@ from services.common.logging import get_logger
 from services.common.outbox import claim_inbox, enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event
 from services.common.redact import scrub
+from services.notifier import metrics
 from services.notifier.domain.compose import compose
 from services.notifier.domain.templates import TemplateSet
 from services.notifier.errors import StoreUnavailable, TemplateSetError
@@ -92,17 +98,24 @@ class NotifierService:
                 result.skipped += 1
             else:
                 good.append(event)
+        batch: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if tracing.enabled():
+            traces = [(e.envelope.traceparent, e.envelope.tracestate) for e in good]
+            batch = tracing.batch_span([r.topic for r in records], len(records), self.settings.notifier_group_id,
+                                       traces)  # fmt: skip
         try:
-            async with batch_transaction(self.pool) as conn:
-                dead += await self._handle(conn, good, self.clock(), result)
-                if dead:
-                    topic = self.settings.topic("dlq")
-                    await enqueue(conn, RELAY, [outbox_message(d, topic) for d in dead])
+            with batch:
+                async with batch_transaction(self.pool) as conn:
+                    dead += await self._handle(conn, good, self.clock(), result)
+                    if dead:
+                        topic = self.settings.topic("dlq")
+                        await enqueue(conn, RELAY, [outbox_message(d, topic) for d in dead])
         except Exception as exc:
             if is_connection_error(exc):
                 raise StoreUnavailable(f"the database is unavailable ({type(exc).__name__})") from exc
             raise
         result.dead_letters = len(dead)
+        metrics.EMAILS_REQUESTED.inc(result.requested)  # committed
         return result
 
     async def _handle(
@@ -126,21 +139,35 @@ class NotifierService:
         unsendable: list[CloudEvent] = []
         unsent: list[str] = []
         for e in todo:
-            data = e.data
-            if isinstance(data, (DecisionMade, CaseEscalated)):
-                try:
-                    req = self._request(e.envelope, data, now)
-                except TemplateSetError as exc:
-                    # Not dropped: the decision goes to the dead-letter topic with the reason,
-                    # to be sent again (not as a replay) once the templates are fixed.
-                    log.error("notification.template_failed", event_id=e.envelope.id, error=str(exc))
-                    unsendable.append(self._unsendable(e.envelope, exc, now))
-                    unsent.append(e.envelope.id)
-                    continue
-                if req is not None:
-                    requests.append(req)
-            elif isinstance(data, (EmailDelivered, EmailFailed)):
-                outcomes.append(data)
+            data, env = e.data, e.envelope
+            # Each message's handling continues its trace, and names it and its case in the log.
+            ids = {"event_id": env.id, "correlation_id": env.correlationid, "case_id": getattr(data, "case_id", None),
+                   "trace_id": tracing.trace_id_of(env.traceparent)}  # fmt: skip
+            topic = self.settings.topic(data.TOPIC)
+            attributes = tracing.messaging("process", topic, message__id=env.id, cloudevents__event_type=env.type)
+            with (
+                bound_contextvars(**ids),
+                tracing.span(f"process {topic}", kind=SpanKind.CONSUMER, context=(env.traceparent, env.tracestate),
+                             attributes=attributes) as processing,
+            ):  # fmt: skip
+                if isinstance(data, (DecisionMade, CaseEscalated)):
+                    trace = (
+                        tracing.context_of(processing) if processing is not None else (env.traceparent, env.tracestate)
+                    )
+                    try:
+                        req = self._request(env, data, now, trace)
+                    except TemplateSetError as exc:
+                        # Not dropped: the decision goes to the dead-letter topic with the reason,
+                        # to be sent again (not as a replay) once the templates are fixed.
+                        log.error("notification.template_failed", event_id=env.id, error=str(exc))
+                        tracing.failed(processing, exc)
+                        unsendable.append(self._unsendable(env, exc, now))
+                        unsent.append(env.id)
+                        continue
+                    if req is not None:
+                        requests.append(req)
+                elif isinstance(data, (EmailDelivered, EmailFailed)):
+                    outcomes.append(data)
         # The whole batch's requests, then its outcomes: a statement each, not one per record.
         published = await self._record_requests(conn, requests, now)
         result.outcomes = await self._record_outcomes(conn, outcomes, now)
@@ -163,18 +190,21 @@ class NotifierService:
                            source=self.source, now=now, limits=self.settings.dead_letter_limits())  # fmt: skip
 
     def _request(
-        self, cause: CloudEvent, data: DecisionMade | CaseEscalated, now: datetime
+        self, cause: CloudEvent, data: DecisionMade | CaseEscalated, now: datetime, trace: tracing.TraceContext
     ) -> tuple[EmailRequested, CloudEvent] | None:
-        """The email request for ``cause`` and its envelope, or None when it needs no email.
-        Raises :class:`TemplateSetError` when the templates cannot render it."""
-        req = compose(cause, data, self.templates)
+        """The email request for ``cause`` and its envelope (carrying ``trace``), or None when
+        it needs no email. Raises :class:`TemplateSetError` when the templates cannot render it."""
+        with tracing.span("render", attributes={"notifier.case_id": data.case_id}):
+            req = compose(cause, data, self.templates)
         if req is None:
             log.info("notification.none", event_id=cause.id, type=cause.type)
             return None
+        metrics.EMAILS_RENDERED.labels(template=req.template).inc()
         stream = notification_stream(req.notification_id)
         ev = envelope(req, event_id=derived_event_id(req.notification_id, stream, 0),
                       source=self.source, time=now, subject=cause.subject,
-                      correlation_id=cause.correlationid, causation_id=cause.id)  # fmt: skip
+                      correlation_id=cause.correlationid, causation_id=cause.id,
+                      traceparent=trace[0], tracestate=trace[1])  # fmt: skip
         return req, ev
 
     async def _record_requests(

@@ -50,7 +50,7 @@ class NotifierRuntime(ServiceRuntime):
     """The notifier's process: its application and the quarantine of its poison messages."""
 
     def __init__(self, settings: NotifierSettings, clock: Clock = system_clock) -> None:
-        super().__init__(settings, clock, name=NOTIFIER, relay=RELAY,
+        super().__init__(settings, clock, name=NOTIFIER, relay=RELAY, namespace="notifier",
                          http_host=settings.http_host, http_port=settings.http_port)  # fmt: skip
         self.notifier_settings = settings
         self.service: NotifierService | None = None
@@ -81,7 +81,7 @@ class DeliveryRuntime(ServiceRuntime):
     retention_interval_s = 3600.0  # how often rows past NOTIFICATION_RETENTION_DAYS are pruned
 
     def __init__(self, settings: NotifierSettings, clock: Clock = system_clock) -> None:
-        super().__init__(settings, clock, name=DELIVERY, relay=DELIVERY_RELAY,
+        super().__init__(settings, clock, name=DELIVERY, relay=DELIVERY_RELAY, namespace="delivery",
                          http_host=settings.http_host, http_port=settings.delivery_http_port)  # fmt: skip
         self.notifier_settings = settings
         self.worker: DeliveryWorker | None = None

@@ -29,9 +29,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+from opentelemetry.trace import SpanKind
+from structlog.contextvars import bound_contextvars
 
+from services.common import tracing
 from services.common.clock import Clock
 from services.common.contract import CloudEvent
 from services.common.contract.events import (
@@ -44,9 +48,11 @@ from services.common.logging import get_logger
 from services.common.outbox import enqueue, outbox_message
 from services.common.periodic import every
 from services.common.records import InboundRecord, derived_event_id, envelope
+from services.notifier import metrics
 from services.notifier.adapters import claims
 from services.notifier.adapters.claims import Claim
 from services.notifier.delivery import deliver, schedule
+from services.notifier.domain.errors import DeliveryError, TemporaryDeliveryError
 from services.notifier.domain.ports import EmailSender
 from services.notifier.settings import NotifierSettings
 
@@ -59,15 +65,30 @@ SWEEP_LIMIT = 100  # claims taken over per statement
 
 
 class CountingSender:
-    """Counts the attempts made through ``sender`` (for the ``deliveries`` record)."""
+    """Counts the attempts made through ``sender`` (for the ``deliveries`` record and the
+    metrics), each in an ``smtp send`` span, and keeps the last reply code refused."""
 
     def __init__(self, sender: EmailSender) -> None:
         self._sender = sender
         self.attempts = 0
+        self.last_code: int | None = None
 
     async def send(self, req: EmailRequested, from_address: str) -> None:
         self.attempts += 1
-        await self._sender.send(req, from_address)
+        if self.attempts > 1:
+            metrics.RETRY_ATTEMPTS.inc()
+        attributes = {"network.protocol.name": "smtp", "smtp.attempt": self.attempts}
+        with tracing.span("smtp send", kind=SpanKind.CLIENT, attributes=attributes) as attempt:
+            try:
+                await self._sender.send(req, from_address)
+            except DeliveryError as exc:
+                self.last_code = exc.code
+                if isinstance(exc, TemporaryDeliveryError):
+                    metrics.EMAILS_DEFERRED.inc()
+                if attempt is not None:
+                    attempt.set_attribute("smtp.response.code", exc.code if exc.code is not None else 0)
+                    tracing.failed(attempt, type(exc).__name__)
+                raise
 
 
 class _Stopping(Exception):
@@ -125,9 +146,15 @@ class DeliveryWorker:
             if isinstance(event.data, EmailRequested):
                 requests.setdefault(event.data.notification_id, event.envelope)
         started = time.monotonic()
-        async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await claims.claim_new(conn, requests, self.lease_s, self.clock())
-            await enqueue(conn, RELAY, [outbox_message(d, self.settings.topic("dlq")) for d in dead])
+        batch: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if tracing.enabled():
+            traces = [(e.traceparent, e.tracestate) for e in requests.values()]
+            batch = tracing.batch_span([r.topic for r in records], len(records), self.settings.delivery_group_id,
+                                       traces)  # fmt: skip
+        with batch:
+            async with self.pool.acquire() as conn, conn.transaction():
+                claimed = await claims.claim_new(conn, requests, self.lease_s, self.clock())
+                await enqueue(conn, RELAY, [outbox_message(d, self.settings.topic("dlq")) for d in dead])
         for claim in claimed:
             self._start(claim, started)
         return len(claimed)
@@ -138,21 +165,47 @@ class DeliveryWorker:
         task.add_done_callback(lambda _: self.inflight.pop(claim.claim_id, None))
 
     async def _send(self, claim: Claim) -> None:
+        """Deliver the claimed email in a span that continues the request's trace, its ids
+        bound for what it logs; record the outcome (carrying that trace) on the claim."""
+        request = claim.request
+        with bound_contextvars(case_id=claim.email.case_id, correlation_id=request.correlationid,
+                               event_id=request.id, trace_id=tracing.trace_id_of(request.traceparent)):  # fmt: skip
+            with tracing.span("send email", kind=SpanKind.PRODUCER, context=(request.traceparent, request.tracestate),
+                              attributes={"network.protocol.name": "smtp",
+                                          "notifier.notification_id": claim.notification_id}) as sending:  # fmt: skip
+                trace = (
+                    tracing.context_of(sending) if sending is not None else (request.traceparent, request.tracestate)
+                )
+                done = await self._deliver(claim, sending)
+            if done is not None:
+                await self._record(claim, done[0], done[1], trace)
+
+    async def _deliver(self, claim: Claim, sending: Any) -> tuple[EmailDelivered | EmailFailed, int] | None:
+        """The outcome and the attempts it took, or None when stopping or on a fault here."""
         req = claim.email
         sender = CountingSender(self._turns)
         try:
             outcome = await deliver(sender, req, self.settings.smtp_from, schedule(self.settings),
                                     sleep=self._sleep, clock=self.clock)  # fmt: skip
         except _Stopping:
-            return  # stopping between attempts: the claim is released for another worker
+            return None  # stopping between attempts: the claim is released for another worker
         except Exception as exc:
             # Not a delivery error but a fault here: the claim runs out and a sweep retries it.
             log.error("email.send_crashed", notification_id=req.notification_id, error=type(exc).__name__)
-            return
-        status = "delivered" if isinstance(outcome, EmailDelivered) else "failed"
+            tracing.failed(sending, exc)
+            return None
+        if isinstance(outcome, EmailDelivered):
+            status = "delivered"
+            metrics.EMAILS_SENT.inc()
+            if req.decided_at is not None:
+                metrics.DECIDED_TO_DELIVERED.observe(max(0.0, (outcome.at - req.decided_at).total_seconds()))
+        else:
+            status = "failed"
+            metrics.EMAILS_FAILED.labels(code_class=metrics.code_class(sender.last_code)).inc()
+            tracing.failed(sending, "email failed")
         log.info("email.outcome", notification_id=req.notification_id,
                  attempts=sender.attempts, status=status)  # fmt: skip
-        await self._record(claim, outcome, sender.attempts)
+        return outcome, sender.attempts
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -160,7 +213,9 @@ class DeliveryWorker:
         if self._stopping.is_set():
             raise _Stopping
 
-    async def _record(self, claim: Claim, outcome: EmailDelivered | EmailFailed, attempts: int) -> None:
+    async def _record(
+        self, claim: Claim, outcome: EmailDelivered | EmailFailed, attempts: int, trace: tracing.TraceContext
+    ) -> None:
         """Record the outcome on the claim and queue its event, in one transaction.
 
         Retried until it is written: while this task runs its claim is kept alive, whereas
@@ -173,7 +228,7 @@ class DeliveryWorker:
                 async with self.pool.acquire() as conn, conn.transaction():
                     held = await claims.finish(conn, claim, status=status, attempts=attempts, error=error, now=now)
                     if held:
-                        event = self._outcome_event(claim.request, outcome, now)
+                        event = self._outcome_event(claim.request, outcome, now, trace)
                         await enqueue(conn, RELAY, [outbox_message(event, self.settings.topic("notifications"))])
             except Exception as exc:
                 log.warning("email.record_failed", notification_id=claim.notification_id, error=type(exc).__name__)
@@ -183,11 +238,14 @@ class DeliveryWorker:
                 log.warning("email.claim_lost", notification_id=claim.notification_id)
             return
 
-    def _outcome_event(self, cause: CloudEvent, outcome: EmailDelivered | EmailFailed, now: datetime) -> CloudEvent:
+    def _outcome_event(
+        self, cause: CloudEvent, outcome: EmailDelivered | EmailFailed, now: datetime, trace: tracing.TraceContext
+    ) -> CloudEvent:
         stream = f"delivery-{outcome.notification_id}"
         return envelope(outcome, event_id=derived_event_id(outcome.notification_id, stream, 0),
                         source=self.source, time=now, subject=cause.subject,
-                        correlation_id=cause.correlationid, causation_id=cause.id)  # fmt: skip
+                        correlation_id=cause.correlationid, causation_id=cause.id,
+                        traceparent=trace[0], tracestate=trace[1])  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``: every third of a lease, extend the leases of the emails in flight
@@ -229,6 +287,7 @@ class DeliveryWorker:
         started = time.monotonic()
         mine = [f.claim.notification_id for f in self.inflight.values()]
         taken = await claims.take_expired(self.pool, self.lease_s, skip=mine, limit=SWEEP_LIMIT)
+        metrics.CLAIM_TAKEOVERS.inc(len(taken))
         for claim in taken:
             log.info("email.claim_taken_over", notification_id=claim.notification_id)
             self._start(claim, started)

@@ -26,13 +26,16 @@ in a pipeline, holds it until the batch ahead is over (``ready``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from opentelemetry.trace import SpanKind
 from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
+from services.common import tracing
 from services.common.clock import Clock
 from services.common.contract import (
     EVENT_TYPES,
@@ -48,6 +51,8 @@ from services.common.contract.events import (
     DecisionMade,
     Reason,
     Remedy,
+    SlaBreached,
+    SlaWarning,
 )
 from services.common.eventstore import AppendRequest, EncodedEvent, RecordedEvent
 from services.common.kafka import decode_batch
@@ -139,6 +144,10 @@ class BatchResult:
     rules: dict[str, int] = field(default_factory=dict)
     within_sla: int = 0
     late: int = 0
+    # Seconds from each decided case's first complaint to its decision.
+    filed_to_decided: list[float] = field(default_factory=list)
+    sla_warnings: dict[str, int] = field(default_factory=dict)  # by the case's priority
+    sla_breaches: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -165,6 +174,10 @@ class _Work:
     posted: dict[str, str] = field(default_factory=dict)
     usual: Usual = field(default_factory=Usual)
     result: BatchResult = field(default_factory=BatchResult)
+    # The trace context each cause's events carry (by the causing message's id: the span
+    # that handled it, or with tracing off the message's own), and the one for the rest.
+    traces: dict[str, tracing.TraceContext] = field(default_factory=dict)
+    trace: tracing.TraceContext = tracing.NO_TRACE
 
     def charge(self, charge_id: str | None) -> ChargeFacts | None:
         """The charge with its ledger as this transaction knows it now (None: not posted)."""
@@ -209,6 +222,9 @@ class RecoveryService:
         self.clock = clock
         self.source = source
         self.dead_letter_limits = settings.dead_letter_limits()
+        self.group_id = getattr(settings, "recovery_group_id", CONSUMER)
+        # Told what each committed round of timers decided (the runtime counts it).
+        self.on_timers_fired: Callable[[BatchResult], None] = lambda _: None
 
     # ------------------------------------------------------------------ Kafka batches
 
@@ -220,7 +236,11 @@ class RecoveryService:
         )
         if ready is not None:
             await ready(frozenset(_customer_of(e) for e in good))
-        with bound_contextvars(batch_records=len(records)):
+        batch = None
+        if tracing.enabled():
+            traces = [(e.envelope.traceparent, e.envelope.tracestate) for e in good]
+            batch = tracing.batch_span([r.topic for r in records], len(records), self.group_id, traces)
+        with bound_contextvars(batch_records=len(records)), batch or contextlib.nullcontext():
             for attempt in range(MAX_RETRIES):
                 try:
                     async with self.uow.batch() as tx:
@@ -245,31 +265,46 @@ class RecoveryService:
         w.result.duplicates = len(events) - len(todo)
         w.result.accepted = len(todo)
         await self._load_context(tx, w, todo)
-        # In the order they came; exact types (decoded from the registry): isinstance on
-        # pydantic goes through ABCMeta. Each message's ids are bound for what it logs.
-        tokens = bind_contextvars(event_id=None, correlation_id=None, case_id=None, charge_id=None)
+        # In the order they came, each in a span that continues its trace (tracing on).
+        tokens = bind_contextvars(event_id=None, correlation_id=None, case_id=None, charge_id=None, trace_id=None)
+        traced = tracing.enabled()
         try:
             for e in todo:
                 data, env = e.data, e.envelope
-                kind = type(data)
-                if kind is ComplaintFiled:
-                    cid = case_id_for(data)  # type: ignore[arg-type]
-                    bind_contextvars(event_id=env.id, correlation_id=data.complaint_id, case_id=cid,  # type: ignore[attr-defined]
-                                     charge_id=data.charge_id)  # type: ignore[attr-defined]  # fmt: skip
-                    self._on_complaint(w, env, data, cid)  # type: ignore[arg-type]
+                if env.traceparent is not None:
+                    w.traces[env.id] = (env.traceparent, env.tracestate)
+                if traced:
+                    with tracing.span("decide", kind=SpanKind.CONSUMER, context=(env.traceparent, env.tracestate),
+                                      attributes=_message_attributes(env)) as decide:  # fmt: skip
+                        w.traces[env.id] = trace = tracing.context_of(decide)  # type: ignore[arg-type]
+                        self._on_message(w, env, data, trace[0])
                 else:
-                    bind_contextvars(event_id=env.id, correlation_id=env.correlationid, case_id=None,
-                                     charge_id=data.charge_id)  # type: ignore[attr-defined]  # fmt: skip
-                    if kind is ChargePosted:
-                        self._on_charge(w, env, data)  # type: ignore[arg-type]
-                    else:
-                        self._on_refund(w, env, data)  # type: ignore[arg-type]
+                    self._on_message(w, env, data, env.traceparent)
                 await self.pace()
         finally:
             reset_contextvars(**tokens)
         await self._meet_charges(tx, w)
-        await self._commit(tx, w)
+        with tracing.span("append", kind=SpanKind.CLIENT, attributes=tracing.database("append")):
+            await self._commit(tx, w)
         return w.result
+
+    def _on_message(self, w: _Work, env: CloudEvent, data: EventData, traceparent: str | None) -> None:
+        """Handle one message, its ids bound for what it logs. Exact types (decoded from the
+        registry): isinstance on pydantic goes through ABCMeta."""
+        kind = type(data)
+        trace_id = tracing.trace_id_of(traceparent)
+        if kind is ComplaintFiled:
+            cid = case_id_for(data)  # type: ignore[arg-type]
+            bind_contextvars(event_id=env.id, correlation_id=data.complaint_id, case_id=cid,  # type: ignore[attr-defined]
+                             charge_id=data.charge_id, trace_id=trace_id)  # type: ignore[attr-defined]  # fmt: skip
+            self._on_complaint(w, env, data, cid)  # type: ignore[arg-type]
+        else:
+            bind_contextvars(event_id=env.id, correlation_id=env.correlationid, case_id=None,
+                             charge_id=data.charge_id, trace_id=trace_id)  # type: ignore[attr-defined]  # fmt: skip
+            if kind is ChargePosted:
+                self._on_charge(w, env, data)  # type: ignore[arg-type]
+            else:
+                self._on_refund(w, env, data)  # type: ignore[arg-type]
 
     async def _load_context(self, tx: Transaction, w: _Work, todo: list[Event[EventData]]) -> None:
         """Everything the batch's records read, before the first is handled: their cases,
@@ -405,8 +440,10 @@ class RecoveryService:
         self, w: _Work, data: EventData, cause: str, stream: str, index: int, subject: str, *, published: bool = True
     ) -> Sealed:
         """One of the charge stream's own events, caused by the charge's message."""
+        traceparent, tracestate = w.traces.get(cause, w.trace)
         return seal(data, event_id=derived_event_id(cause, stream, index), source=self.source, time=w.now,
-                    subject=subject, correlation_id=None, causation_id=cause, published=published)  # fmt: skip
+                    subject=subject, correlation_id=None, causation_id=cause, published=published,
+                    traceparent=traceparent, tracestate=tracestate)  # fmt: skip
 
     def _decide(self, w: _Work, cid: str, command: AnyCommand, cause: str) -> list[EventData]:
         case = w.cases.get(cid)
@@ -414,15 +451,17 @@ class RecoveryService:
         stream = case_stream(cid)
         offset = w.caused.get((cid, cause), 0)
         w.caused[(cid, cause)] = offset + len(produced)
+        traceparent, tracestate = w.traces.get(cause, w.trace)
         for i, (data, case) in enumerate(produced):
             customer = case.customer_id
             correlation = case.first_complaint.complaint_id if case.complaints else None
             ev = seal(data, event_id=derived_event_id(cause, stream, offset + i),
                       source=self.source, time=w.now, subject=customer,
                       correlation_id=correlation, causation_id=cause,
-                      published=data.TOPIC != INTERNAL)  # fmt: skip
+                      published=data.TOPIC != INTERNAL, traceparent=traceparent,
+                      tracestate=tracestate)  # fmt: skip
             w.pending.setdefault(cid, []).append((data, ev))
-            _count(w.result, data)
+            _count(w.result, data, case)
         w.cases[cid] = produced[-1][1] if produced else case
         return [data for data, _ in produced]
 
@@ -456,28 +495,36 @@ class RecoveryService:
                     due = await tx.readmodels.due_timers(w.now, limit)
                     if not due:
                         return 0
-                    await self._load(tx, w, [t[0] for t in due])
-                    # A breach may grant what was claimed: on the charge's ledger as it is now.
-                    breached = {t[0] for t in due if t[1] in ("sla_breach", "sla_fallback")}
-                    await self._load(tx, w, (), [c.charge_id for cid, c in w.cases.items()
-                                                 if cid in breached and c is not None and c.charge_id])  # fmt: skip
-                    customers = {c.customer_id for c in w.cases.values() if c is not None}
-                    since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
-                    w.histories = Histories(await tx.readmodels.customer_histories(customers, since))
-                    for cid, kind, due_at in due:
-                        case = w.cases.get(cid)
-                        if case is None:
-                            continue
-                        with bound_contextvars(case_id=cid, timer=kind):
-                            cmd = FireTimer(kind=kind, due_at=due_at, charge=w.charge(case.charge_id),
-                                            history=w.histories.of(case.customer_id))  # fmt: skip
-                            self._decide(w, cid, cmd, f"timer:{cid}:{kind}:{due_at.isoformat()}")
-                    await tx.readmodels.drop_timers(due)
-                    await self._commit(tx, w)
-                    return len(due)
+                    await self._fire(tx, w, due)
+                self.on_timers_fired(w.result)  # committed
+                return len(due)
             except ConcurrencyConflict as exc:
                 log.info("timers.concurrency_retry", stream=exc.stream)
         raise RetriesExhausted("", "firing the due timers kept losing races with another instance")
+
+    async def _fire(self, tx: Transaction, w: _Work, due: list[Any]) -> None:
+        """Fire ``due`` (read under lock), in a trace of its own when tracing is on."""
+        with tracing.span("fire timers", attributes={"recovery.timers": len(due)}) as fire:
+            if fire is not None:
+                w.trace = tracing.context_of(fire)
+            await self._load(tx, w, [t[0] for t in due])
+            # A breach may grant what was claimed: on the charge's ledger as it is now.
+            breached = {t[0] for t in due if t[1] in ("sla_breach", "sla_fallback")}
+            await self._load(tx, w, (), [c.charge_id for cid, c in w.cases.items()
+                                         if cid in breached and c is not None and c.charge_id])  # fmt: skip
+            customers = {c.customer_id for c in w.cases.values() if c is not None}
+            since = w.now - timedelta(days=self.policy.guardrail_window_days + 1)
+            w.histories = Histories(await tx.readmodels.customer_histories(customers, since))
+            for cid, kind, due_at in due:
+                case = w.cases.get(cid)
+                if case is None:
+                    continue
+                with bound_contextvars(case_id=cid, timer=kind):
+                    cmd = FireTimer(kind=kind, due_at=due_at, charge=w.charge(case.charge_id),
+                                    history=w.histories.of(case.customer_id))  # fmt: skip
+                    self._decide(w, cid, cmd, f"timer:{cid}:{kind}:{due_at.isoformat()}")
+            await tx.readmodels.drop_timers(due)
+            await self._commit(tx, w)
 
     async def next_timer_due(self) -> datetime | None:
         return await self.uow.next_timer_due()
@@ -607,16 +654,29 @@ class Actor:
         return AuditRecord(at, self.person, self.role, action, self.client, case_id, target, self.note)
 
 
-def _count(result: BatchResult, data: EventData) -> None:
-    if type(data) is DecisionMade:
+def _count(result: BatchResult, data: EventData, case: Case) -> None:
+    kind = type(data)
+    if kind is DecisionMade:
         result.decisions += 1
-        result.rules[data.policy.rule] = result.rules.get(data.policy.rule, 0) + 1
-        if data.within_sla:
+        result.rules[data.policy.rule] = result.rules.get(data.policy.rule, 0) + 1  # type: ignore[attr-defined]
+        if data.within_sla:  # type: ignore[attr-defined]
             result.within_sla += 1
         else:
             result.late += 1
+        if case.complaints:
+            result.filed_to_decided.append((data.decided_at - case.filed_at).total_seconds())  # type: ignore[attr-defined]
     elif data.TYPE == "recovery.case.escalated.v1":
         result.escalations += 1
+    elif kind is SlaWarning or kind is SlaBreached:
+        # A case not escalated has no priority of its own: it is counted as normal.
+        priority = case.escalation.priority if case.escalation is not None else "normal"
+        counts = result.sla_warnings if kind is SlaWarning else result.sla_breaches
+        counts[priority] = counts.get(priority, 0) + 1
+
+
+def _message_attributes(env: CloudEvent) -> dict[str, Any]:
+    return tracing.messaging("process", "recovery", message__id=env.id, cloudevents__event_type=env.type,
+                             cloudevents__event_id=env.id)  # fmt: skip
 
 
 def _fold(recorded: Sequence[RecordedEvent]) -> Case | None:

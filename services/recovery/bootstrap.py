@@ -32,6 +32,7 @@ from services.common.isolate import Quarantine, isolate
 from services.common.logging import get_logger
 from services.common.offsets import OffsetCommitter
 from services.common.pacing import Pace, Pacer
+from services.common.periodic import every
 from services.common.pipeline import BatchPipeline, InFlight
 from services.common.records import InboundRecord
 from services.common.runtime import ServiceRuntime
@@ -126,6 +127,8 @@ class Runtime(ServiceRuntime):
         s = self.recovery_settings
         configured = configure(s, self.clock)
         self.service = recovery_service(self.require_pool(), configured, Pacer())
+        self.service.on_timers_fired = _record_decisions
+        metrics.POLICY_INFO.labels(policy=configured.policy.id, version=str(configured.policy.version)).set(1)
         self.quarantine = Quarantine(self.require_pool(), CONSUMER, RELAY, s.topic_dlq, s.recovery_source, self.clock,
                                      on_dead_lettered=_dead_lettered, **s.quarantine_options())  # fmt: skip
         log.info("recovery.started", policy=configured.policy.id, policy_version=configured.policy.version)
@@ -163,7 +166,18 @@ class Runtime(ServiceRuntime):
         return HttpOptions.of(self.recovery_settings, docs_token=self.recovery_settings.ops_api_token)
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
-        return [self._timers()]
+        escalations = every(self.stop, self.gauge_interval_s, self._count_escalations, failed="gauges.failed")
+        return [self._timers(), escalations]
+
+    async def _count_escalations(self) -> None:
+        """The escalated cases waiting for a person, by priority (every priority listed: a
+        priority none waits in reads 0 rather than its last count)."""
+        rows = await self.require_pool().fetch(
+            "SELECT coalesce(priority, 'normal'), count(*) FROM rm_cases WHERE status = 'escalated' GROUP BY 1"
+        )
+        waiting = dict.fromkeys(("normal", "high", "urgent"), 0) | {r[0]: r[1] for r in rows}
+        for priority, n in waiting.items():
+            metrics.ESCALATIONS_WAITING.labels(priority=priority).set(n)
 
     async def _timers(self) -> None:
         service = self.require_service()
@@ -189,20 +203,33 @@ def _merged(results: list[BatchResult]) -> BatchResult:
     total = BatchResult()
     for r in results:
         for f in fields(BatchResult):
-            if f.name != "rules":
+            if f.name not in ("rules", "sla_warnings", "sla_breaches"):
                 setattr(total, f.name, getattr(total, f.name) + getattr(r, f.name))
-        for rule, n in r.rules.items():
-            total.rules[rule] = total.rules.get(rule, 0) + n
+        for mine, theirs in ((total.rules, r.rules), (total.sla_warnings, r.sla_warnings),
+                             (total.sla_breaches, r.sla_breaches)):  # fmt: skip
+            for key, n in theirs.items():
+                mine[key] = mine.get(key, 0) + n
     return total
 
 
 def _record_metrics(result: BatchResult, seconds: float) -> None:
     metrics.BATCH_SECONDS.observe(seconds)
-    for rule, n in result.rules.items():
-        metrics.DECISIONS.labels(rule=rule).inc(n)
-    metrics.ESCALATIONS.inc(result.escalations)
+    _record_decisions(result)
     metrics.DEAD_LETTERS.inc(result.dead_letters)
     metrics.DUPLICATES.inc(result.duplicates)
     metrics.FLAGGED.inc(result.flagged)
+
+
+def _record_decisions(result: BatchResult) -> None:
+    """What a committed batch or round of timers decided."""
+    for rule, n in result.rules.items():
+        metrics.DECISIONS.labels(rule=rule).inc(n)
+    metrics.ESCALATIONS.inc(result.escalations)
     metrics.SLA_MET.labels(within_sla="true").inc(result.within_sla)
     metrics.SLA_MET.labels(within_sla="false").inc(result.late)
+    for seconds in result.filed_to_decided:
+        metrics.FILED_TO_DECIDED.observe(seconds)
+    for priority, n in result.sla_warnings.items():
+        metrics.SLA_WARNINGS.labels(priority=priority).inc(n)
+    for priority, n in result.sla_breaches.items():
+        metrics.SLA_BREACHES.labels(priority=priority).inc(n)

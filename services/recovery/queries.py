@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeAlias
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from services.common import tracing
 from services.common.eventstore.shred import open_data
 from services.notifier.queries import Apology, apologies
 from services.recovery.application import case_stream
@@ -281,6 +282,17 @@ async def timeline(db: Db, case_id: str) -> list[TimelineEntry]:
     await open_data(db, [(r["event_type"], d) for r, d in zip(rows, data, strict=True)])
     return [TimelineEntry(version=r["version"], type=r["event_type"], time=r["occurred_at"], data=_data(d))
             for r, d in zip(rows, data, strict=True)]  # fmt: skip
+
+
+async def trace_ids(db: Db, case_id: str) -> list[str]:
+    """The trace ids the case's events carry (their ``traceparent``), the first first: the
+    trace of the complaint that opened it, then those of later contacts and timers."""
+    rows = await db.fetch(
+        "SELECT metadata->>'traceparent' FROM events WHERE stream_id = $1 AND metadata ? 'traceparent'"
+        " ORDER BY version",
+        case_stream(case_id),
+    )
+    return list(dict.fromkeys(t for (tp,) in rows if (t := tracing.trace_id_of(tp)) is not None))
 
 
 class PendingDecision(_OfCase):

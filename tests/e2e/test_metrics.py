@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.devstack import free_port
 from tests.helpers import ServiceProcess, produce_events
@@ -51,6 +52,10 @@ async def test_the_service_reports_its_partitions_lag_and_its_outbox_backlog(
         assert len(lag) == 6, (lag, proc.log()[-3000:])
         assert set(lag.values()) == {0.0}
         assert backlog['outbox_backlog{relay="recovery"}'] == 0
+        # The whole page passes the official parser; the namespaced names stand beside the old.
+        families = {f.name for f in text_string_to_metric_families(text)}
+        assert {"recovery_build_info", "recovery_policy_info", "recovery_kafka_consumer_lag_records",
+                "recovery_outbox_backlog_messages", "kafka_consumer_lag", "outbox_backlog"} <= families  # fmt: skip
         # On the way there: nothing is published after the start, so a partition's lag only
         # falls, the complaints' never exceed the twelve sent and the charges' stays nought.
         last: dict[str, float] = {}

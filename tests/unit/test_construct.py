@@ -57,9 +57,16 @@ def test_models_that_need_their_validation_are_refused() -> None:
     class Secret(BaseModel):
         _hidden: int = PrivateAttr(default=0)
 
+    with pytest.raises(TypeError, match="needs its validation"):
+        constructor(Secret)
+
+
+def test_a_model_that_keeps_extra_fields_is_built_with_none() -> None:
     class Open(BaseModel):
         model_config = ConfigDict(extra="allow")
+        a: int
 
-    for model in (Secret, Open):
-        with pytest.raises(TypeError, match="needs its validation"):
-            constructor(model)
+    built = constructor(Open)(a=1)
+    assert built == Open(a=1)
+    assert built.model_extra == {}
+    assert built.model_dump() == {"a": 1}

@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.common.contract import CloudEvent, ContractError, decode, encode, new_event
+from services.common.contract.envelope import extensions_of
 from services.common.contract.events import (
     ChargeFlagged,
     ChargePosted,
@@ -140,13 +141,41 @@ def test_times_with_any_zone_are_accepted() -> None:
 # --------------------------------------------------------------------------- unknown fields
 
 
-def test_unknown_fields_are_ignored_in_the_envelope_in_data_and_in_nested_objects() -> None:
+def test_unknown_fields_are_accepted_in_the_envelope_in_data_and_in_nested_objects() -> None:
     data = charge("4.99", added_later="x", product={"type": "digital", "colour": "red"})
-    event = decode(raw(wire(data, newextension="y", traceparent="00-abc")))
+    event = decode(raw(wire(data, newextension="y", traceparent="00-abc", Not_An_Extension="z", nested={"a": 1})))
     assert isinstance(event.data, ChargePosted)
     assert event.data.product is not None
     assert event.data.product.type == "digital"
-    assert "newextension" not in event.envelope.model_dump()
+    dumped = event.envelope.model_dump()
+    # A valid extension attribute is kept; an invalid traceparent and what is no extension are dropped.
+    assert dumped["newextension"] == "y"
+    assert dumped["traceparent"] is None
+    assert "Not_An_Extension" not in dumped
+    assert "nested" not in dumped
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_trace_context_and_extensions_are_kept_and_encoded_again() -> None:
+    event = decode(raw(wire(traceparent=TRACEPARENT, tracestate="congo=t61rcWkgMzE", region="eu", retries=2,
+                            sampled=True)))  # fmt: skip
+    env = event.envelope
+    assert (env.traceparent, env.tracestate) == (TRACEPARENT, "congo=t61rcWkgMzE")
+    assert extensions_of(env) == {"region": "eu", "retries": 2, "sampled": True}
+    again = json.loads(encode(env))
+    assert (again["traceparent"], again["region"], again["retries"]) == (TRACEPARENT, "eu", 2)
+    assert decode(encode(env)).envelope == env
+
+
+def test_extensions_past_the_bounds_are_dropped() -> None:
+    many: dict[str, Any] = {f"ext{i}": "v" for i in range(30)}
+    env = decode(raw(wire(long="x" * 201, floating=1.5, huge=2**40, tracestate="x" * 513, **many))).envelope
+    kept = extensions_of(env)
+    assert len(kept) == 20
+    assert all(k.startswith("ext") for k in kept)
+    assert env.tracestate is None
 
 
 # --------------------------------------------------------------------------- decode errors

@@ -117,12 +117,24 @@ def test_each_data_field_takes_its_limit_and_refuses_one_more_naming_the_field(e
     assert loc(lim.path) in error.message
 
 
-ATTRIBUTES = [lim for lim in limits(CloudEvent.model_json_schema()) if "maxLength" in lim.schema]
+BOUNDED = [lim for lim in limits(CloudEvent.model_json_schema()) if "maxLength" in lim.schema]
+# The trace context is dropped over its bound, not refused: tracing is no reason to refuse an event.
+DROPPED = {"traceparent", "tracestate"}
+ATTRIBUTES = [lim for lim in BOUNDED if lim.path not in DROPPED]
 
 
 def test_every_bounded_envelope_attribute_is_tried() -> None:
-    names = {lim.path for lim in ATTRIBUTES}
-    assert names == {"id", "source", "type", "subject", "datacontenttype", "correlationid", "causationid"}
+    names = {lim.path for lim in BOUNDED}
+    assert names == {"id", "source", "type", "subject", "datacontenttype", "correlationid", "causationid", *DROPPED}
+
+
+@pytest.mark.parametrize("lim", [lim for lim in BOUNDED if lim.path in DROPPED], ids=sorted(DROPPED))
+def test_the_trace_context_takes_its_limit_and_drops_one_more(lim: Limit) -> None:
+    # A valid traceparent may carry more after its four fields (a later version's).
+    start = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-"
+    at = (start + "x" * lim.schema["maxLength"])[: lim.schema["maxLength"]]
+    assert getattr(decode(wire("billing.charge.posted.v1", **{lim.path: at})).envelope, lim.path) == at
+    assert getattr(decode(wire("billing.charge.posted.v1", **{lim.path: at + "x"})).envelope, lim.path) is None
 
 
 @pytest.mark.parametrize("lim", ATTRIBUTES, ids=[lim.path for lim in ATTRIBUTES])

@@ -198,3 +198,46 @@ def test_a_dead_letters_log_line_holds_where_and_why_never_the_message(lines: An
     assert [(line["event"], line["offset"]) for line in logged] == [("message.dead_lettered", 7),
                                                                    ("message.dead_lettered", 8)]  # fmt: skip
     assert "Luis" not in json.dumps(logged)
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_a_messages_lines_carry_its_trace_id_with_tracing_off(lines: Any) -> None:
+    log = structlog.get_logger("t")
+
+    async def pace() -> None:
+        log.info("handling")
+
+    service = RecoveryService(None, CommonSettings(), load_policy(), load_roster(), ManualClock(T0),
+                              vouchers=VOUCHERS, uow=MemoryUnitOfWork(), pace=pace)  # fmt: skip
+    filed = complaint("cu-1", "cmp-1", "delivery_failed", T0, charge_id="ch-1")
+    filed["traceparent"] = TRACEPARENT
+    await service.handle_records(records([filed]))
+    # While loading the batch's state (no message in hand yet), then while the complaint is.
+    *_, handling = [line for line in lines() if line["event"] == "handling"]
+    assert handling["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert handling["correlation_id"] == "cmp-1"
+    assert handling["case_id"]
+
+
+def test_libraries_lines_join_the_one_json_stream() -> None:
+    out = io.StringIO()
+    saved = structlog.get_config()
+    try:
+        configure_logging("INFO", "auto", stream=out)  # not a terminal: JSON
+        with structlog.contextvars.bound_contextvars(case_id="case-9", trace_id="abc"):
+            logging.getLogger("aiokafka.consumer").warning("heartbeat failed for %s", "luis@example.com")
+            logging.getLogger("uvicorn.error").error("port in use")
+            logging.getLogger("faststream").warning("app stopping")
+    finally:
+        structlog.configure(**saved)
+        logging.getLogger().handlers = []
+    kafka, uvicorn, faststream = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert kafka["logger"] == "aiokafka.consumer"
+    assert kafka["level"] == "warning"
+    assert kafka["case_id"] == "case-9"
+    assert kafka["trace_id"] == "abc"
+    assert "luis@example.com" not in kafka["event"]
+    assert uvicorn["logger"] == "uvicorn.error"
+    assert faststream["event"] == "app stopping"

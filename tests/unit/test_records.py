@@ -61,3 +61,37 @@ def test_an_event_never_published_is_stored_alike_with_no_kafka_value() -> None:
     with pytest.raises(ValueError, match="never published"):
         sealed_message(kept, "recovery.decisions")
     assert sealed_message(published, "recovery.decisions").value == published.value
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize("tracestate", [None, "congo=t61rcWkgMzE"])
+def test_seal_carries_the_trace_context_into_the_value_the_row_and_the_outbox(tracestate: str | None) -> None:
+    ids: dict[str, Any] = {"event_id": "e-1", "source": "recovery-service",
+                           "time": datetime(2026, 11, 23, 17, 0, tzinfo=UTC), "subject": "cust-1",
+                           "correlation_id": "c-1", "causation_id": "m-1", "traceparent": TRACEPARENT,
+                           "tracestate": tracestate}  # fmt: skip
+    sealed, ev = seal(DATA, **ids), envelope(DATA, **ids)
+    assert sealed.value == encode(ev)
+    assert sealed.stored.metadata == to_new_event(ev).metadata
+    message = sealed_message(sealed, "recovery.decisions")
+    assert (message.traceparent, message.tracestate) == (TRACEPARENT, tracestate)
+
+
+def test_a_stored_event_keeps_its_trace_context_and_extensions_for_a_replay() -> None:
+    from services.common.contract import decode
+    from services.common.eventstore import RecordedEvent
+    from services.common.records import to_cloudevent
+
+    ev = envelope(DATA, event_id="e-1", source="billing", time=datetime(2026, 11, 23, 17, 0, tzinfo=UTC),
+                  subject="cust-1", correlation_id=None, causation_id=None, traceparent=TRACEPARENT)  # fmt: skip
+    ev = decode(encode(ev).replace(b'"id"', b'"region":"eu","id"', 1)).envelope
+    new = to_new_event(ev)
+    recorded = RecordedEvent(global_position=1, stream_id="s", version=1, event_id=new.event_id,
+                             event_type=new.event_type, data=new.data, metadata=new.metadata,
+                             occurred_at=new.occurred_at, recorded_at=new.occurred_at)  # fmt: skip
+    replayed = to_cloudevent(recorded, replay=True)
+    assert replayed.traceparent == TRACEPARENT
+    assert replayed.model_extra == {"region": "eu"}
+    assert replayed.replay is True

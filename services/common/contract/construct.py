@@ -31,8 +31,8 @@ def constructor(model: type[M]) -> Callable[..., M]:
 
 @functools.cache
 def _compiled(model: type[BaseModel]) -> Callable[..., Any]:
-    if model.__pydantic_post_init__ or model.__private_attributes__ or model.model_config.get("extra") == "allow":
-        raise TypeError(f"{model.__name__} needs its validation to be built (post-init, private or extra fields)")
+    if model.__pydantic_post_init__ or model.__private_attributes__:
+        raise TypeError(f"{model.__name__} needs its validation to be built (post-init or private fields)")
     fields = model.model_fields
     env: dict[str, Any] = {
         "_model": model, "_new": object.__new__, "_set": object.__setattr__, "_error": _error,
@@ -58,7 +58,7 @@ def _compiled(model: type[BaseModel]) -> Callable[..., Any]:
         "    obj = _new(_model)",
         "    _set(obj, '__dict__', {" + ", ".join(items) + "})",
         "    _set(obj, '__pydantic_fields_set__', set(given))",
-        "    _set(obj, '__pydantic_extra__', None)",
+        f"    _set(obj, '__pydantic_extra__', {'{}' if model.model_config.get('extra') == 'allow' else 'None'})",
         "    _set(obj, '__pydantic_private__', None)",
         "    return obj",
     ])  # fmt: skip

@@ -17,11 +17,12 @@ Errors (one tree, each carries a dead-letter ``code``)::
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.common.contract.construct import constructor
 from services.common.contract.events import EVENT_TYPES, EventData
@@ -40,10 +41,25 @@ CONTENT_TYPE = "application/cloudevents+json"
 D = TypeVar("D", bound=EventData)
 
 
-class CloudEvent(BaseModel):
-    """One CloudEvents 1.0 event. ``data`` stays a plain dict; see :class:`Event`."""
+# W3C Trace Context: version-trace id-parent id-flags, lower-case hex (a later version may
+# append fields after a dash). tracestate: at most 32 list members, 512 characters kept.
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?", re.ASCII | re.DOTALL)
+MAX_TRACESTATE_LENGTH = 512
+# A CloudEvents extension attribute: a name of lower-case letters and digits (20 at most),
+# a string, integer or boolean value. A publisher's are kept, up to this many.
+_EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}", re.ASCII)
+MAX_EXTENSIONS = 20
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+
+class CloudEvent(BaseModel):
+    """One CloudEvents 1.0 event. ``data`` stays a plain dict; see :class:`Event`.
+
+    Extension attributes the model does not name are kept (``model_extra``) when they are
+    valid CloudEvents extensions (:func:`extensions_of`), and written out again by
+    :func:`encode`; any other unknown attribute is dropped, as it always was.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
@@ -62,6 +78,60 @@ class CloudEvent(BaseModel):
         description="set on events re-published from the store: consumers with side effects "
         "(emails, refunds) must not act on them again",
     )
+    traceparent: str | None = Field(
+        default=None,
+        description="the distributed-tracing extension: the W3C trace context of the span that "
+        "produced the event (one that is not a valid traceparent is dropped)",
+        # Described, not enforced: an attribute over its bound is dropped, not refused.
+        json_schema_extra={"maxLength": MAX_ID_LENGTH},
+    )
+    tracestate: str | None = Field(
+        default=None,
+        description="the distributed-tracing extension: the W3C vendor trace state (dropped when over "
+        f"{MAX_TRACESTATE_LENGTH} characters)",
+        json_schema_extra={"maxLength": MAX_TRACESTATE_LENGTH},
+    )
+
+    @field_validator("traceparent")
+    @classmethod
+    def _valid_traceparent(cls, value: str | None) -> str | None:
+        # Dropped, not refused: an attribute unknown before is no reason to refuse an event.
+        if value is None or len(value) > MAX_ID_LENGTH or "\x00" in value or not _TRACEPARENT.fullmatch(value):
+            return None
+        return value
+
+    @field_validator("tracestate")
+    @classmethod
+    def _valid_tracestate(cls, value: str | None) -> str | None:
+        return value if value is not None and len(value) <= MAX_TRACESTATE_LENGTH and "\x00" not in value else None
+
+    @model_validator(mode="after")
+    def _valid_extensions(self) -> CloudEvent:
+        extra = self.__pydantic_extra__
+        if extra:
+            kept = _extensions(extra)
+            if len(kept) != len(extra):
+                extra.clear()
+                extra.update(kept)
+        return self
+
+
+def _extensions(extra: dict[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    for name, value in extra.items():
+        if len(kept) == MAX_EXTENSIONS or not _EXTENSION_NAME.fullmatch(name):
+            continue
+        if type(value) is str:
+            if len(value) <= MAX_ID_LENGTH and "\x00" not in value:
+                kept[name] = value
+        elif type(value) is bool or (type(value) is int and -(2**31) <= value < 2**31):
+            kept[name] = value
+    return kept
+
+
+def extensions_of(event: CloudEvent) -> dict[str, Any]:
+    """The publisher's extension attributes on ``event`` that the model does not name."""
+    return dict(event.__pydantic_extra__ or {})
 
 
 class Event(BaseModel, Generic[D]):
@@ -210,6 +280,8 @@ def new_event(
     correlation_id: str | None = None,
     causation_id: str | None = None,
     event_id: str | None = None,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> CloudEvent:
     """Wrap ``data`` in an envelope with a fresh UUID id (or the one given).
 
@@ -227,6 +299,8 @@ def new_event(
         data=data.model_dump(mode="json", exclude_none=True),
         correlationid=correlation_id,
         causationid=causation_id,
+        traceparent=traceparent,
+        tracestate=tracestate,
     )
 
 

@@ -316,6 +316,9 @@ class EmailRequested(EventData):
     html: str = Field(min_length=1, max_length=MAX_EMAIL_BODY_LENGTH)
     template: Name
     causation: Id
+    # Added (optional): when the decision it answers was made, so the time from decision to
+    # delivered email can be measured where the email is sent. None for an escalation.
+    decided_at: AwareDatetime | None = None
 
 
 class EmailDelivered(EventData):

@@ -159,4 +159,5 @@ def compose(event: CloudEvent, data: DecisionMade | CaseEscalated, templates: Te
         html=rendered.html,
         template=template,
         causation=event.id,
+        decided_at=data.decided_at if isinstance(data, DecisionMade) else None,
     )

@@ -27,6 +27,7 @@ from services.common.hooks import attach
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger, secrets_of
 from services.common.settings import load_settings
+from services.common.tracing import configure_tracing
 from services.notifier import metrics
 from services.notifier.bootstrap import DELIVERY, DeliveryRuntime
 from services.notifier.settings import NotifierSettings
@@ -73,6 +74,7 @@ def main() -> None:
         return
     settings = load_settings(NotifierSettings)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
+    configure_tracing("delivery-worker")
     asyncio.run(build_app(settings).run())
 
 

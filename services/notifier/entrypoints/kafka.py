@@ -26,6 +26,7 @@ from services.common.hooks import attach
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger, secrets_of
 from services.common.settings import load_settings
+from services.common.tracing import configure_tracing
 from services.notifier import metrics
 from services.notifier.bootstrap import NOTIFIER, NotifierRuntime
 from services.notifier.settings import NotifierSettings
@@ -73,4 +74,5 @@ def build_app(settings: NotifierSettings, clock: Clock = system_clock) -> FastSt
 def run() -> None:
     settings = load_settings(NotifierSettings)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
+    configure_tracing("notifier-service")
     asyncio.run(build_app(settings).run())

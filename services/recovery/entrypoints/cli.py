@@ -186,16 +186,21 @@ def cases_approvals(as_json: Annotated[bool, typer.Option("--json", help=JSON_HE
 def cases_show(case: CaseArg) -> None:
     """The case's timeline: every event on it, and whether the apology reached the customer."""
 
-    async def go() -> tuple[str, list[TimelineEntry], list[Apology]]:
+    async def go() -> tuple[str, list[TimelineEntry], list[Apology], list[str]]:
         async with connected(RecoverySettings()) as pool:
             case_id = await queries.resolve_case_id(pool, case)
-            return case_id, await queries.timeline(pool, case_id), await apologies(pool, case_id)
+            events = await queries.timeline(pool, case_id)
+            return case_id, events, await apologies(pool, case_id), await queries.trace_ids(pool, case_id)
 
-    case_id, events, mails = _as_person(go)
+    case_id, events, mails, traces = _as_person(go)
     if not events:
         console.print(Text(f"no case {case}", style="red"), soft_wrap=True)
         raise typer.Exit(1)
     console.print(Text(f"case {case_id}  reference {case_reference(case_id)}"), soft_wrap=True)
+    # The trace to look up in the tracing backend: the complaint's, through every service.
+    console.print(Text(f"trace id {traces[0] if traces else '(none)'}"), soft_wrap=True)
+    if len(traces) > 1:
+        console.print(Text(f"later traces {', '.join(traces[1:])}"), soft_wrap=True)
     rows = [[str(e.version), e.time.isoformat(timespec="seconds"), e.type, _summary(e.type, e.data)] for e in events]
     print_table(f"Case {case_reference(case_id)}", ("#", "when", "event", "details"), rows, ids={"when", "event"})
     for m in mails:

@@ -30,6 +30,7 @@ from services.common.hooks import attach
 from services.common.kafka import make_broker
 from services.common.logging import configure_logging, get_logger, secrets_of
 from services.common.settings import load_settings
+from services.common.tracing import configure_tracing
 from services.recovery.bootstrap import Runtime
 from services.recovery.settings import RecoverySettings
 
@@ -81,4 +82,5 @@ def build_app(settings: RecoverySettings, clock: Clock = system_clock) -> FastSt
 def run() -> None:
     settings = load_settings(RecoverySettings)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
+    configure_tracing("recovery-service")
     asyncio.run(build_app(settings).run())

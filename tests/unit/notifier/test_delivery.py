@@ -96,3 +96,22 @@ async def test_a_failure_quoting_the_recipients_name_or_the_subject_is_stored_wi
     for personal in (req.subject, req.to.name, str(req.to.email), req.reply_to.name):
         assert personal not in outcome.error
     assert outcome.error.startswith("permanent failure on attempt 1: 550 5.7.1 message '[redacted]' for [redacted]")
+
+
+async def test_the_attempts_are_counted_with_the_last_reply_code(req: EmailRequested) -> None:
+    from prometheus_client import REGISTRY
+
+    from services.notifier import metrics
+    from services.notifier.worker import CountingSender
+
+    def value(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    before = {n: value(n) for n in ("delivery_emails_deferred_total", "delivery_retry_attempts_total")}
+    sender = CountingSender(ScriptedSender(TemporaryDeliveryError("451", code=451), PermanentDeliveryError("550", 550)))
+    outcome = await deliver(sender, req, "care@x.example", [5, 10], sleep=Sleeps(), clock=lambda: NOW)
+    assert isinstance(outcome, EmailFailed)
+    assert (sender.attempts, sender.last_code) == (2, 550)
+    assert value("delivery_emails_deferred_total") - before["delivery_emails_deferred_total"] == 1
+    assert value("delivery_retry_attempts_total") - before["delivery_retry_attempts_total"] == 1
+    assert [metrics.code_class(c) for c in (451, 550, None, 250)] == ["4xx", "5xx", "none", "none"]
