@@ -50,6 +50,17 @@ async def _delivered(database_url: str, timeout_s: float = 90) -> None:
         await conn.close()
 
 
+async def _recorded_charge(database_url: str, charge_id: str, timeout_s: float = 60) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while await conn.fetchval("SELECT count(*) FROM rm_charges WHERE charge_id = $1", charge_id) < 1:
+            assert time.monotonic() < deadline, f"the charge {charge_id} was not recorded"
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 def _spans(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -78,6 +89,9 @@ async def test_one_complaint_is_one_trace_through_three_services(
     boot = env["KAFKA_BOOTSTRAP_SERVERS"]
     try:
         await produce_events(boot, env["TOPIC_CHARGES"], [posted])
+        # The charge recorded first: a complaint read before its charge opens the case in one
+        # batch and decides it in another, which is a different (and equally valid) tree.
+        await _recorded_charge(env["DATABASE_MIGRATION_URL"], "ch-trace")
         await produce_events(boot, env["TOPIC_COMPLAINTS"], [filed])
         try:
             await _delivered(env["DATABASE_MIGRATION_URL"])
