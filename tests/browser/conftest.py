@@ -4,6 +4,9 @@ run as a process on the real broker and PostgreSQL (as tests/e2e runs it).
 The browser is the system's (Debian's ``chromium``, found by path: nothing is downloaded
 from a browser vendor). Without it the tests fail, saying what to install. A failed test
 leaves a screenshot and the page's HTML under ``.local/browser-artifacts/``, printed.
+
+Every page a test opens is watched: a Content-Security-Policy violation the browser reports
+on its console fails the test, and every request's URL is kept (:class:`Seen`).
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ import asyncio
 import socket
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Page, async_playwright
+from playwright.async_api import BrowserContext, ConsoleMessage, Page, Request, async_playwright
 
 from tests.helpers import ROOT, ServiceProcess, sign_in
 
@@ -30,6 +33,29 @@ ARTIFACTS = ROOT / ".local" / "browser-artifacts"
 
 
 FAILED = pytest.StashKey[bool]()
+
+
+@dataclass
+class Seen:
+    """What the browser did on a test's page: every request's URL, and the console's reports
+    of a Content-Security-Policy violation."""
+
+    urls: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+
+    def watch(self, page: Page) -> None:
+        def on_console(message: ConsoleMessage) -> None:
+            if "Content Security Policy" in message.text:
+                self.csp_violations.append(message.text)
+
+        def on_request(request: Request) -> None:
+            self.urls.append(request.url)
+
+        page.on("console", on_console)
+        page.on("request", on_request)
+
+
+SEEN = pytest.StashKey[Seen]()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -103,6 +129,8 @@ async def page(browser: BrowserContext, request: pytest.FixtureRequest) -> Async
     await browser.clear_cookies()
     p = await browser.new_page()
     await p.set_viewport_size({"width": 1280, "height": 900})
+    seen = request.node.stash[SEEN] = Seen()
+    seen.watch(p)
     yield p
     if request.node.stash.get(FAILED, False):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -111,3 +139,12 @@ async def page(browser: BrowserContext, request: pytest.FixtureRequest) -> Async
         (ARTIFACTS / f"{name}.html").write_text(await p.content(), encoding="utf-8")
         print(f"\nbrowser artefacts: {ARTIFACTS / name}.png and .html")
     await p.close()
+    if seen.csp_violations and not request.node.stash.get(FAILED, False):
+        pytest.fail("the page broke its Content-Security-Policy:\n" + "\n".join(seen.csp_violations), pytrace=False)
+
+
+@pytest.fixture
+def seen(page: Page, request: pytest.FixtureRequest) -> Seen:
+    """The URLs and CSP reports of the test's page."""
+    seen: Seen = request.node.stash[SEEN]
+    return seen

@@ -21,7 +21,7 @@ from services.common.settings import CommonSettings
 from services.recovery.application import RecoveryService
 from services.recovery.desk import reads
 from services.recovery.desk.guard import CSP, CSRF, SESSION
-from services.recovery.desk.web import REPORT_CSP, Desk, mount_desk
+from services.recovery.desk.web import Desk, mount_desk, report_csp
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
 from services.recovery.identity import Authenticator, IdentityUnavailable, People, Role
@@ -204,7 +204,9 @@ async def test_every_desk_answer_carries_the_security_headers_and_others_do_not(
         assert (h["referrer-policy"], h["cache-control"]) == ("no-referrer", "no-store")
     assert [a.status_code for a in answers] == [303, 200, 200, 200, 404, 200]
     assert report.status_code == 200
-    assert report.headers["content-security-policy"] == REPORT_CSP
+    assert report.headers["content-security-policy"] == report_csp(report.text)
+    assert "unsafe-inline" not in report.headers["content-security-policy"]
+    assert "style-src 'sha256-" in report.headers["content-security-policy"]
     assert report.headers["x-frame-options"] == "DENY"
     assert "content-security-policy" not in probe.headers
 
