@@ -28,7 +28,7 @@ from services.common.eventstore.model import (
     NewEvent,
     RecordedEvent,
 )
-from services.common.eventstore.shred import PERSONAL, Keyring, customer_of, open_events
+from services.common.eventstore.shred import PERSONAL, Keyring, customer_of, holds_personal, open_events
 
 APPEND_LOCK = 0x5E_C0_7E_01
 _COLUMNS = (
@@ -163,7 +163,7 @@ async def _seal_rows(conn: asyncpg.Connection, rows: list[tuple[Any, ...]], keys
             data: dict[str, Any] = row[5] if isinstance(row[5], dict) else from_json(row[5])
             # The metadata is read only for a type whose data does not name its customer.
             customer = customer_of(row[4], data, {} if PERSONAL[row[4]][0] else from_json(row[6]))
-            if customer is not None:
+            if customer is not None and holds_personal(row[4], data):
                 todo.append((i, data, customer))
             elif isinstance(row[5], dict):
                 rows[i] = (*row[:5], _json(data), *row[6:])

@@ -1,8 +1,8 @@
 """Crypto-shredding: customers' personal data in stored events, under a key per customer.
 
 An event of a type in :data:`PERSONAL` is stored with its personal fields (names, emails,
-complaint texts, rendered email subjects and bodies) replaced by :func:`erased` markers,
-and their values in one AES-GCM blob under its customer's key::
+complaint texts, rendered email subjects and bodies, people's notes on a case) replaced by
+:func:`erased` markers, and their values in one AES-GCM blob under its customer's key::
 
     {..., "customer": {"id": "c-1", "name": "[erased]", "email": "erased@erased.invalid"},
      "_sealed": {"c": "c-1", "v": "<base64 of nonce + ciphertext>"}}
@@ -59,17 +59,34 @@ PERSONAL: dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
     ),
     "recovery.decision.made.v1": (("customer", "id"), _CUSTOMER),
     "recovery.case.escalated.v1": (("customer", "id"), _CUSTOMER),
-    # No customer id in its data: the envelope's subject, the customer id by the contract.
+    # No customer id in their data: the envelope's subject, the customer id by the contract
+    # (a case's events are recorded with the case's customer as their subject).
     "notification.email.requested.v1": (
         (),
         (("to", "name"), ("to", "email"), ("subject",), ("text",), ("html",)),
     ),
+    # People's notes on a case: free text, which may quote the customer.
+    "recovery.decision.proposed.v1": ((), (("note",),)),
+    "recovery.decision.rejected.v1": ((), (("note",),)),
+    "recovery.case.note_added.v1": ((), (("note",),)),
 }
 
 
 def erased(path: Sequence[str]) -> str:
     """The marker that stands for an erased value at ``path``."""
     return ERASED_EMAIL if path[-1] == "email" else ERASED
+
+
+def _personal(paths: Sequence[Sequence[str]], values: Sequence[Any]) -> bool:
+    return any(v is not None and v != erased(p) for p, v in zip(paths, values, strict=True))
+
+
+def holds_personal(event_type: str, data: dict[str, Any]) -> bool:
+    """Whether ``data`` holds a personal value to seal: not when every personal field is
+    absent (a decision proposed without a note) or an erased marker already (a decision
+    made after its customer was forgotten, which must not give them a key again)."""
+    paths = PERSONAL[event_type][1]
+    return _personal(paths, [_get(data, p) for p in paths])
 
 
 def _get(data: dict[str, Any], path: Sequence[str]) -> Any:
@@ -147,10 +164,13 @@ class Keyring:
 
     def seal(self, event_type: str, data: dict[str, Any], customer: str) -> dict[str, Any]:
         """A copy of ``data`` with its personal fields sealed under ``customer``'s key (which
-        :meth:`ensure` made sure of); ``data`` itself is left as it is."""
+        :meth:`ensure` made sure of), or ``data`` when :func:`holds_personal` finds none;
+        ``data`` itself is left as it is."""
         paths = PERSONAL[event_type][1]
-        sealed = _copy_along(data, paths)
         values = [_get(data, p) for p in paths]
+        if not _personal(paths, values):
+            return data
+        sealed = _copy_along(data, paths)
         for path, value in zip(paths, values, strict=True):
             if value is not None:
                 _set(sealed, path, erased(path))
