@@ -16,3 +16,8 @@ DELIVERIES_PRUNED = Counter(
     "notifier_deliveries_pruned_total",
     "Delivery rows deleted NOTIFICATION_RETENTION_DAYS after their outcome",
 )
+NOT_SENT = Counter(
+    "notifier_not_sent_total",
+    "Decisions and escalations recorded as not sent, with no email rendered, by reason",
+    ["reason"],
+)

@@ -8,6 +8,10 @@ from datetime import datetime
 import asyncpg
 from pydantic import BaseModel
 
+NOT_SENT_ERASED = "not sent: the customer was forgotten"
+"""The error of a ``failed`` apology that was never sent: it was addressed to a customer
+forgotten before it was written (no personal data in it)."""
+
 
 class Apology(BaseModel):
     """The notifier's record of an apology email for a case."""

@@ -7,7 +7,8 @@ kept in PostgreSQL outside the store:
 
 - ``deliveries``: the email request a delivery worker holds while it sends it (the row itself,
   its status and attempts, stays; one still being sent is dropped);
-- ``notifications``: the delivery error text (scrubbed already; cleared all the same);
+- ``notifications``: the delivery error text (scrubbed already; cleared all the same), but
+  not the reason an email was never sent to the forgotten customer;
 - ``dead_letters``: every dead letter whose raw record names the customer's id;
 - ``outbox_parked``: the messages refused by the broker, keyed by the customer's id.
 
@@ -29,6 +30,7 @@ import asyncpg
 
 from services.common.eventstore import ANY_VERSION, AppendRequest, NewEvent
 from services.common.eventstore.postgres import append_on
+from services.notifier.queries import NOT_SENT_ERASED
 from services.recovery.audit import AuditRecord, Client
 from services.recovery.domain.events import CustomerErased
 
@@ -97,10 +99,13 @@ async def _forget(
                 notifications,
             )
         ),
+        # The reason an email was never sent to the forgotten customer is no copy: kept.
         "notifications": _count(
             await conn.execute(
-                "UPDATE notifications SET error = NULL WHERE notification_id = ANY($1) AND error IS NOT NULL",
+                "UPDATE notifications SET error = NULL WHERE notification_id = ANY($1) AND error IS NOT NULL"
+                " AND error <> $2",
                 notifications,
+                NOT_SENT_ERASED,
             )
         ),
         # The id as a JSON string, in the dead letter itself or in the original it quotes.

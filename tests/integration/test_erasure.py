@@ -2,7 +2,8 @@
 a customer's complaints, decisions, apology emails and people's notes on their cases; after
 `forget`, a pg_dump of the whole database holds neither their name, email, complaint text,
 the notes nor a complaint's extra fields, their cases read as erased, decisions and money are
-unchanged, and a rebuild of the read models gives the same rows."""
+unchanged, a rebuild of the read models gives the same rows, and a decision made afterwards
+is recorded as not sent, with no email."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
 from services.notifier.application import NotifierService
 from services.notifier.domain import load_templates
+from services.notifier.queries import NOT_SENT_ERASED
 from services.notifier.settings import NotifierSettings
 from services.recovery import queries
 from services.recovery.application import RecoveryService
@@ -209,6 +211,28 @@ async def test_the_live_service_goes_on_deciding_a_forgotten_customers_cases(
     assert made.customer.email == ERASED_EMAIL  # type: ignore[union-attr]
     # Erased markers are not sealed: the forgotten customer is given no key again.
     assert await pool.fetchval("SELECT count(*) FROM customer_keys WHERE customer_id = 'c-gone'") == 0
+
+    # The notifier renders no email for it: recorded as not sent, with the reason, counted.
+    rows = await pool.fetch("SELECT key, value FROM outbox WHERE topic LIKE '%decisions%' ORDER BY id")
+    decision = [InboundRecord("recovery.decisions", 0, 100 + i, r[0], r[1]) for i, r in enumerate(rows)]
+    assert len(decision) == 1
+    notifier = NotifierService(pool, NotifierSettings(), load_templates(), ManualClock(NOW))
+    emails = await pool.fetchval("SELECT count(*) FROM events WHERE event_type = 'notification.email.requested.v1'")
+    queued = await pool.fetchval("SELECT count(*) FROM outbox WHERE topic LIKE '%notifications%'")
+    result = await notifier.handle_records(decision)
+    assert (result.not_sent, result.requested, result.dead_letters) == (1, 0, 0)
+    cause = json.loads(rows[0]["value"])["id"]
+    row = await pool.fetchrow("SELECT template, status, error FROM notifications WHERE causation = $1", cause)
+    assert tuple(row) == ("decision_declined", "failed", NOT_SENT_ERASED)
+    assert (await queries.case_detail(pool, escalated)).apologies[-1].error == NOT_SENT_ERASED  # type: ignore[union-attr]
+    assert await pool.fetchval(
+        "SELECT count(*) FROM events WHERE event_type = 'notification.email.requested.v1'") == emails  # fmt: skip
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic LIKE '%notifications%'") == queued
+    again = await notifier.handle_records(decision)  # redelivered: counted once
+    assert (again.not_sent, again.duplicates) == (0, 1)
+    # The reason is no copy of personal data: forgetting again finds nothing to purge.
+    repeat = await forget(pool, "c-gone", person=None, role="operator", client=Client.cli(), now=NOW)
+    assert (repeat.recorded, repeat.purged) == (False, {})
 
     # A new complaint after the erasure is new data, under a new key.
     await service.handle_records([_complaint("c-gone", "New Name", "new@example.org", 9, "service_failure", "new")])
