@@ -247,6 +247,14 @@ def sealed_customers(data: Iterable[dict[str, Any]]) -> set[str]:
     return out
 
 
+def read_as_erased(data: Iterable[dict[str, Any]]) -> None:
+    """Drop the sealed blobs of ``data`` in place, leaving the erased markers: the data reads
+    as if every customer had been forgotten, with no key read and nothing decrypted. For a
+    reader that needs no personal data and must not hold it (the what-if)."""
+    for d in data:
+        d.pop(SEALED, None)
+
+
 async def open_events(
     conn: asyncpg.Connection | asyncpg.Pool, events: Sequence[RecordedEvent], keys: Keyring | None = None
 ) -> None:
