@@ -77,16 +77,15 @@ def erased(path: Sequence[str]) -> str:
     return ERASED_EMAIL if path[-1] == "email" else ERASED
 
 
-def _personal(paths: Sequence[Sequence[str]], values: Sequence[Any]) -> bool:
-    return any(v is not None and v != erased(p) for p, v in zip(paths, values, strict=True))
-
-
 def holds_personal(event_type: str, data: dict[str, Any]) -> bool:
     """Whether ``data`` holds a personal value to seal: not when every personal field is
     absent (a decision proposed without a note) or an erased marker already (a decision
     made after its customer was forgotten, which must not give them a key again)."""
-    paths = PERSONAL[event_type][1]
-    return _personal(paths, [_get(data, p) for p in paths])
+    for path in PERSONAL[event_type][1]:  # the first personal value ends it (the usual case)
+        value = _get(data, path)
+        if value is not None and value != erased(path):
+            return True
+    return False
 
 
 def _get(data: dict[str, Any], path: Sequence[str]) -> Any:
@@ -166,10 +165,10 @@ class Keyring:
         """A copy of ``data`` with its personal fields sealed under ``customer``'s key (which
         :meth:`ensure` made sure of), or ``data`` when :func:`holds_personal` finds none;
         ``data`` itself is left as it is."""
+        if not holds_personal(event_type, data):
+            return data
         paths = PERSONAL[event_type][1]
         values = [_get(data, p) for p in paths]
-        if not _personal(paths, values):
-            return data
         sealed = _copy_along(data, paths)
         for path, value in zip(paths, values, strict=True):
             if value is not None:
