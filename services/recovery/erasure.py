@@ -5,10 +5,9 @@ The customer's personal data in the event store is sealed under their key
 destroys the key, so those events read as erased from then on, and purges the plain copies
 kept in PostgreSQL outside the store:
 
-- ``deliveries``: the email request a delivery worker holds while it sends it (the row itself,
-  its status and attempts, stays; one still being sent is dropped);
-- ``notifications``: the delivery error text (scrubbed already; cleared all the same), but
-  not the reason an email was never sent to the forgotten customer;
+- ``deliveries`` and ``notifications``, the notifier's tables, through
+  :func:`services.notifier.queries.forget_apologies`: the email request a delivery worker
+  holds while it sends it and the delivery error texts;
 - ``dead_letters``: every dead letter whose raw record names the customer's id;
 - ``outbox_parked``: the messages refused by the broker, keyed by the customer's id.
 
@@ -30,7 +29,7 @@ import asyncpg
 
 from services.common.eventstore import ANY_VERSION, AppendRequest, NewEvent
 from services.common.eventstore.postgres import append_on
-from services.notifier.queries import NOT_SENT_ERASED
+from services.notifier.queries import forget_apologies
 from services.recovery.audit import AuditRecord, Client
 from services.recovery.domain.events import CustomerErased
 
@@ -83,31 +82,8 @@ async def _forget(
 ) -> Erasure:
     destroyed = _count(await conn.execute("DELETE FROM customer_keys WHERE customer_id = $1", customer_id)) > 0
     cases = [r[0] for r in await conn.fetch("SELECT case_id FROM rm_cases WHERE customer_id = $1", customer_id)]
-    notifications = [
-        r[0] for r in await conn.fetch("SELECT notification_id FROM notifications WHERE case_id = ANY($1)", cases)
-    ]
     purged = {
-        "deliveries": _count(
-            await conn.execute(
-                "DELETE FROM deliveries WHERE notification_id = ANY($1) AND status = 'sending'", notifications
-            )
-        )
-        + _count(
-            await conn.execute(
-                "UPDATE deliveries SET request = NULL, error = NULL WHERE notification_id = ANY($1)"
-                " AND (request IS NOT NULL OR error IS NOT NULL)",
-                notifications,
-            )
-        ),
-        # The reason an email was never sent to the forgotten customer is no copy: kept.
-        "notifications": _count(
-            await conn.execute(
-                "UPDATE notifications SET error = NULL WHERE notification_id = ANY($1) AND error IS NOT NULL"
-                " AND error <> $2",
-                notifications,
-                NOT_SENT_ERASED,
-            )
-        ),
+        **await forget_apologies(conn, cases),
         # The id as a JSON string, in the dead letter itself or in the original it quotes.
         "dead_letters": _count(
             await conn.execute(
