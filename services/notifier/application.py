@@ -7,6 +7,12 @@ id, so a redelivery or a second instance appends nothing new), record it in the
 ``notifications`` read model and queue it for Kafka via the outbox. Delivery outcomes read
 back from the notifications topic update the read model's status.
 
+A decision or escalation addressed to a forgotten customer (their email is the erased
+marker: made after ``recoveryctl customers forget``, or folded from sealed data whose key
+is gone) gets no email: nothing is rendered or queued, and its ``notifications`` row is
+recorded at once as ``failed`` with the reason :data:`NOT_SENT_ERASED`, counted in
+``BatchResult.not_sent`` and ``notifier_not_sent_total{reason="customer_erased"}``.
+
 A lost database connection is raised as ``StoreUnavailable`` (transient, see ``errors.py``).
 """
 
@@ -39,6 +45,7 @@ from services.common.contract.events import (
 from services.common.db import batch_transaction
 from services.common.eventstore import ANY_VERSION, AppendRequest
 from services.common.eventstore.postgres import append_on
+from services.common.eventstore.shred import ERASED_EMAIL
 from services.common.failures import is_connection_error
 from services.common.kafka import dead_letter, decode_batch
 from services.common.logging import get_logger
@@ -46,9 +53,11 @@ from services.common.outbox import claim_inbox, enqueue, outbox_message
 from services.common.records import InboundRecord, derived_event_id, envelope, to_new_event
 from services.common.redact import scrub
 from services.notifier import metrics
-from services.notifier.domain.compose import compose
+from services.notifier.domain.compose import compose, template_for
+from services.notifier.domain.ids import notification_id
 from services.notifier.domain.templates import TemplateSet
 from services.notifier.errors import StoreUnavailable, TemplateSetError
+from services.notifier.queries import NOT_SENT_ERASED
 from services.notifier.settings import NotifierSettings
 
 log = get_logger(__name__)
@@ -73,6 +82,7 @@ class BatchResult:
     dead_letters: int = 0
     requested: int = 0
     outcomes: int = 0
+    not_sent: int = 0  # addressed to a forgotten customer: recorded, never sent
 
 
 class NotifierService:
@@ -138,6 +148,7 @@ class NotifierService:
         outcomes: list[EmailDelivered | EmailFailed] = []
         unsendable: list[CloudEvent] = []
         unsent: list[str] = []
+        erased: list[tuple[CloudEvent, DecisionMade | CaseEscalated]] = []
         for e in todo:
             data, env = e.data, e.envelope
             # Each message's handling continues its trace, and names it and its case in the log.
@@ -151,6 +162,9 @@ class NotifierService:
                              attributes=attributes) as processing,
             ):  # fmt: skip
                 if isinstance(data, (DecisionMade, CaseEscalated)):
+                    if data.customer is not None and str(data.customer.email) == ERASED_EMAIL:
+                        erased.append((env, data))
+                        continue
                     trace = (
                         tracing.context_of(processing) if processing is not None else (env.traceparent, env.tracestate)
                     )
@@ -171,6 +185,7 @@ class NotifierService:
         # The whole batch's requests, then its outcomes: a statement each, not one per record.
         published = await self._record_requests(conn, requests, now)
         result.outcomes = await self._record_outcomes(conn, outcomes, now)
+        result.not_sent = await self._record_not_sent(conn, erased, now)
         result.requested = len(published)
         if published:
             topic = self.settings.topic("notifications")
@@ -234,6 +249,28 @@ class NotifierService:
                          case_id=req.case_id, template=req.template)  # fmt: skip
                 published.append(ev)
         return published
+
+    async def _record_not_sent(
+        self, conn: asyncpg.Connection, erased: list[tuple[CloudEvent, DecisionMade | CaseEscalated]], now: datetime
+    ) -> int:
+        """Record the emails not sent to forgotten customers as failed, with the reason;
+        return how many are new (one recorded before, by a redelivery, is in the table)."""
+        if not erased:
+            return 0
+        templates = [template_for(data) for _, data in erased]
+        ids = [notification_id(cause.id, t) for (cause, _), t in zip(erased, templates, strict=True)]
+        rows = await conn.fetch(
+            "INSERT INTO notifications (notification_id, case_id, causation, template, status, error,"
+            " requested_at, updated_at)"
+            " SELECT n, c, k, t, 'failed', $5, $6, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+            " AS r(n, c, k, t) ON CONFLICT DO NOTHING RETURNING notification_id",
+            ids, [data.case_id for _, data in erased], [cause.id for cause, _ in erased],
+            templates, NOT_SENT_ERASED, now,
+        )  # fmt: skip
+        for cause, data in erased:
+            log.info("notification.not_sent", event_id=cause.id, case_id=data.case_id, reason="customer_erased")
+        metrics.NOT_SENT.labels(reason="customer_erased").inc(len(rows))
+        return len(rows)
 
     async def _record_outcomes(
         self, conn: asyncpg.Connection, outcomes: list[EmailDelivered | EmailFailed], now: datetime

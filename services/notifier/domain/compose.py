@@ -93,14 +93,21 @@ def _remedy_view(remedy: Remedy, locale: CustomerLocale) -> RemedyView:
     )
 
 
+def template_for(data: DecisionMade | CaseEscalated) -> str:
+    """The template that writes to the customer about ``data``."""
+    if isinstance(data, CaseEscalated):
+        return ESCALATION_ACK
+    return DECISION_RESOLVED if data.outcome == "resolved" else DECISION_DECLINED
+
+
 def _template_and_context(data: DecisionMade | CaseEscalated, locale: CustomerLocale) -> tuple[str, dict[str, object]]:
     """The template for ``data`` and the variables only that template has."""
+    template = template_for(data)
     if isinstance(data, CaseEscalated):
         decide_by = None
         if data.person_due_by is not None and data.calendar is not None:
             decide_by = format_local_moment(data.person_due_by, data.calendar.zone, locale)
-        return ESCALATION_ACK, {"due_by": format_moment_utc(data.due_by, locale), "decide_by": decide_by}
-    template = DECISION_RESOLVED if data.outcome == "resolved" else DECISION_DECLINED
+        return template, {"due_by": format_moment_utc(data.due_by, locale), "decide_by": decide_by}
     return template, {
         "late": not data.within_sla,
         "remedies": [_remedy_view(r, locale) for r in data.remedies],

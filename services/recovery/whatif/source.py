@@ -3,6 +3,12 @@
 Everything runs in one ``READ ONLY``, ``REPEATABLE READ`` transaction, so PostgreSQL
 itself refuses any write and the simulation sees one consistent snapshot even while the
 service keeps appending.
+
+Customers' personal data is not opened: every case reads as if its customer had been
+forgotten (erased markers, :func:`~services.common.eventstore.shred.read_as_erased`). No
+decision reads a name, an email or a text, so the decisions are the ones the live service
+made, and the simulated events carry the same markers as the recorded ones they are
+compared with (tests/integration/test_whatif.py reproduces a sealed history event for event).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from datetime import datetime, timedelta
 import asyncpg
 from pydantic_core import from_json
 
-from services.common.eventstore.shred import open_data
+from services.common.eventstore.shred import read_as_erased
 from services.recovery.domain.guardrail import CONCESSION_RULES
 from services.recovery.whatif.outcome import CONTACT_ADDED, DECISION
 from services.recovery.whatif.simulate import Recorded, RecordedCase
@@ -94,8 +100,7 @@ async def read_history(
             cases.append(RecordedCase(stream.removeprefix("case-"), tuple(events)))
             if progress is not None:
                 progress(1)
-        # Personal data opened as every read does, the window's keys read in one query.
-        await open_data(conn, [(e.type, e.data) for c in cases for e in c.events])
+        read_as_erased(e.data for c in cases for e in c.events)
         customers = {str(c.events[0].data["customer_id"]) for c in cases if c.events}
         prior = await _prior_concessions(conn, since, until, guardrail_days, customers)
     return History(cases, prior, horizon, read)
