@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from tests.e2e.test_recovery_service import itunes_charge, itunes_complaint
-from tests.helpers import ServiceProcess, TopicReader, cloudevent, produce_events
+from tests.helpers import ServiceProcess, TopicReader, cloudevent, produce_events, read_to_end
 
 DECIDED = "recovery.decision.made.v1"
 
@@ -40,43 +42,57 @@ async def test_a_complaint_before_its_charge_waits_for_it_then_is_decided(
 
 
 async def test_an_sla_breach_fires_on_time_and_the_customer_favourable_fallback_follows(
-    settings_env: dict[str, str], tmp_path: Path
+    settings_env: dict[str, str], pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
+    """The service's clock is a file the test moves (RECOVERY_TEST_CLOCK_FILE): the breach
+    fires at the deadline to the microsecond, never before, however slow the machine."""
     boot = settings_env["KAFKA_BOOTSTRAP_SERVERS"]
-
-    def complaint(cid: str, filed: datetime) -> dict[str, object]:
-        return cloudevent("complaint.filed.v1", {
-            "complaint_id": cid,
-            "customer": {"id": f"c-{cid}", "name": "Ana", "email": "ana@example.com", "locale": "es-CO"},
-            "channel": "phone", "category": "service_failure", "claimed_amount": "20.00", "currency": "USD",
-            "description": "El servicio no funcionó.", "filed_at": filed.isoformat(),
-        }, f"c-{cid}")  # fmt: skip
-
-    svc = ServiceProcess("recovery-service", settings_env, tmp_path / "svc.log").start()
+    clock = tmp_path / "clock"
+    now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    clock.write_text(now.isoformat())
+    filed = now - timedelta(hours=10) + timedelta(minutes=1)  # the 10 h SLA ends a minute from now
+    complaint = cloudevent("complaint.filed.v1", {
+        "complaint_id": "cmp-slow",
+        "customer": {"id": "c-slow", "name": "Ana", "email": "ana@example.com", "locale": "es-CO"},
+        "channel": "phone", "category": "service_failure", "claimed_amount": "20.00", "currency": "USD",
+        "description": "El servicio no funcionó.", "filed_at": filed.isoformat(),
+    }, "c-slow", time_=filed)  # fmt: skip
+    env = {**settings_env, "RECOVERY_TEST_CLOCK_FILE": str(clock), "RECOVERY_TIMER_POLL_S": "0.1"}
+    svc = ServiceProcess("recovery-service", env, tmp_path / "svc.log").start()
     try:
         async with TopicReader(boot, settings_env["TOPIC_DECISIONS"]) as decisions:
-            # First a complaint with hours to go, so that the service has started and joined its
-            # group (slow on a loaded machine) before the clock of the one under test runs.
-            await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint("cmp-warm", datetime.now(UTC))])
+            await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint])
             await decisions.wait_for(lambda e: e["type"] == "recovery.case.escalated.v1", 60)
-            decisions.events.clear()
-            filed = datetime.now(UTC) - timedelta(hours=10) + timedelta(seconds=4)  # deadline in ~4 s
-            await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint("cmp-slow", filed)])
-            await decisions.wait_for(lambda e: e["type"] == "recovery.case.escalated.v1", 60)
-            await decisions.wait_for(lambda e: e["type"] == "recovery.sla.warning.v1", 30)
+            warned = await decisions.wait_for(lambda e: e["type"] == "recovery.sla.warning.v1", 30)
+            assert datetime.fromisoformat(warned[0]["data"]["at"]) == now  # due since the start
+            deadline = filed + timedelta(hours=10)
+            clock.write_text(deadline.isoformat())
             breach = await decisions.wait_for(lambda e: e["type"] == "recovery.sla.breached.v1", 30)
-            deadline = datetime.fromisoformat(breach[0]["data"]["sla_deadline"])
-            fired = datetime.fromisoformat(breach[0]["data"]["at"])
-            assert timedelta(0) <= fired - deadline < timedelta(seconds=3)
+            assert datetime.fromisoformat(breach[0]["data"]["sla_deadline"]) == deadline
+            # Fired at the first look of the timers at the deadline: the clock stood there.
+            assert datetime.fromisoformat(breach[0]["data"]["at"]) == deadline
             made = await decisions.wait_for(lambda e: e["type"] == DECIDED, 30)
             data = made[0]["data"]
             assert data["within_sla"] is False
             assert data["policy"]["rule"] == "sla-breach-fallback"
             assert [(r["type"], r["amount"]) for r in data["remedies"]] == [("refund", "20.00")]
-            await decisions.settle(2)
-            assert len([e for e in decisions.events if e["type"] == "recovery.sla.breached.v1"]) == 1
+            # Fired once: the case has no timer left to fire, and everything the service
+            # queued is on the topic.
+            case_id = made[0]["data"]["case_id"]
+            assert await pool.fetchval("SELECT count(*) FROM rm_timers WHERE case_id = $1", case_id) == 0
+            await _published(pool)
+            events = await read_to_end(boot, settings_env["TOPIC_DECISIONS"])
+            assert len([e for e in events if e["type"] == "recovery.sla.breached.v1"]) == 1
     finally:
         svc.stop()
+
+
+async def _published(pool: asyncpg.Pool, timeout: float = 30) -> None:
+    """Until the service's outbox is empty (its relay published all it queued)."""
+    deadline = time.monotonic() + timeout
+    while await pool.fetchval("SELECT count(*) FROM outbox") > 0:
+        assert time.monotonic() < deadline, "the relay did not publish the outbox"
+        await asyncio.sleep(0.1)
 
 
 async def test_an_agent_decides_an_escalated_case_with_recoveryctl(
