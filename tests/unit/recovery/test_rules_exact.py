@@ -79,7 +79,7 @@ REPLACED_BEFORE_REFUND = (
 )
 
 # A refund preferred but not possible at once: replaced, by law, and said so.
-REPLACED_NOT_REFUNDED = [
+REPLACED_NOT_REFUNDED: list[tuple[object, ...]] = [
     (
         "decided",
         "defective-product",
