@@ -217,3 +217,18 @@ async def read_to_end(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         return events
     finally:
         await consumer.stop()
+
+
+async def outbox_empty(database_url: str, *, relay: str | None = None, timeout: float = 60.0) -> None:
+    """Until the relays of the database (``relay`` alone, if named) have published what they
+    queued: their part of the outbox is empty."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while await conn.fetchval("SELECT count(*) FROM outbox WHERE $1::text IS NULL OR relay = $1", relay):
+            assert time.monotonic() < deadline, f"the outbox was not published within {timeout} s"
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()

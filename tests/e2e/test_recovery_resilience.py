@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +12,7 @@ from pathlib import Path
 import asyncpg
 
 from tests.e2e.test_recovery_service import itunes_charge, itunes_complaint
-from tests.helpers import ServiceProcess, TopicReader, cloudevent, produce_events, read_to_end
+from tests.helpers import ServiceProcess, TopicReader, cloudevent, outbox_empty, produce_events, read_to_end
 
 DECIDED = "recovery.decision.made.v1"
 
@@ -81,19 +79,11 @@ async def test_an_sla_breach_fires_on_time_and_the_customer_favourable_fallback_
             # queued is on the topic.
             case_id = made[0]["data"]["case_id"]
             assert await pool.fetchval("SELECT count(*) FROM rm_timers WHERE case_id = $1", case_id) == 0
-            await _published(pool)
+            await outbox_empty(settings_env["DATABASE_URL"])
             events = await read_to_end(boot, settings_env["TOPIC_DECISIONS"])
             assert len([e for e in events if e["type"] == "recovery.sla.breached.v1"]) == 1
     finally:
         svc.stop()
-
-
-async def _published(pool: asyncpg.Pool, timeout: float = 30) -> None:
-    """Until the service's outbox is empty (its relay published all it queued)."""
-    deadline = time.monotonic() + timeout
-    while await pool.fetchval("SELECT count(*) FROM outbox") > 0:
-        assert time.monotonic() < deadline, "the relay did not publish the outbox"
-        await asyncio.sleep(0.1)
 
 
 async def test_an_agent_decides_an_escalated_case_with_recoveryctl(

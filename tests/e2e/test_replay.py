@@ -20,7 +20,7 @@ from services.common.contract import encode
 from services.common.settings import CommonSettings
 from services.notifier.application import RELAY as NOTIFIER_RELAY
 from tests.e2e.test_notifier import decision_event
-from tests.helpers import ROOT, ServiceProcess, TopicReader, produce, produce_events, read_to_end
+from tests.helpers import ROOT, ServiceProcess, TopicReader, outbox_empty, produce, produce_events, read_to_end
 from tests.replay_world import T0, make_service, play, round_of, snapshot
 
 REQUESTED = "notification.email.requested.v1"
@@ -89,20 +89,13 @@ async def test_replayed_decisions_reach_the_topic_and_the_notifier_sends_no_seco
             control = decision_event()
             await produce(boot, settings_env["TOPIC_DECISIONS"], [("cust-1", encode(control))])
             await notes.wait_for(lambda e: e["type"] == REQUESTED, 60)
-            await _outbox_empty(pool)
+            await outbox_empty(settings_env["DATABASE_MIGRATION_URL"], relay=NOTIFIER_RELAY)
             sent = await read_to_end(boot, settings_env["TOPIC_NOTIFICATIONS"])
             assert [e["causationid"] for e in sent if e["type"] == REQUESTED] == [control.id]
         assert "Traceback" not in notifier.log()
         assert "n@example.com" not in done.stdout + notifier.log()
     finally:
         notifier.stop()
-
-
-async def _outbox_empty(pool: asyncpg.Pool, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while await pool.fetchval("SELECT count(*) FROM outbox WHERE relay = $1", NOTIFIER_RELAY) > 0:
-        assert time.monotonic() < deadline, "the notifier's relay did not publish its outbox"
-        await asyncio.sleep(0.1)
 
 
 async def _inbox(pool: asyncpg.Pool, want: int, timeout: float = 90) -> None:
