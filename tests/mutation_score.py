@@ -1,5 +1,5 @@
 """Prints the mutation score of the last `mutmut run` (`make mutate`): the mutants the tests
-detected (killed, or made to run past mutmut's timeout) out of all those it ran, and the
+detected (killed, or made to run past mutmut's timeout) out of all those that ran, and the
 survivors by module. Exits 1 under ``--floor`` when the score is below it."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def main() -> int:
     floor = parser.parse_args().floor
     s = json.loads(STATS.read_text())
     detected = s["killed"] + s["timeout"]
-    ran = s["total"] - s["skipped"]
+    # Mutants not run yet (an interrupted run) count neither way.
+    ran = detected + s["survived"] + s["no_tests"] + s["suspicious"] + s["segfault"]
     score = 100 * detected / ran if ran else 0.0
     results = subprocess.run([str(Path(sys.executable).parent / "mutmut"), "results"],
                              capture_output=True, text=True, check=True).stdout  # fmt: skip
