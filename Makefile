@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-tools lock run demo test test-unit test-integration test-e2e test-browser check lint types format schemas bench clean
+.PHONY: install system-tools lock run demo test test-unit test-integration test-e2e test-browser test-random mutate check lint types format schemas bench clean
 
 install: $(STAMP)
 
@@ -52,6 +52,21 @@ test-e2e: install
 
 test-browser: install system-tools ## the escalation desk in Chromium (tests/browser/); part of `make test`
 	$(PY) -m pytest tests/browser
+
+# pytest-randomly is off by default (addopts); `-p randomly` on the command line turns it back on.
+# The same SEED gives the same order: a failure found under one replays with it.
+SEED  ?= 1
+TESTS ?= tests/unit tests/integration
+test-random: install    ## the unit and integration suites in a shuffled order: `make test-random SEED=n`
+	$(PY) -m pytest -p randomly --randomly-seed=$(SEED) $(TESTS)
+
+# The floor of the mutation score (docs/testing.md): a domain change that its tests do not
+# notice lowers it.
+MUTATION_FLOOR := 90
+mutate: install         ## mutation testing of the recovery and notifier domains (mutmut, [tool.mutmut]); its score
+	$(BIN)/mutmut run --max-children 1
+	$(BIN)/mutmut export-cicd-stats
+	$(PY) -m tests.mutation_score --floor $(MUTATION_FLOOR)
 
 check: install system-tools lint types test  ## lint, types, then the whole suite (`make test`): what CI runs
 

@@ -227,3 +227,18 @@ async def opened_events(db: Any, rows: Iterable[tuple[str, Any]]) -> list[dict[s
     pairs = [(t, json.loads(d) if isinstance(d, str | bytes) else dict(d)) for t, d in rows]
     await open_data(db, pairs)
     return [d for _, d in pairs]
+
+
+async def outbox_empty(database_url: str, *, relay: str | None = None, timeout: float = 60.0) -> None:
+    """Until the relays of the database (``relay`` alone, if named) have published what they
+    queued: their part of the outbox is empty."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while await conn.fetchval("SELECT count(*) FROM outbox WHERE $1::text IS NULL OR relay = $1", relay):
+            assert time.monotonic() < deadline, f"the outbox was not published within {timeout} s"
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()

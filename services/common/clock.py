@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 Clock = Callable[[], datetime]
 
@@ -23,3 +24,14 @@ class ManualClock:
 
     def advance(self, delta: timedelta) -> None:
         self.now += delta
+
+
+class FileClock:
+    """Tests only (``RECOVERY_TEST_CLOCK_FILE``): the time written in a file, read at every
+    call, so that a test moves a service process's clock instead of waiting for the wall's."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self) -> datetime:
+        return datetime.fromisoformat(self.path.read_text().strip())

@@ -33,6 +33,8 @@ class RecoverySettings(CommonSettings):
     recovery_pipeline: bool = True
     # Durable SLA timers: how often a worker looks for due timers (also woken by NOTIFY).
     recovery_timer_poll_s: float = Field(default=0.5, gt=0)
+    # Tests only: the service's clock reads the time from this file (services/common/clock.py).
+    recovery_test_clock_file: Path | None = None
 
     # Health, readiness, metrics and (recovery only) the ops API.
     http_host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on all interfaces

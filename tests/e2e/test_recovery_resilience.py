@@ -12,13 +12,13 @@ from pathlib import Path
 import asyncpg
 
 from tests.e2e.test_recovery_service import itunes_charge, itunes_complaint
-from tests.helpers import ServiceProcess, TopicReader, cloudevent, produce_events
+from tests.helpers import ServiceProcess, TopicReader, cloudevent, outbox_empty, produce_events, read_to_end
 
 DECIDED = "recovery.decision.made.v1"
 
 
 async def test_a_complaint_before_its_charge_waits_for_it_then_is_decided(
-    settings_env: dict[str, str], tmp_path: Path
+    settings_env: dict[str, str], pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     boot = settings_env["KAFKA_BOOTSTRAP_SERVERS"]
     svc = ServiceProcess("recovery-service", settings_env, tmp_path / "svc.log").start()
@@ -30,7 +30,8 @@ async def test_a_complaint_before_its_charge_waits_for_it_then_is_decided(
                 [itunes_complaint("c-early", "ch-late", "cmp-early")],
             )
             await decisions.wait_for(lambda e: e["type"] == "recovery.case.opened.v1", 60)
-            await decisions.settle(1.5)
+            # Opened in the transaction that decided what to do: wait for the charge.
+            assert await pool.fetchval("SELECT status FROM rm_cases") == "awaiting_charge"
             assert not [e for e in decisions.events if e["type"] == DECIDED]
             await produce_events(boot, settings_env["TOPIC_CHARGES"], [itunes_charge("c-early", "ch-late")])
             made = await decisions.wait_for(lambda e: e["type"] == DECIDED, 30)
@@ -40,41 +41,47 @@ async def test_a_complaint_before_its_charge_waits_for_it_then_is_decided(
 
 
 async def test_an_sla_breach_fires_on_time_and_the_customer_favourable_fallback_follows(
-    settings_env: dict[str, str], tmp_path: Path
+    settings_env: dict[str, str], pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
+    """The service's clock is a file the test moves (RECOVERY_TEST_CLOCK_FILE): the breach
+    fires at the deadline to the microsecond, never before, however slow the machine."""
     boot = settings_env["KAFKA_BOOTSTRAP_SERVERS"]
-
-    def complaint(cid: str, filed: datetime) -> dict[str, object]:
-        return cloudevent("complaint.filed.v1", {
-            "complaint_id": cid,
-            "customer": {"id": f"c-{cid}", "name": "Ana", "email": "ana@example.com", "locale": "es-CO"},
-            "channel": "phone", "category": "service_failure", "claimed_amount": "20.00", "currency": "USD",
-            "description": "El servicio no funcionó.", "filed_at": filed.isoformat(),
-        }, f"c-{cid}")  # fmt: skip
-
-    svc = ServiceProcess("recovery-service", settings_env, tmp_path / "svc.log").start()
+    clock = tmp_path / "clock"
+    now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    clock.write_text(now.isoformat())
+    filed = now - timedelta(hours=10) + timedelta(minutes=1)  # the 10 h SLA ends a minute from now
+    complaint = cloudevent("complaint.filed.v1", {
+        "complaint_id": "cmp-slow",
+        "customer": {"id": "c-slow", "name": "Ana", "email": "ana@example.com", "locale": "es-CO"},
+        "channel": "phone", "category": "service_failure", "claimed_amount": "20.00", "currency": "USD",
+        "description": "El servicio no funcionó.", "filed_at": filed.isoformat(),
+    }, "c-slow", time_=filed)  # fmt: skip
+    env = {**settings_env, "RECOVERY_TEST_CLOCK_FILE": str(clock), "RECOVERY_TIMER_POLL_S": "0.1"}
+    svc = ServiceProcess("recovery-service", env, tmp_path / "svc.log").start()
     try:
         async with TopicReader(boot, settings_env["TOPIC_DECISIONS"]) as decisions:
-            # First a complaint with hours to go, so that the service has started and joined its
-            # group (slow on a loaded machine) before the clock of the one under test runs.
-            await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint("cmp-warm", datetime.now(UTC))])
+            await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint])
             await decisions.wait_for(lambda e: e["type"] == "recovery.case.escalated.v1", 60)
-            decisions.events.clear()
-            filed = datetime.now(UTC) - timedelta(hours=10) + timedelta(seconds=4)  # deadline in ~4 s
-            await produce_events(boot, settings_env["TOPIC_COMPLAINTS"], [complaint("cmp-slow", filed)])
-            await decisions.wait_for(lambda e: e["type"] == "recovery.case.escalated.v1", 60)
-            await decisions.wait_for(lambda e: e["type"] == "recovery.sla.warning.v1", 30)
+            warned = await decisions.wait_for(lambda e: e["type"] == "recovery.sla.warning.v1", 30)
+            assert datetime.fromisoformat(warned[0]["data"]["at"]) == now  # due since the start
+            deadline = filed + timedelta(hours=10)
+            clock.write_text(deadline.isoformat())
             breach = await decisions.wait_for(lambda e: e["type"] == "recovery.sla.breached.v1", 30)
-            deadline = datetime.fromisoformat(breach[0]["data"]["sla_deadline"])
-            fired = datetime.fromisoformat(breach[0]["data"]["at"])
-            assert timedelta(0) <= fired - deadline < timedelta(seconds=3)
+            assert datetime.fromisoformat(breach[0]["data"]["sla_deadline"]) == deadline
+            # Fired at the first look of the timers at the deadline: the clock stood there.
+            assert datetime.fromisoformat(breach[0]["data"]["at"]) == deadline
             made = await decisions.wait_for(lambda e: e["type"] == DECIDED, 30)
             data = made[0]["data"]
             assert data["within_sla"] is False
             assert data["policy"]["rule"] == "sla-breach-fallback"
             assert [(r["type"], r["amount"]) for r in data["remedies"]] == [("refund", "20.00")]
-            await decisions.settle(2)
-            assert len([e for e in decisions.events if e["type"] == "recovery.sla.breached.v1"]) == 1
+            # Fired once: the case has no timer left to fire, and everything the service
+            # queued is on the topic.
+            case_id = made[0]["data"]["case_id"]
+            assert await pool.fetchval("SELECT count(*) FROM rm_timers WHERE case_id = $1", case_id) == 0
+            await outbox_empty(settings_env["DATABASE_URL"])
+            events = await read_to_end(boot, settings_env["TOPIC_DECISIONS"])
+            assert len([e for e in events if e["type"] == "recovery.sla.breached.v1"]) == 1
     finally:
         svc.stop()
 
@@ -142,10 +149,11 @@ async def test_a_kill_9_in_the_middle_of_a_backlog_loses_nothing_and_decides_eac
         second = ServiceProcess("recovery-service", env, tmp_path / "second.log").start()
         try:
             await decisions.wait_count(lambda e: e["type"] == DECIDED and True, n, 180)
-            await decisions.settle(2)
         finally:
             second.stop()
-    await assert_each_decided_once(decisions.events, settings_env["DATABASE_URL"], n, "kcmp")
+    # Stopped: the topic read to its end holds all it will.
+    everything = await read_to_end(boot, settings_env["TOPIC_DECISIONS"])
+    await assert_each_decided_once(everything, settings_env["DATABASE_URL"], n, "kcmp")
 
 
 async def assert_each_decided_once(events: list[dict[str, object]], database_url: str, n: int, prefix: str) -> None:
@@ -188,9 +196,9 @@ async def test_two_instances_share_the_partitions_across_rebalances_and_decide_e
             first.stop()  # leaves the group: another rebalance
             assert len([e for e in decisions.events if e["type"] == DECIDED]) < n, "backlog done too early"
             await decisions.wait_count(lambda e: e["type"] == DECIDED, n, 180)
-            await decisions.settle(2)
         finally:
             first.stop()
             second.stop()
     assert "Traceback" not in first.log() + second.log()
-    await assert_each_decided_once(decisions.events, settings_env["DATABASE_URL"], n, "scmp")
+    everything = await read_to_end(boot, settings_env["TOPIC_DECISIONS"])  # stopped: all there is
+    await assert_each_decided_once(everything, settings_env["DATABASE_URL"], n, "scmp")

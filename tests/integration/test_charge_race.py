@@ -26,6 +26,8 @@ from services.recovery.application import RecoveryService
 from services.recovery.domain.policy import load_policy
 from services.recovery.domain.roster import load_roster
 from tests.helpers import VOUCHERS, cloudevent
+from tests.integration.test_append_race import _waiting_for_a_lock
+from tests.integration.test_relay import wait_for
 
 NOW = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)
 
@@ -128,12 +130,13 @@ async def test_two_batches_meeting_over_one_charge_take_turns_on_its_lock(
     await reached.wait()
     charge = asyncio.create_task(_service(pool).handle_records([CHARGE]))
     try:
-        done, _ = await asyncio.wait([charge], timeout=0.5)
+        # The charge's batch waits for the charge's lock (PostgreSQL says so), not done.
+        await wait_for(lambda: _waiting_for_a_lock(pool), 30, "the charge's batch to wait for the lock")
+        assert not charge.done(), "the charge's batch went past the lock the complaint's batch holds"
     finally:
         go.set()
         await complaint
         await charge
-    assert not done, "the charge's batch went past the lock the complaint's batch holds"
     decisions, awaiting, waits = await _outcome(pool)
     assert [(d["complaint_id"], d["policy"]["rule"]) for d in decisions] == [("cmp-race", "failed-delivery")]
     assert awaiting == 0

@@ -13,12 +13,14 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+from asyncpg.pool import PoolConnectionHolder
 
 from services.common.db import batch_transaction, create_pool, json_rows
 from services.common.eventstore import AppendRequest
 from services.common.eventstore.postgres import _APPEND_STATE, APPEND_LOCK, append_on
 from services.common.settings import CommonSettings
 from tests.integration.test_event_store_contract import ev
+from tests.integration.test_relay import wait_for
 
 
 async def _seq_scans_of_events(conn: asyncpg.Connection) -> int:
@@ -142,7 +144,15 @@ async def test_a_batch_goes_on_while_its_connection_is_handed_back(
             await finish.wait()
         await real_reset(self, timeout=timeout)
 
+    waited: list[bool] = []  # per connection the close waited for: was it still being handed back
+    real_wait = PoolConnectionHolder.wait_until_released
+
+    async def wait_until_released(self: PoolConnectionHolder) -> None:
+        waited.append(self._in_use is not None)
+        await real_wait(self)
+
     monkeypatch.setattr(asyncpg.Connection, "reset", held_reset)
+    monkeypatch.setattr(PoolConnectionHolder, "wait_until_released", wait_until_released)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
 
@@ -162,7 +172,9 @@ async def test_a_batch_goes_on_while_its_connection_is_handed_back(
         with pytest.raises(RuntimeError):  # rolled back, and its connection handed back too
             await failing_batch()
         closing = asyncio.create_task(pool.close())
-        await asyncio.sleep(0.2)
+        # close asks each connection to come back first: one is still being handed back.
+        await wait_for(lambda: _asked_all(waited, pool), 10, "the close to wait for every connection")
+        assert True in waited
         assert not closing.done()  # close waits for the connections being handed back
     finally:
         finish.set()
@@ -172,3 +184,7 @@ async def test_a_batch_goes_on_while_its_connection_is_handed_back(
         assert await conn.fetchval("SELECT count(*) FROM inbox WHERE message_id = 'm-2'") == 0
     finally:
         await conn.close()
+
+
+async def _asked_all(waited: list[bool], pool: asyncpg.Pool) -> bool:
+    return len(waited) == len(pool._holders)

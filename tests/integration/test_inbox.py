@@ -11,7 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
+from services.common import outbox
 from services.common.clock import ManualClock
 from services.common.contract import encode, new_event
 from services.common.contract.events import EmailDelivered
@@ -25,6 +27,7 @@ from services.recovery.application import BatchResult, Ready
 from services.recovery.bootstrap import Runtime
 from services.recovery.settings import RecoverySettings
 from tests.e2e.test_notifier import NOW, decision_event
+from tests.integration.test_relay import wait_for
 from tests.replay_world import T0, charge, fire_timers, make_service, play, records, snapshot
 
 
@@ -116,7 +119,20 @@ async def test_entries_past_the_retention_are_pruned_in_chunks_by_instances_at_o
     assert await prune_inbox(pool, week) == 0
 
 
-async def test_a_running_service_prunes_its_inbox_unless_told_to_keep_it(settings_env: dict[str, str]) -> None:
+async def test_a_running_service_prunes_its_inbox_unless_told_to_keep_it(
+    settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rounds = 0  # pruning rounds finished
+    real_prune = outbox.prune_inbox
+
+    async def counting(*args: Any, **kwargs: Any) -> int:
+        nonlocal rounds
+        try:
+            return await real_prune(*args, **kwargs)
+        finally:
+            rounds += 1
+
+    monkeypatch.setattr(outbox, "prune_inbox", counting)
     env = {k.lower(): v for k, v in settings_env.items()}
     for hours, left in ((24, [("recovery-service", "new", 3)]),
                         (0, [("recovery-service", "new", 3), ("recovery-service", "old", 3)])):  # fmt: skip
@@ -128,11 +144,17 @@ async def test_a_running_service_prunes_its_inbox_unless_told_to_keep_it(setting
             await pool.execute("DELETE FROM inbox")
             await _fill(pool, "recovery-service", "old", 3, timedelta(hours=25))
             await _fill(pool, "recovery-service", "new", 3, timedelta(hours=23))
-            for _ in range(100):
-                if await _left(pool) == left:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)  # a few more rounds: nothing else goes
+            if hours:
+                # Two rounds finished after the fill: the second began after it, whole.
+                want = rounds + 2
+                await wait_for(lambda want=want: _more(rounds, want), 30, "two pruning rounds after the fill")  # type: ignore[misc]
+            else:
+                assert not [t for t in runtime.tasks if t.get_coro().__name__ == "prune_inbox_every"]  # type: ignore[union-attr]
             assert await _left(pool) == left
         finally:
             await runtime.close()
+    assert rounds > 0
+
+
+async def _more(n: int, want: int) -> bool:
+    return n >= want

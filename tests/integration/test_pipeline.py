@@ -79,6 +79,7 @@ async def test_a_batch_that_fails_with_another_in_flight_behind_it_loses_and_dup
     handed: dict[int, set[tuple[str, int, int]]] = {}  # what each call was given
     rewound: list[set[tuple[str, int, int]]] = []
     real_rewind = consumer_module.rewind
+    seventh = asyncio.Event()  # the batch behind the failing one reached the application
 
     def rewind(message: Any, again: list[Any]) -> None:
         rewound.append({(r.topic, r.partition, r.offset) for r in again})
@@ -87,12 +88,15 @@ async def test_a_batch_that_fails_with_another_in_flight_behind_it_loses_and_dup
     async def handle_records(self: RecoveryService, batch: Any, *args: Any) -> Any:
         nonlocal calls, running, most, failed_beside
         calls += 1
+        if calls == 7:
+            seventh.set()
         handed[calls] = {(r.topic, r.partition, r.offset) for r in batch}
         running += 1
         most = max(most, running)
         try:
             if calls == 6:
-                await asyncio.sleep(0.2)  # long enough for the batch behind to be under way
+                if pipeline:  # fail only once the batch behind is under way
+                    await asyncio.wait_for(seventh.wait(), 60)
                 failed_beside = calls - 5  # the batches started up to now from this one on
                 raise ConnectionDoesNotExistError("the database went away (on purpose)")
             if calls == 7:  # the batch behind fails too: only the rewind brings it back

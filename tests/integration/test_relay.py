@@ -310,10 +310,10 @@ async def test_a_commit_notified_while_a_batch_is_in_flight_is_published_without
     await real.start()
     producer = _HeldProducer(real)
     try:
-        async with running_relay(pool, producer, batch_size=1000, poll_s=300):
+        async with running_relay(pool, producer, batch_size=1000, poll_s=300) as relay:
             await asyncio.wait_for(producer.holding.wait(), 30)  # the first batch is in flight
             second = await enqueue_warnings(pool, topic, 5)  # committed: NOTIFY sent now
-            await asyncio.sleep(0.2)  # the notification reaches the relay mid-batch
+            await wait_for(lambda: _woken(relay), 15, "the notification to reach the relay mid-batch")
             producer.release.set()
             await wait_for(lambda: _empty(pool), 15, "the second commit to be published (poll_s is 300 s)")
     finally:
@@ -347,17 +347,32 @@ async def test_a_commit_wakes_each_relay_it_queued_messages_for(pool: asyncpg.Po
                              for i, relay in enumerate(["relay-a", "relay-b", "relay-a", "relay-b", "relay-a"])],
                 )  # fmt: skip
                 await enqueue(conn, "relay-c", [message(i) for i in range(3)])
-                await asyncio.sleep(0.2)
-                assert heard == []  # nothing before the commit
-            await wait_for(lambda: _heard(heard, 3), 10, "a notification per relay")
-            await asyncio.sleep(0.2)  # and no more
+                # Notifications reach a listener in commit order: once a marker committed
+                # after these statements is heard, any they had sent early is heard too.
+                await _notify_marker(pool, "before the commit")
+                await wait_for(lambda: _heard(heard, "before the commit"), 10, "the first marker")
+                assert heard == ["before the commit"]  # nothing before the commit
+            await wait_for(lambda: _heard(heard, "relay-c", "relay-a", "relay-b"), 10, "a notification per relay")
+            await _notify_marker(pool, "after the commit")
+            await wait_for(lambda: _heard(heard, "after the commit"), 10, "the second marker")
         finally:
             await listener.remove_listener("outbox", on_notify)
-    assert sorted(heard) == ["relay-a", "relay-b", "relay-c"]
+    assert heard[0] == "before the commit"
+    assert heard[-1] == "after the commit"
+    assert sorted(heard[1:-1]) == ["relay-a", "relay-b", "relay-c"]  # once each, and no more
 
 
-async def _heard(heard: list[str], n: int) -> bool:
-    return len(heard) >= n
+async def _notify_marker(pool: asyncpg.Pool, payload: str) -> None:
+    """A notification on the outbox channel, committed now, behind everything committed before."""
+    await pool.execute("SELECT pg_notify('outbox', $1)", payload)
+
+
+async def _heard(heard: list[str], *payloads: str) -> bool:
+    return set(payloads) <= set(heard)
+
+
+async def _woken(relay: OutboxRelay) -> bool:
+    return relay._wake.is_set()
 
 
 async def test_a_relay_whose_connection_is_cut_takes_a_new_one_and_carries_on(

@@ -5,6 +5,7 @@ and with the application deciding while the rebuild runs."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +19,8 @@ from services.recovery.audit import AUDIT_TYPE
 from services.recovery.domain.policy import load_policy
 from services.recovery.replay.rebuild import Progress, Rebuild, RebuildError, parse_projections
 from services.recovery.replay.trusted import load_json
-from tests.replay_world import T0, fire_timers, make_service, play, snapshot
+from tests.integration.test_relay import wait_for
+from tests.replay_world import T0, charge, complaint, fire_timers, make_service, play, records, snapshot
 
 
 class Interrupted(Exception):
@@ -140,6 +142,58 @@ async def test_the_service_keeps_deciding_during_a_rebuild_and_the_swap_keeps_it
     _assert_same(await _tables(database_url), after)
     # and the application still works on the swapped-in tables
     await play(service, clock, "after", 7)
+
+
+class _SwapWithADecision(Rebuild):
+    """A rebuild that, holding the swap's locks, starts a decision and moves the tables only
+    once that decision's transaction waits for them."""
+
+    def __init__(self, database_url: str, decide: Callable[[], Awaitable[Any]], pool: asyncpg.Pool) -> None:
+        super().__init__(lambda: asyncpg.connect(database_url), load_policy(), parse_projections(None), page_size=500)
+        self._decide, self._pool = decide, pool
+        self.deciding: asyncio.Task[Any] | None = None
+
+    async def _move(self, conn: asyncpg.Connection, table: str) -> None:
+        if self.deciding is None:
+            self.deciding = asyncio.ensure_future(self._decide())
+            await wait_for(lambda: _waits_for_a_lock(self._pool, conn), 30, "the decision to wait for the swap's locks")
+        await super()._move(conn, table)
+
+
+async def _waits_for_a_lock(pool: asyncpg.Pool, rebuilding: asyncpg.Connection) -> bool:
+    pid = rebuilding.get_server_pid()
+    n: int = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1"
+        " AND $1 = ANY(pg_blocking_pids(pid))",
+        pid,
+    )
+    return n > 0
+
+
+async def test_a_decision_that_lands_during_the_swap_is_in_the_swapped_in_tables(
+    pool: asyncpg.Pool, common_settings: CommonSettings, database_url: str
+) -> None:
+    """The swap holds the live tables and the append lock; a decision taken meanwhile waits
+    for them, then appends and projects into the tables just moved in: not into the dropped
+    ones, and not appended behind the rebuild's catch-up without its rows."""
+    clock = await _live(pool, common_settings, n=14)
+    service = make_service(pool, common_settings, clock)
+    batch = records([
+        charge("swap-cust", "swap-ch", "4.99", "purchase", "digital", clock()),
+        complaint("swap-cust", "swap-cmp", "delivery_failed", clock(), charge_id="swap-ch"),
+    ])  # fmt: skip
+    rebuild = _SwapWithADecision(database_url, lambda: service.handle_records(batch), pool)
+    await rebuild.run()
+    assert rebuild.deciding is not None
+    result = await asyncio.wait_for(rebuild.deciding, 30)
+    assert result.decisions == 1
+    after = await _tables(database_url)
+    swapped = [r for r in after["rm_cases"] if r[2] == "swap-cmp"]
+    assert len(swapped) == 1, "the decision's case is in the swapped-in table"
+    assert swapped[0][4] == "decided"
+    # A second rebuild, at rest, gives the same tables: the decision is in them all.
+    await _rebuild(database_url, page_size=500).run()
+    _assert_same(await _tables(database_url), after)
 
 
 async def test_trusted_loading_gives_the_models_validation_gives_for_every_stored_event(

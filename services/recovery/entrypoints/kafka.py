@@ -13,7 +13,7 @@ from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 
-from services.common.clock import Clock, system_clock
+from services.common.clock import Clock, FileClock, system_clock
 from services.common.consumer import SubscriberConsumer, batch_subscriber_options, message_in_hand, records_of, top_up
 from services.common.contract.events import (
     CaseEscalated,
@@ -83,4 +83,5 @@ def run() -> None:
     settings = load_settings(RecoverySettings)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     configure_tracing("recovery-service")
-    asyncio.run(build_app(settings).run())
+    clock = system_clock if settings.recovery_test_clock_file is None else FileClock(settings.recovery_test_clock_file)
+    asyncio.run(build_app(settings, clock).run())

@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Protocol
 
 import asyncpg
@@ -100,6 +101,35 @@ async def _value(result: bool | Awaitable[bool]) -> bool:
     return result if isinstance(result, bool) else await result
 
 
+def count_sweeps(worker: DeliveryWorker) -> list[int]:
+    """Counts the worker's finished sweeps (in a one-item list the test reads)."""
+    done = [0]
+    real = worker.sweep
+
+    async def sweep() -> int:
+        try:
+            return await real()
+        finally:
+            done[0] += 1
+
+    worker.sweep = sweep  # type: ignore[method-assign]
+    return done
+
+
+def count_arrivals(worker: DeliveryWorker) -> list[int]:
+    """Counts the attempts that asked the worker for a turn (before they wait for one)."""
+    arrived = [0]
+    turns = worker._turns
+
+    class Arrivals(EmailSender):
+        async def send(self, req: EmailRequested, sender: str) -> None:
+            arrived[0] += 1
+            await turns.send(req, sender)
+
+    worker._turns = Arrivals()  # type: ignore[assignment]
+    return arrived
+
+
 async def status(pool: asyncpg.Pool, notification_id: str) -> str | None:
     value: str | None = await pool.fetchval("SELECT status FROM deliveries WHERE notification_id = $1", notification_id)
     return value
@@ -141,7 +171,7 @@ async def test_a_batch_returns_while_its_email_is_still_retried_and_the_outcome_
     assert await outcomes(pool) == []
     server.opened.set()
     await delivered(pool, event)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: not worker.inflight)  # its sending is over: nothing more can go
     assert server.accepted == [nid(event)]
     sent = await outcomes(pool)
     assert [(e["type"], e["data"]["notification_id"]) for e in sent] == [(DELIVERED, nid(event))]  # type: ignore[index]
@@ -168,7 +198,7 @@ async def test_a_request_redelivered_while_its_email_is_in_flight_is_not_sent_ag
     assert await first.handle_records([record(event)]) == 0
     server.opened.set()
     await delivered(pool, event)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: not first.inflight and not second.inflight)  # nothing more can go
 
     assert server.accepted == [nid(event)]
     assert len(await outcomes(pool)) == 1
@@ -185,11 +215,14 @@ async def test_a_claim_whose_worker_died_is_taken_over_and_sent_once(pool: async
         " VALUES ($1, 'sending', $2::jsonb, gen_random_uuid(), now() + interval '1 hour', now())",
         nid(live), encode(live).decode(),
     )  # fmt: skip
+    sweeps = count_sweeps(worker)
     stop = asyncio.Event()
     loop = asyncio.create_task(worker.run(stop))
     try:
         await delivered(pool, stale)
-        await asyncio.sleep(3 * LEASE_S)  # a few more sweeps
+        after = sweeps[0]
+        await eventually(lambda: sweeps[0] >= after + 2)  # a whole sweep after the delivery
+        await eventually(lambda: not worker.inflight)
     finally:
         stop.set()
         await loop
@@ -198,6 +231,42 @@ async def test_a_claim_whose_worker_died_is_taken_over_and_sent_once(pool: async
     sent = await outcomes(pool)
     assert [(e["type"], e["data"]["notification_id"]) for e in sent] == [(DELIVERED, nid(stale))]  # type: ignore[index]
     assert sent[0]["causationid"] == stale.id
+
+
+async def test_a_delivery_retried_longer_than_its_lease_is_renewed_and_not_taken_over(
+    pool: asyncpg.Pool, workers: Workers
+) -> None:
+    """Retries go on for several leases: the worker sending extends its lease each third of
+    one, and another worker sweeping all along never takes the claim over."""
+    mine, theirs = GatedMailServer(), GatedMailServer(opened=True)
+    sending, sweeping = workers(mine), workers(theirs)
+    sweeps = count_sweeps(sweeping)
+    event = request()
+    assert await asyncio.wait_for(sending.handle_records([record(event)]), 2) == 1
+    claim = await pool.fetchrow("SELECT claim_id, claimed_until FROM deliveries")
+    assert claim is not None
+    stop = asyncio.Event()
+    loops = [asyncio.create_task(w.run(stop)) for w in (sending, sweeping)]
+    try:
+        # Three leases later (by the database's clock), the lease was extended past them...
+        async def outlasted() -> bool:
+            until = await pool.fetchval("SELECT claimed_until FROM deliveries")
+            return bool(until >= claim["claimed_until"] + timedelta(seconds=3 * LEASE_S))
+
+        await eventually(outlasted)
+        # ...and the other worker swept since the first lease ran out, and took nothing.
+        swept = sweeps[0]
+        await eventually(lambda: sweeps[0] >= swept + 2)
+        assert await pool.fetchval("SELECT claim_id FROM deliveries") == claim["claim_id"]
+        assert (theirs.attempts, sweeping.inflight) == (0, {})
+        mine.opened.set()
+        await delivered(pool, event)
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+    assert (mine.accepted, theirs.accepted) == ([nid(event)], [])
+    assert mine.attempts > 3
+    assert len(await outcomes(pool)) == 1
 
 
 async def test_two_workers_racing_on_stale_claims_send_each_once(pool: asyncpg.Pool, workers: Workers) -> None:
@@ -271,10 +340,11 @@ async def test_a_worker_makes_at_most_its_connections_limit_of_attempts_at_once(
     not sent, and its claim is released like the others."""
     server = SlowMailServer()
     worker = workers(server, connections=3)
+    arrived = count_arrivals(worker)
     events = [request(n) for n in range(10)]
     assert await asyncio.wait_for(worker.handle_records([record(e, i) for i, e in enumerate(events)]), 2) == 10
-    await eventually(lambda: server.now == 3)
-    await asyncio.sleep(0.2)
+    # All ten asked for a turn; each went on up to its first wait: a turn or the server.
+    await eventually(lambda: arrived[0] == 10)
     assert (server.started, server.most) == (3, 3)  # the seven others wait for a turn
     server.done.set()
     for event in events:
@@ -288,7 +358,7 @@ async def test_a_worker_makes_at_most_its_connections_limit_of_attempts_at_once(
     assert await stopping.handle_records([record(e, i) for i, e in enumerate(more)]) == 5
     await eventually(lambda: held.now == 2)
     stop = asyncio.create_task(stopping.shutdown(grace_s=5))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: stopping._stopping.is_set())  # the stop is under way
     held.done.set()  # the two attempts under way end during the grace period: their turns free up
     await asyncio.wait_for(stop, 5)
     assert held.started == 2  # none of the three waiting began after the stop
@@ -309,10 +379,9 @@ async def test_a_worker_that_lost_its_claim_stops_sending_it(pool: asyncpg.Pool,
 
     await slow.renew()
 
-    await asyncio.sleep(0.05)
-    assert slow.inflight == {}
+    await eventually(lambda: slow.inflight == {})  # it stopped sending
     server.opened.set()
     await delivered(pool, event)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: not other.inflight)
     assert server.accepted == [nid(event)]
     assert len(await outcomes(pool)) == 1

@@ -298,3 +298,20 @@ def test_the_csv_rows_add_up_to_the_difference_in_money() -> None:
     before, after = s.money_total["USD"]
     assert sum(Decimal(x["money_after"]) - Decimal(x["money_before"]) for x in rows) == after - before
     assert s.money[("USD", "refund")][0] - s.money[("USD", "refund")][1] == Decimal("4.00")
+
+
+def test_sla_attainment_counts_the_decisions_made_in_time_before_and_after() -> None:
+    """The stories by hand, with the SLA at 10 h and then at 1 h. At 10 h four of the five
+    decisions are in time; only the breach's fallback is late. At 1 h the dispute breaches
+    (5 min + 1 h) before its person's decision at 2 h: the fallback grants it, late; the
+    charge that never came is declined at 3 h, past its deadline of 1 h 30: two in time."""
+    r, ids = _mixed()
+    shorter = POLICY.model_copy(update={"version": "2", "sla_hours": 1})
+    results = simulate(r.recorded(), shorter, ROSTER, horizon=T0 + timedelta(days=1))
+    in_time = {name: [d.within_sla for d in _by_id(results)[cid].after.decisions] for name, cid in ids.items()}
+    assert in_time == {"micro": [True], "dispute": [False], "late_charge": [True], "breach": [False], "never": [False]}
+    s = summarise(results, shorter)
+    assert (s.decisions, s.within_sla, s.breaches) == ((5, 5), (4, 2), (1, 3))
+    assert s.sla_attainment() == (0.8, 0.4)
+    same = summarise(simulate(r.recorded(), POLICY, ROSTER, horizon=T0 + timedelta(days=1)), POLICY)
+    assert same.sla_attainment() == (0.8, 0.8)
