@@ -55,7 +55,9 @@ async def _served(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
     with patch.object(uvicorn.Server, "startup", started):
         task = asyncio.create_task(serve(app, "127.0.0.1", port, stop))
-        await asyncio.wait([task, asyncio.create_task(listening.wait())], return_when=asyncio.FIRST_COMPLETED)
+        waiter = asyncio.create_task(listening.wait())
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)  # started, or failed to
+        waiter.cancel()
     try:
         assert listening.is_set(), "uvicorn did not start"
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
