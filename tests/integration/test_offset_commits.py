@@ -43,8 +43,9 @@ async def test_the_next_batch_is_handled_while_a_commit_waits_and_a_clean_stop_c
     first, second = [_pair(i, "a") for i in range(5)], [_pair(i, "b") for i in range(5)]
     await produce_events(boot, settings.topic_charges, [p[0] for p in first + second])
 
-    # Hold the first commit of a batch with complaints until the second wave is decided;
-    # after that every commit is slow, so the stop below finds one in the air.
+    # Hold the first commit of a batch with complaints until the second wave is decided, and
+    # release it in the same step as the stop: the stop finds it, and the second wave's
+    # commit behind it, in the air.
     release, holding = asyncio.Event(), asyncio.Event()
     held: list[int] = []  # one entry per commit waiting for the release
     real_commit = AIOKafkaConsumer.commit
@@ -55,7 +56,6 @@ async def test_the_next_batch_is_handled_while_a_commit_waits_and_a_clean_stop_c
             held.append(1)
             await release.wait()
             held.pop()
-        await asyncio.sleep(0.5)
         await real_commit(self, offsets)
 
     monkeypatch.setattr(AIOKafkaConsumer, "commit", commit)
@@ -71,8 +71,8 @@ async def test_the_next_batch_is_handled_while_a_commit_waits_and_a_clean_stop_c
                        "the second wave to be decided while the first commit waits")  # fmt: skip
         assert held, "the first wave's commit still waits"
         assert await _committed(settings, settings.topic_complaints) == 0
-        release.set()  # and stop at once: the held commit and the second wave's are pending
     finally:
+        # No await between: the held commit and the second wave's are pending at the stop.
         release.set()
         app.exit()
         await asyncio.wait_for(running, 30)

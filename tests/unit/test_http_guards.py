@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -42,16 +45,22 @@ def _app(options: HttpOptions, calls: list[Any] | None = None) -> FastAPI:
 
 
 async def _served(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    port, stop = free_port(), asyncio.Event()
-    task = asyncio.create_task(serve(app, "127.0.0.1", port, stop))
+    """A client of ``app`` served by :func:`serve`, once uvicorn's startup says it listens."""
+    port, stop, listening = free_port(), asyncio.Event(), asyncio.Event()
+    startup = uvicorn.Server.startup
+
+    async def started(server: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+        await startup(server, sockets)
+        listening.set()
+
+    with patch.object(uvicorn.Server, "startup", started):
+        task = asyncio.create_task(serve(app, "127.0.0.1", port, stop))
+        waiter = asyncio.create_task(listening.wait())
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)  # started, or failed to
+        waiter.cancel()
     try:
+        assert listening.is_set(), "uvicorn did not start"
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(100):
-                try:
-                    await client.get("/healthz")
-                    break
-                except httpx.ConnectError:
-                    await asyncio.sleep(0.05)
             yield client
     finally:
         stop.set()

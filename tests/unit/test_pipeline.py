@@ -17,10 +17,17 @@ from services.common.pipeline import BatchAbandoned, BatchConsumer, BatchPipelin
 from services.common.records import InboundRecord
 
 
-async def _settles(coro: Awaitable[object], within_s: float = 0.05) -> bool:
+async def _idle() -> None:
+    """Until the loop has run every step that is ready: what is still pending then waits
+    for an event that nothing has set (the pipeline is pure asyncio, with no timers)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def _settles(coro: Awaitable[object]) -> bool:
     task = asyncio.ensure_future(coro)
-    done, _ = await asyncio.wait([task], timeout=within_s)
-    if not done:
+    await _idle()
+    if not task.done():
         task.cancel()
         return False
     task.result()
@@ -36,7 +43,7 @@ async def test_a_batch_sharing_a_customer_waits_for_the_one_ahead_to_end() -> No
     ahead = InFlight(keys=frozenset({"c-1", "c-2"}))
     assert not await _settles(ahead.wait_if_shared({"c-2", "c-3"}))
     waiting = asyncio.ensure_future(ahead.wait_if_shared({"c-2"}))
-    await asyncio.sleep(0.01)
+    await _idle()
     assert not waiting.done()
     ahead.done.set()
     await asyncio.wait_for(waiting, 1)
@@ -98,11 +105,13 @@ def _offsets(batches: list[list[InboundRecord]]) -> list[list[int | None]]:
 
 class Handler:
     """Takes each record's key as its customer; fails the batches starting at ``fail``; a
-    batch starting at an offset in ``slow`` takes longer than the others."""
+    batch starting at an offset in ``held`` ends only once ``release`` is set, and the others
+    set ``behind_ended`` when they end."""
 
-    def __init__(self, fail: frozenset[int] = frozenset(), slow: frozenset[int] = frozenset()) -> None:
-        self.fail, self.slow = fail, slow
+    def __init__(self, fail: frozenset[int] = frozenset(), held: frozenset[int] = frozenset()) -> None:
+        self.fail, self.held = fail, held
         self.seen: list[tuple[int, bool]] = []
+        self.release, self.behind_ended = asyncio.Event(), asyncio.Event()
 
     async def __call__(self, records: list[InboundRecord], flight: InFlight, before: InFlight | None) -> int:
         first = records[0].offset or 0
@@ -110,7 +119,11 @@ class Handler:
         flight.keys = frozenset(r.key.decode() for r in records if r.key)
         if before is not None:
             await before.wait_if_shared(flight.keys)
-        await asyncio.sleep(0.03 if first in self.slow else 0.005)
+        if first in self.held:
+            await self.release.wait()
+        else:
+            await asyncio.sleep(0)  # a handler yields while it works: the batch behind starts
+            self.behind_ended.set()
         if first in self.fail:
             raise ConnectionError("PostgreSQL went away (on purpose)")
         return len(records)
@@ -132,9 +145,13 @@ async def test_while_the_consumer_has_records_each_batch_runs_behind_the_one_bef
 
 
 async def test_a_batch_that_ends_first_is_still_committed_after_the_one_ahead() -> None:
-    handler, settled = Handler(slow=frozenset({0})), list[int]()
+    handler, settled = Handler(held=frozenset({0})), list[int]()
     consumer = FakeConsumer([_records(2, 10, customer="other")])
-    await _pipeline(handler, settled).run(consumer, _records(2, 0))
+    run = asyncio.create_task(_pipeline(handler, settled).run(consumer, _records(2, 0)))
+    await asyncio.wait_for(handler.behind_ended.wait(), 5)  # the batch behind ended first
+    assert settled == []
+    handler.release.set()
+    await run
     assert settled == [2, 2]
     assert _offsets(consumer.committed) == [[0, 1], [10, 11]]
 
@@ -189,11 +206,12 @@ async def test_without_overlap_the_consumer_is_not_read_past_the_batch() -> None
 
 
 async def test_once_stopping_no_further_batch_is_taken_and_stop_waits_for_the_run() -> None:
-    handler, settled = Handler(slow=frozenset({0})), list[int]()
+    handler, settled = Handler(held=frozenset({0})), list[int]()
     consumer = FakeConsumer([_records(3, 10), _records(2, 20)])
     pipeline = _pipeline(handler, settled)
     run = asyncio.create_task(pipeline.run(consumer, _records(4, 0)))
-    await asyncio.sleep(0.01)  # the first batch and the one behind it are in flight
+    await asyncio.wait_for(handler.behind_ended.wait(), 5)  # the batch behind is taken, the first is held
+    handler.release.set()  # the first ends only once the loop runs again: stop() asks before
     await pipeline.stop()
     assert run.done()
     assert settled == [4, 3]
