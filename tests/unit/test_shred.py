@@ -3,15 +3,19 @@ the key table."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 from typing import Any
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.common.eventstore.shred import (
     ERASED,
     ERASED_EMAIL,
+    PERSONAL,
     SEALED,
     Keyring,
     customer_of,
@@ -114,3 +118,64 @@ def test_notes_are_personal_and_nothing_to_seal_is_left_as_it_is() -> None:
     assert holds_personal(DECISION, DATA)
     ring = Keyring()
     assert ring.seal(DECISION, erased, "c-1") is erased  # no key needed
+
+
+_VALUE = st.one_of(st.none(), st.text(max_size=20), st.integers(), st.just(ERASED), st.just(ERASED_EMAIL))
+
+
+@st.composite
+def _event_data(draw: st.DrawFn, event_type: str) -> dict[str, Any]:
+    """Data of ``event_type`` with each personal path present or not, its value anything a
+    producer could send (an erased marker too), and a dict on the way now and then not one."""
+    data: dict[str, Any] = {"other": draw(st.text(max_size=5))}
+    for path in PERSONAL[event_type][1]:
+        if not draw(st.booleans()):
+            continue
+        target = data
+        for part in path[:-1]:
+            inner = target.setdefault(part, {} if draw(st.integers(0, 9)) else "not a dict")
+            if not isinstance(inner, dict):
+                break
+            inner.setdefault("kept", 1)
+            target = inner
+        else:
+            target[path[-1]] = draw(_VALUE)
+    return data
+
+
+@given(st.data())
+def test_sealing_any_shape_of_personal_data_opens_back_to_it(drawn: st.DataObject) -> None:
+    event_type = drawn.draw(st.sampled_from(sorted(PERSONAL)))
+    data = drawn.draw(_event_data(event_type))
+    before = copy.deepcopy(data)
+    table, ring = _Keys(), Keyring()
+    asyncio.run(ring.ensure(table, ["c-1"]))
+    sealed = ring.seal(event_type, data, "c-1")
+    assert data == before  # the original is left alone
+    if not holds_personal(event_type, data):
+        assert sealed is data
+        return
+    left = {k: v for k, v in sealed.items() if k not in (SEALED, "other")}
+    for path in PERSONAL[event_type][1]:
+        value = _at(data, path)
+        if value is not None:
+            assert _at(sealed, path) == (ERASED_EMAIL if path[-1] == "email" else ERASED)
+    # Nothing personal is left in the clear, but markers and what is not personal.
+    assert _leaves(left) <= {ERASED, ERASED_EMAIL, 1, None}
+    opened = copy.deepcopy(sealed)
+    asyncio.run(open_data(table, [(event_type, opened)]))
+    assert opened == data
+
+
+def _leaves(data: Any) -> set[Any]:
+    if isinstance(data, dict):
+        return set().union(*map(_leaves, data.values())) if data else set()
+    return {data} if data != "not a dict" else set()
+
+
+def _at(data: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data

@@ -77,6 +77,50 @@ def erased(path: Sequence[str]) -> str:
     return ERASED_EMAIL if path[-1] == "email" else ERASED
 
 
+# A type's personal paths as a tree, walked once per event by _strip: (key, the value's
+# index among the type's paths, its marker, None) for a personal value, (key, -1, "", the
+# subtree) for a dict on the way to some. Built once, at import.
+_Tree = tuple[tuple[str, int, str, "_Tree | None"], ...]
+
+
+def _tree(paths: Sequence[Sequence[str]], at: int = 0, indices: Sequence[int] | None = None) -> _Tree:
+    indices = range(len(paths)) if indices is None else indices
+    out: list[tuple[str, int, str, _Tree | None]] = []
+    heads: dict[str, list[int]] = {}
+    for i in indices:
+        path = paths[i]
+        if len(path) == at + 1:
+            out.append((path[at], i, erased(path), None))
+        else:
+            heads.setdefault(path[at], []).append(i)
+    out.extend((key, -1, "", _tree(paths, at + 1, below)) for key, below in heads.items())
+    return tuple(out)
+
+
+_TREES: dict[str, _Tree] = {t: _tree(where[1]) for t, where in PERSONAL.items()}
+_MARKERS: dict[str, tuple[str, ...]] = {t: tuple(map(erased, where[1])) for t, where in PERSONAL.items()}
+
+
+def _strip(data: dict[str, Any], tree: _Tree, values: list[Any]) -> dict[str, Any]:
+    """A copy of ``data`` with the personal values of ``tree`` replaced by their markers
+    (fresh dicts along the way, the rest shared), the values put in ``values`` at their
+    indices; ``data`` itself is left as it is."""
+    out = dict(data)
+    for key, index, marker, below in tree:
+        value = data.get(key)
+        if below is None:
+            if value is not None:
+                values[index] = value
+                out[key] = marker
+        elif isinstance(value, dict):
+            out[key] = _strip(value, below, values)
+    return out
+
+
+def _holds(values: Sequence[Any], markers: Sequence[str]) -> bool:
+    return any(v is not None and v != m for v, m in zip(values, markers, strict=True))
+
+
 def holds_personal(event_type: str, data: dict[str, Any]) -> bool:
     """Whether ``data`` holds a personal value to seal: not when every personal field is
     absent (a decision proposed without a note) or an erased marker already (a decision
@@ -113,6 +157,24 @@ def customer_of(event_type: str, data: dict[str, Any], metadata: dict[str, Any])
         return None
     value = _get(data, where[0]) if where[0] else metadata.get("subject")
     return value if isinstance(value, str) and value else None
+
+
+class Stripped:
+    """An event's data with its personal values taken out (:func:`strip`), to be sealed
+    under its customer's key (:meth:`Keyring.seal_stripped`)."""
+
+    __slots__ = ("customer", "data", "event_type", "values")
+
+    def __init__(self, event_type: str, data: dict[str, Any], values: list[Any], customer: str) -> None:
+        self.event_type, self.data, self.values, self.customer = event_type, data, values, customer
+
+
+def strip(event_type: str, data: dict[str, Any], customer: str) -> Stripped | None:
+    """``data`` of a type in :data:`PERSONAL` with its personal values taken out, or None
+    when :func:`holds_personal` finds none; ``data`` itself is left as it is."""
+    values: list[Any] = [None] * len(_MARKERS[event_type])
+    out = _strip(data, _TREES[event_type], values)
+    return Stripped(event_type, out, values, customer) if _holds(values, _MARKERS[event_type]) else None
 
 
 _ENSURE = (
@@ -165,20 +227,19 @@ class Keyring:
         """A copy of ``data`` with its personal fields sealed under ``customer``'s key (which
         :meth:`ensure` made sure of), or ``data`` when :func:`holds_personal` finds none;
         ``data`` itself is left as it is."""
-        if not holds_personal(event_type, data):
-            return data
-        paths = PERSONAL[event_type][1]
-        values = [_get(data, p) for p in paths]
-        sealed = _copy_along(data, paths)
-        for path, value in zip(paths, values, strict=True):
-            if value is not None:
-                _set(sealed, path, erased(path))
-        plain = orjson.dumps(values)
+        stripped = strip(event_type, data, customer)
+        return data if stripped is None else self.seal_stripped(stripped)
+
+    def seal_stripped(self, stripped: Stripped) -> dict[str, Any]:
+        """The stripped data with its values sealed in a blob under its customer's key."""
+        plain = orjson.dumps(stripped.values)
         form = "v"
         if len(plain) >= COMPRESS_OVER:
             plain, form = _deflate(plain), "z"
         nonce = os.urandom(NONCE_BYTES)
-        blob = self._ciphers[customer].encrypt(nonce, plain, _aad(event_type, customer, form))
+        customer = stripped.customer
+        blob = self._ciphers[customer].encrypt(nonce, plain, _aad(stripped.event_type, customer, form))
+        sealed = stripped.data
         sealed[SEALED] = {"c": customer, form: base64.b64encode(nonce + blob).decode()}
         return sealed
 
@@ -217,23 +278,6 @@ def _aad(event_type: str, customer: str, form: str) -> bytes:
     # Binds a blob to its event type, customer and form: moved elsewhere, or its form
     # relabelled, it does not open. The uncompressed form keeps the binding it always had.
     return f"{event_type}\x1f{customer}{'' if form == 'v' else chr(0x1F) + form}".encode()
-
-
-def _copy_along(data: dict[str, Any], paths: Iterable[Sequence[str]]) -> dict[str, Any]:
-    """A copy of ``data`` with fresh dicts along ``paths`` (the rest shared)."""
-    out = dict(data)
-    copied: set[tuple[str, ...]] = set()
-    for path in paths:
-        target = out
-        for i, part in enumerate(path[:-1]):
-            inner = target.get(part)
-            if not isinstance(inner, dict):
-                break
-            if tuple(path[: i + 1]) not in copied:
-                inner = target[part] = dict(inner)
-                copied.add(tuple(path[: i + 1]))
-            target = inner
-    return out
 
 
 def sealed_customers(data: Iterable[dict[str, Any]]) -> set[str]:
