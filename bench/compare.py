@@ -49,6 +49,7 @@ DEFAULT_ROUNDS = 3
 TAIL_LINES = 25
 # Time per something: less is better. Rates (anything per second): more is better.
 TIME_UNITS = frozenset({"ns", "µs", "us", "ms", "s", "min", "h"})
+DECIMAL = re.compile(r"\d+\.\d+")
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|KEY|URL|DSN|HEADERS", re.IGNORECASE)
 
 
@@ -89,15 +90,24 @@ def direction(unit: str) -> Better | None:
 
 
 def keyed(results: Iterable[dict[str, Any]]) -> dict[Key, float]:
-    """A run's results by key; a repeated benchmark/metric/unit gets the next occurrence number."""
+    """A run's results by key: the metric's name with its decimals left out (a name may hold a
+    figure of its run, ``2 CPUs / 0.44 ms``), and the next occurrence number for a repeat."""
     out: dict[Key, float] = {}
     seen: dict[tuple[str, str, str], int] = {}
     for r in results:
-        base = (str(r["benchmark"]), str(r["metric"]), str(r["unit"]))
+        base = (str(r["benchmark"]), DECIMAL.sub("…", str(r["metric"])), str(r["unit"]))
         n = seen.get(base, 0)
         seen[base] = n + 1
         out[(*base, n)] = float(r["value"])
     return out
+
+
+def common_name(names: Sequence[str]) -> str:
+    """The name runs gave one metric: the decimals they agree on, ``…`` for those they do not."""
+    figures = [DECIMAL.findall(n) for n in names]
+    parts = DECIMAL.split(names[0])
+    kept = [f[0] if len(set(f)) == 1 else "…" for f in zip(*figures, strict=True)]
+    return "".join(p + (kept[i] if i < len(kept) else "") for i, p in enumerate(parts))
 
 
 @dataclass(frozen=True)
@@ -162,9 +172,11 @@ def summarise(runs: Sequence[Run]) -> list[Summary]:
     """Per metric, in the order the runs report them: each side's spread, the ratio of the
     medians, and the ratios (this / REF) of the runs of each round that both measured it."""
     values: dict[Key, dict[Side, list[float]]] = {}
+    names: dict[Key, list[str]] = {}
     for run in runs:
-        for key, value in keyed(run.results).items():
+        for (key, value), result in zip(keyed(run.results).items(), run.results, strict=True):
             values.setdefault(key, {"ref": [], "this": []})[run.side].append(value)
+            names.setdefault(key, []).append(str(result["metric"]))
     pairs: dict[Key, list[float]] = {key: [] for key in values}
     for _, sides in sorted(pair_rounds(runs).items()):
         if "ref" not in sides or "this" not in sides:
@@ -178,8 +190,8 @@ def summarise(runs: Sequence[Run]) -> list[Summary]:
     for key, by_side in values.items():
         ref_spread, this_spread = spread(by_side["ref"]), spread(by_side["this"])
         medians = ratio(this_spread.median, ref_spread.median) if ref_spread and this_spread else None
-        benchmark, metric, unit, _ = key
-        out.append(Summary(benchmark, metric, unit, direction(unit), ref_spread, this_spread, medians,
+        benchmark, _, unit, _ = key
+        out.append(Summary(benchmark, common_name(names[key]), unit, direction(unit), ref_spread, this_spread, medians,
                            pairs[key], spread(pairs[key])))  # fmt: skip
     return out
 

@@ -149,3 +149,21 @@ def test_a_title_shows_settings_but_not_what_may_be_secret() -> None:
         "DATABASE_URL": "postgresql://u:pw@h/d",
     }
     assert shown(env) == "OTEL_TRACES_EXPORTER=console RECOVERY_VOUCHER_SECRET=*** DATABASE_URL=***"
+
+
+def test_a_figure_in_a_metric_name_does_not_split_the_metric() -> None:
+    ceiling = "ceiling if CPU alone limited it: 2 CPUs / {} ms"
+    runs = [
+        Run(1, "ref", 0.1, results=[row(4545, ceiling.format("0.44"), "decisions/s"), row(9, "p50 at 5.00/s", "ms")]),
+        Run(1, "this", 0.1, results=[row(3488, ceiling.format("0.57"), "decisions/s"), row(9, "p50 at 5.00/s", "ms")]),
+    ]
+    cpu, latency = summarise(runs)
+    assert cpu.metric == ceiling.format("…")
+    assert cpu.pair_ratios == [pytest.approx(3488 / 4545)]
+    assert latency.metric == "p50 at 5.00/s"
+
+
+def test_names_apart_from_their_decimals_stay_apart() -> None:
+    sides: tuple[Side, Side] = ("ref", "this")
+    runs = [Run(1, side, 0.1, results=[row(1, "latency, p50", "ms"), row(2, "latency, p99", "ms")]) for side in sides]
+    assert [s.metric for s in summarise(runs)] == ["latency, p50", "latency, p99"]
