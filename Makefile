@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-tools lock run demo test test-unit test-integration test-e2e test-browser test-random mutate check lint types format schemas bench clean
+.PHONY: install system-tools lock run demo test test-unit test-integration test-e2e test-browser test-random mutate check lint types format schemas bench bench-compare help clean
 
 install: $(STAMP)
 
@@ -86,6 +86,20 @@ schemas: install        ## writes schemas/: JSON Schema per event type and the A
 
 bench: install          ## throughput and latency on the bundled servers; prints tables
 	$(PY) -m bench
+
+# This tree against REF (a git ref), the runs interleaved over ROUNDS rounds (bench/compare.py);
+# NAMES empty runs every benchmark.
+REF    ?=
+ROUNDS ?= 3
+NAMES  ?=
+ifeq ($(filter bench-compare,$(MAKECMDGOALS))$(REF),bench-compare)
+$(error make bench-compare: REF is required, e.g. make bench-compare REF=v0.3.0 NAMES="recovery")
+endif
+bench-compare: install  ## benchmarks here and at REF, alternately: `make bench-compare REF=v0.3.0 NAMES="recovery notifier"`
+	$(PY) -m bench --against $(REF) --rounds $(ROUNDS) $(NAMES)
+
+help:                   ## these targets and what they do
+	@awk -F ':.*## ' '/^[a-z-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
