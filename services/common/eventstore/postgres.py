@@ -28,7 +28,7 @@ from services.common.eventstore.model import (
     NewEvent,
     RecordedEvent,
 )
-from services.common.eventstore.shred import PERSONAL, Keyring, Stripped, customer_of, open_events, strip
+from services.common.eventstore.shred import PERSONAL, Keyring, Stripped, open_events, strip_event
 
 APPEND_LOCK = 0x5E_C0_7E_01
 _COLUMNS = (
@@ -157,24 +157,24 @@ async def _seal_rows(conn: asyncpg.Connection, rows: list[tuple[Any, ...]], keys
     """Seal the personal data of ``rows`` (``_COLUMNS`` order, metadata as JSON text, data
     as JSON text or, for a type that holds personal data, as a dict) in place, every data
     left as JSON text: every customer's key made or read in one query."""
-    todo: list[tuple[int, Stripped]] = []
+    at: list[int] = []
+    todo: list[Stripped] = []
     for i, row in enumerate(rows):
         if row[4] in PERSONAL:
             data: dict[str, Any] = row[5] if isinstance(row[5], dict) else from_json(row[5])
-            # The metadata is read only for a type whose data does not name its customer.
-            customer = customer_of(row[4], data, {} if PERSONAL[row[4]][0] else from_json(row[6]))
-            stripped = None if customer is None else strip(row[4], data, customer)
+            stripped = strip_event(row[4], data, row[6])
             if stripped is not None:
-                todo.append((i, stripped))
+                at.append(i)
+                todo.append(stripped)
             elif isinstance(row[5], dict):
                 rows[i] = (*row[:5], _json(data), *row[6:])
     if not todo:
         return
     keys = keys if keys is not None else Keyring()
-    await keys.ensure(conn, {s.customer for _, s in todo})
-    for i, stripped in todo:
+    await keys.ensure(conn, {s.customer for s in todo})
+    for i, sealed in zip(at, keys.seal_all(todo), strict=True):
         row = rows[i]
-        rows[i] = (*row[:5], _json(keys.seal_stripped(stripped)), *row[6:])
+        rows[i] = (*row[:5], _json(sealed), *row[6:])
 
 
 async def read_stream_on(

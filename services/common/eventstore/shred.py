@@ -28,9 +28,10 @@ has not seen yet, whatever the number of events and fields.
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -77,48 +78,51 @@ def erased(path: Sequence[str]) -> str:
     return ERASED_EMAIL if path[-1] == "email" else ERASED
 
 
-# A type's personal paths as a tree, walked once per event by _strip: (key, the value's
-# index among the type's paths, its marker, None) for a personal value, (key, -1, "", the
-# subtree) for a dict on the way to some. Built once, at import.
-_Tree = tuple[tuple[str, int, str, "_Tree | None"], ...]
+# Each type's personal paths, walked by a function of its own, made once at import from
+# PERSONAL (as services/common/contract/construct.py makes constructors): it copies the dicts
+# on the way to a personal value, puts the markers in, and returns the copy with the values
+# in PERSONAL's order, or None when none is personal (absent, None or a marker already). A
+# generic walk over the paths costs about twice as much, on every sealed event.
+_Strip = Callable[[dict[str, Any]], tuple[dict[str, Any], list[Any], Any] | None]
 
 
-def _tree(paths: Sequence[Sequence[str]], at: int = 0, indices: Sequence[int] | None = None) -> _Tree:
-    indices = range(len(paths)) if indices is None else indices
-    out: list[tuple[str, int, str, _Tree | None]] = []
-    heads: dict[str, list[int]] = {}
-    for i in indices:
-        path = paths[i]
-        if len(path) == at + 1:
-            out.append((path[at], i, erased(path), None))
-        else:
-            heads.setdefault(path[at], []).append(i)
-    out.extend((key, -1, "", _tree(paths, at + 1, below)) for key, below in heads.items())
-    return tuple(out)
+def _stripper(customer: Sequence[str], paths: Sequence[Sequence[str]]) -> _Strip:
+    """The function that strips a type's data: (the copy, the values, the customer id at
+    ``customer`` in the data, unchecked: None for a type whose data does not name one)."""
+    lines = ["def strip(data):", "    out = dict(data)"]
+    lines += [f"    v{i} = None" for i in range(len(paths))]
+    names = iter(range(1_000))
+
+    def walk(indices: Sequence[int], at: int, src: str, dst: str, indent: str) -> None:
+        heads: dict[str, list[int]] = {}
+        for i in indices:
+            if len(paths[i]) == at + 1:
+                key = paths[i][at]
+                lines.append(f"{indent}v{i} = {src}.get({key!r})")
+                lines.append(f"{indent}if v{i} is not None: {dst}[{key!r}] = {erased(paths[i])!r}")
+            else:
+                heads.setdefault(paths[i][at], []).append(i)
+        for key, below in heads.items():
+            n = next(names)
+            lines.append(f"{indent}s{n} = {src}.get({key!r})")
+            lines.append(f"{indent}if isinstance(s{n}, dict):")
+            lines.append(f"{indent}    d{n} = {dst}[{key!r}] = dict(s{n})")
+            walk(below, at + 1, f"s{n}", f"d{n}", indent + "    ")
+
+    walk(range(len(paths)), 0, "data", "out", "    ")
+    held = " or ".join(f"(v{i} is not None and v{i} != {erased(p)!r})" for i, p in enumerate(paths))
+    lines.append(f"    if not ({held}): return None")
+    lines.append("    c = data")
+    for part in customer:
+        lines.append(f"    c = c.get({part!r}) if isinstance(c, dict) else None")
+    lines.append(f"    return out, [{', '.join(f'v{i}' for i in range(len(paths)))}], {'c' if customer else 'None'}")
+    env: dict[str, Any] = {}
+    exec(compile("\n".join(lines), "<personal data stripper>", "exec"), env)  # noqa: S102 - from PERSONAL's paths
+    made: _Strip = env["strip"]
+    return made
 
 
-_TREES: dict[str, _Tree] = {t: _tree(where[1]) for t, where in PERSONAL.items()}
-_MARKERS: dict[str, tuple[str, ...]] = {t: tuple(map(erased, where[1])) for t, where in PERSONAL.items()}
-
-
-def _strip(data: dict[str, Any], tree: _Tree, values: list[Any]) -> dict[str, Any]:
-    """A copy of ``data`` with the personal values of ``tree`` replaced by their markers
-    (fresh dicts along the way, the rest shared), the values put in ``values`` at their
-    indices; ``data`` itself is left as it is."""
-    out = dict(data)
-    for key, index, marker, below in tree:
-        value = data.get(key)
-        if below is None:
-            if value is not None:
-                values[index] = value
-                out[key] = marker
-        elif isinstance(value, dict):
-            out[key] = _strip(value, below, values)
-    return out
-
-
-def _holds(values: Sequence[Any], markers: Sequence[str]) -> bool:
-    return any(v is not None and v != m for v, m in zip(values, markers, strict=True))
+_STRIPPERS: dict[str, _Strip] = {t: _stripper(*where) for t, where in PERSONAL.items()}
 
 
 def holds_personal(event_type: str, data: dict[str, Any]) -> bool:
@@ -172,9 +176,21 @@ class Stripped:
 def strip(event_type: str, data: dict[str, Any], customer: str) -> Stripped | None:
     """``data`` of a type in :data:`PERSONAL` with its personal values taken out, or None
     when :func:`holds_personal` finds none; ``data`` itself is left as it is."""
-    values: list[Any] = [None] * len(_MARKERS[event_type])
-    out = _strip(data, _TREES[event_type], values)
-    return Stripped(event_type, out, values, customer) if _holds(values, _MARKERS[event_type]) else None
+    taken = _STRIPPERS[event_type](data)
+    return None if taken is None else Stripped(event_type, taken[0], taken[1], customer)
+
+
+def strip_event(event_type: str, data: dict[str, Any], metadata_json: str) -> Stripped | None:
+    """:func:`strip` with the event's customer found as :func:`customer_of` finds it (its
+    metadata, JSON text, parsed only for a type whose data does not name its customer);
+    None also when the event names no customer to seal it for."""
+    taken = _STRIPPERS[event_type](data)
+    if taken is None:
+        return None
+    customer = taken[2] if PERSONAL[event_type][0] else orjson.loads(metadata_json).get("subject")
+    if not isinstance(customer, str) or not customer:
+        return None
+    return Stripped(event_type, taken[0], taken[1], customer)
 
 
 _ENSURE = (
@@ -230,18 +246,25 @@ class Keyring:
         stripped = strip(event_type, data, customer)
         return data if stripped is None else self.seal_stripped(stripped)
 
-    def seal_stripped(self, stripped: Stripped) -> dict[str, Any]:
-        """The stripped data with its values sealed in a blob under its customer's key."""
+    def seal_stripped(self, stripped: Stripped, nonce: bytes | None = None) -> dict[str, Any]:
+        """The stripped data with its values sealed in a blob under its customer's key
+        (``nonce``: a fresh random one, :data:`NONCE_BYTES` long; made here if not given)."""
         plain = orjson.dumps(stripped.values)
         form = "v"
         if len(plain) >= COMPRESS_OVER:
             plain, form = _deflate(plain), "z"
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
         customer = stripped.customer
         blob = self._ciphers[customer].encrypt(nonce, plain, _aad(stripped.event_type, customer, form))
         sealed = stripped.data
-        sealed[SEALED] = {"c": customer, form: base64.b64encode(nonce + blob).decode()}
+        sealed[SEALED] = {"c": customer, form: binascii.b2a_base64(nonce + blob, newline=False).decode()}
         return sealed
+
+    def seal_all(self, stripped: Sequence[Stripped]) -> list[dict[str, Any]]:
+        """:meth:`seal_stripped` for each, their nonces drawn from the system's random
+        source in one call."""
+        nonces = os.urandom(NONCE_BYTES * len(stripped))
+        return [self.seal_stripped(s, nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]) for i, s in enumerate(stripped)]
 
     def open(self, event_type: str, data: dict[str, Any]) -> None:
         """Put the sealed values of ``data`` back in place (in place), or leave the erased
