@@ -93,9 +93,9 @@ REF    ?=
 ROUNDS ?= 3
 NAMES  ?=
 ifeq ($(filter bench-compare,$(MAKECMDGOALS))$(REF),bench-compare)
-$(error make bench-compare: REF is required, e.g. make bench-compare REF=v0.3.0 NAMES="recovery")
+$(error make bench-compare: REF is required, e.g. make bench-compare REF=main NAMES="recovery")
 endif
-bench-compare: install  ## benchmarks here and at REF, alternately: `make bench-compare REF=v0.3.0 NAMES="recovery notifier"`
+bench-compare: install  ## benchmarks here and at REF, alternately: `make bench-compare REF=main NAMES="recovery notifier"`
 	$(PY) -m bench --against $(REF) --rounds $(ROUNDS) $(NAMES)
 
 help:                   ## these targets and what they do
