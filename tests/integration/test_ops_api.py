@@ -324,6 +324,8 @@ async def test_the_recovery_process_serves_the_ops_api_next_to_its_probes(settin
                     break
                 except httpx.ConnectError:
                     await asyncio.sleep(0.1)
+            else:
+                pytest.fail(f"the recovery process never answered on port {port} within 5 s")
             assert health.status_code == 200
             assert (await client.get("/api/v1/escalations")).status_code == 401
             r = await client.get("/api/v1/escalations", headers=GOOD)

@@ -64,8 +64,20 @@ def print_cases(rows: Sequence[CaseSummary], title: str, as_json: bool) -> None:
     """Cases as `cases list` shows them: a table (ids and references whole), or JSON."""
     if printed_as_json_or_none(as_json, [r.model_dump(mode="json") for r in rows], f"no {title.lower()}"):
         return
-    columns = ("case", "reference", "customer", "category", "status", "priority", "assignee", "reason / rule", "due by")
+    columns = ("case", "reference", "customer", "category", "status", "priority", "assignee", "reason / rule",
+               "due by", "time left")  # fmt: skip
     cells = [[r.case_id, r.reference, r.customer_id, r.category, r.status, r.priority or "-", r.assignee or "-",
-              r.reason or r.rule or "-", (r.due_by or r.sla_deadline).isoformat(timespec="minutes")]
-             for r in rows]  # fmt: skip
-    print_table(title, columns, cells, ids={"case", "reference", "customer", "assignee", "due by"})
+              r.reason or r.rule or "-", (r.person_due_by or r.due_by or r.sla_deadline).isoformat(timespec="minutes"),
+              time_left(r)] for r in rows]  # fmt: skip
+    print_table(title, columns, cells, ids={"case", "reference", "customer", "assignee", "due by", "time left"})
+
+
+def time_left(case: CaseSummary) -> str:
+    """The time left to the person's deadline as `cases list` shows it: business time on the
+    person's calendar, "(paused)" while it is closed; "-" once decided."""
+    if case.time_left_s is None:
+        return "-"
+    seconds = round(case.time_left_s)
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    text = f"{hours}h {minutes:02d}m" if seconds >= 0 else f"overdue {hours}h {minutes:02d}m"
+    return f"{text} (paused)" if case.calendar_open is False else text

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from services.recovery.entrypoints.cli import app
 from services.recovery.entrypoints.cli_input import parse_money
-from services.recovery.entrypoints.cli_output import print_cases, print_table
+from services.recovery.entrypoints.cli_output import print_cases, print_table, time_left
 from services.recovery.queries import CaseSummary
 
 CASE = "ec7b8ded-f378-5773-ab31-f242fb416a41"
@@ -67,6 +67,17 @@ def test_a_case_list_as_json_is_one_array_with_stable_keys(capsys: pytest.Captur
     assert [list(i) for i in items] == [[*CaseSummary.model_fields, "reference"]]
     assert items[0]["case_id"] == CASE
     assert items[0]["reference"] == "RC-XWVA-S9H7-RCDH"
+
+
+def test_the_case_list_shows_the_time_left_on_the_persons_calendar() -> None:
+    case = _case()
+    assert time_left(case) == "-"  # not counted (decided, or not asked for)
+    assert time_left(case.model_copy(update={"time_left_s": 7_530.0, "calendar_open": True})) == "2h 05m"
+    assert time_left(case.model_copy(update={"time_left_s": 7_530.0, "calendar_open": False})) == "2h 05m (paused)"
+    assert time_left(case.model_copy(update={"time_left_s": -1_800.0})) == "overdue 0h 30m"  # wall time, no calendar
+    shown = case.model_copy(update={"time_left_s": 600.0, "calendar_open": False, "person_due_by": AT})
+    text = _printed(200, lambda out: print_table("Escalations", ("time left",), [[time_left(shown)]], out=out))
+    assert "0h 10m (paused)" in text
 
 
 @pytest.mark.parametrize(
