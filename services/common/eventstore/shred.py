@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,7 @@ import asyncpg
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic_core import from_json
 
 from services.common.eventstore.model import ConcurrencyError, RecordedEvent
 
@@ -249,7 +251,7 @@ class Keyring:
     def seal_stripped(self, stripped: Stripped, nonce: bytes | None = None) -> dict[str, Any]:
         """The stripped data with its values sealed in a blob under its customer's key
         (``nonce``: a fresh random one, :data:`NONCE_BYTES` long; made here if not given)."""
-        plain = orjson.dumps(stripped.values)
+        plain = _dumps(stripped.values)
         form = "v"
         if len(plain) >= COMPRESS_OVER:
             plain, form = _deflate(plain), "z"
@@ -284,9 +286,18 @@ class Keyring:
             return  # sealed under a key since destroyed: the customer was forgotten
         if form == "z":
             plain = zlib.decompress(plain, -zlib.MAX_WBITS)
-        for path, value in zip(where[1], orjson.loads(plain), strict=False):
+        for path, value in zip(where[1], from_json(plain), strict=False):
             if value is not None:
                 _set(data, path, value)
+
+
+def _dumps(values: list[Any]) -> bytes:
+    # orjson refuses what JSON allows but it does not (an integer beyond 64 bits): those take
+    # the standard library's encoder, and opening parses with pydantic-core, which keeps them.
+    try:
+        return orjson.dumps(values)
+    except TypeError:
+        return json.dumps(values, separators=(",", ":")).encode()
 
 
 def _deflate(plain: bytes) -> bytes:
