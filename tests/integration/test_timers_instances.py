@@ -88,3 +88,46 @@ async def test_timers_fire_once_across_two_instances_and_a_restart(
         " AND data->'policy'->>'rule' = 'sla-breach-fallback'"
     )
     assert Counter(r["c"] for r in fallbacks) == Counter(dict.fromkeys(escalated & {r["c"] for r in fallbacks}, 1))
+
+
+async def test_a_case_whose_warning_one_instance_holds_is_left_whole_to_it(
+    pool: asyncpg.Pool, common_settings: CommonSettings
+) -> None:
+    """One instance has taken a case's warning and not fired it yet; the other, firing
+    everything else that is due, leaves that case's breach alone, so the warning still comes
+    before the breach (a breach first would leave the warning nothing to fire)."""
+    clock = ManualClock(T0)
+    first, second = make_service(pool, common_settings, clock), make_service(pool, common_settings, clock)
+    await play(first, clock, "w", 28)
+    clock.advance(timedelta(hours=11))  # past every warning and deadline
+    held, release = asyncio.Event(), asyncio.Event()
+    taken: list[Any] = []
+    real_fire = second._fire
+
+    async def paused(tx: Any, w: Any, due: Any) -> None:
+        if due[0][1] == "sla_warning" and not held.is_set():  # the first warning it takes
+            taken.extend(due)
+            held.set()
+            await release.wait()
+        await real_fire(tx, w, due)
+
+    async def until_one_is_held() -> None:
+        while not held.is_set():  # the timers due before it (waits for charges) fire as usual
+            await second.fire_due_timers(limit=1)
+
+    second._fire = paused  # type: ignore[method-assign]
+    holder = asyncio.ensure_future(until_one_is_held())
+    try:
+        await asyncio.wait_for(held.wait(), 30)
+        ((case, _, _),) = taken
+        # Everything else due, at once; it neither fires the held case's breach nor waits
+        # for the case (firing the breach would wait on the held warning's row).
+        await asyncio.wait_for(first.fire_due_timers(), 30)
+        kinds = "SELECT event_type FROM events WHERE data->>'case_id' = $1 AND event_type = ANY($2::text[])"
+        assert [r[0] for r in await pool.fetch(kinds, case, list(FIRED))] == []
+    finally:
+        release.set()
+        await asyncio.wait_for(holder, 30)
+    await _fire_until_none_due(first, second)
+    in_order = f"{kinds} ORDER BY global_position"
+    assert [r[0] for r in await pool.fetch(in_order, case, list(FIRED))] == list(FIRED)  # the warning, then the breach

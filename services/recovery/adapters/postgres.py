@@ -31,6 +31,10 @@ from services.recovery.domain.usual import Usual
 from services.recovery.errors import ConcurrencyConflict, StoreRejected, StoreUnavailable
 from services.recovery.ports import DueTimer
 
+# The advisory-lock class of the per-case timer locks (two-int form, apart from the charges'
+# class in readmodels and the event store's append lock).
+TIMER_LOCK_CLASS = 0x5EC2
+
 
 @contextlib.contextmanager
 def mapped_errors() -> Iterator[None]:
@@ -98,10 +102,15 @@ class PostgresReadModels:
         await readmodels.project(self.conn, events, cases, versions, policy, now)
 
     async def due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
+        # A case's due timers go to one instance at a time, in due order: each row locked as
+        # read (none fires twice), and the case too (a lock per case until the transaction
+        # ends). With rows alone, an instance holding a case's warning would let another fire
+        # its breach first, and the warning would then find the case breached and fire nothing.
         rows = await self.conn.fetch(
-            "SELECT case_id, kind, due_at FROM rm_timers WHERE due_at <= $1"
+            "SELECT case_id, kind, due_at FROM rm_timers"
+            " WHERE due_at <= $1 AND pg_try_advisory_xact_lock($3, hashtext(case_id))"
             " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-            now, limit,
+            now, limit, TIMER_LOCK_CLASS,
         )  # fmt: skip
         return [(r[0], r[1], r[2]) for r in rows]
 
