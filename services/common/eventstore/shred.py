@@ -130,12 +130,9 @@ _STRIPPERS: dict[str, _Strip] = {t: _stripper(*where) for t, where in PERSONAL.i
 def holds_personal(event_type: str, data: dict[str, Any]) -> bool:
     """Whether ``data`` holds a personal value to seal: not when every personal field is
     absent (a decision proposed without a note) or an erased marker already (a decision
-    made after its customer was forgotten, which must not give them a key again)."""
-    for path in PERSONAL[event_type][1]:  # the first personal value ends it (the usual case)
-        value = _get(data, path)
-        if value is not None and value != erased(path):
-            return True
-    return False
+    made after its customer was forgotten, which must not give them a key again). The
+    type's stripping function decides it, as it does when an event is sealed."""
+    return _STRIPPERS[event_type](data) is not None
 
 
 def _get(data: dict[str, Any], path: Sequence[str]) -> Any:
@@ -161,7 +158,10 @@ def customer_of(event_type: str, data: dict[str, Any], metadata: dict[str, Any])
     where = PERSONAL.get(event_type)
     if where is None:
         return None
-    value = _get(data, where[0]) if where[0] else metadata.get("subject")
+    return _customer(_get(data, where[0]) if where[0] else metadata.get("subject"))
+
+
+def _customer(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
@@ -189,10 +189,8 @@ def strip_event(event_type: str, data: dict[str, Any], metadata_json: str) -> St
     taken = _STRIPPERS[event_type](data)
     if taken is None:
         return None
-    customer = taken[2] if PERSONAL[event_type][0] else orjson.loads(metadata_json).get("subject")
-    if not isinstance(customer, str) or not customer:
-        return None
-    return Stripped(event_type, taken[0], taken[1], customer)
+    customer = _customer(taken[2] if PERSONAL[event_type][0] else orjson.loads(metadata_json).get("subject"))
+    return None if customer is None else Stripped(event_type, taken[0], taken[1], customer)
 
 
 _ENSURE = (
